@@ -1,0 +1,210 @@
+//! `zkpilot demo`: the whole story on one machine, narrated with timings.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use clap::Args;
+use zkpilot_zk::{Secret, ZkClient};
+use zookeeper_client as zk;
+
+use crate::local::{self, DirArg, UpArgs};
+
+/// Options of `demo`.
+#[derive(Debug, Clone, Args)]
+pub struct DemoArgs {
+    /// State directory [default: a fresh directory under $TMPDIR].
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+    /// Loopback /24 to use.
+    #[arg(long, default_value = "127.0.77")]
+    pub net: String,
+    /// ZooKeeper install.
+    #[arg(long, default_value = "/usr/share/java")]
+    pub zookeeper: PathBuf,
+    /// Keys to write and check.
+    #[arg(long, default_value_t = 200)]
+    pub keys: usize,
+    /// Leave the group running at the end.
+    #[arg(long)]
+    pub keep: bool,
+}
+
+struct Narrator {
+    start: Instant,
+    steps: Vec<(String, f64)>,
+}
+
+impl Narrator {
+    fn say(&self, text: &str) {
+        println!("[{:6.1}s] {text}", self.start.elapsed().as_secs_f64());
+    }
+    fn done(&mut self, step: &str, t0: Instant) {
+        let took = t0.elapsed().as_secs_f64();
+        self.say(&format!("{step}: done in {took:.1}s"));
+        self.steps.push((step.to_string(), took));
+    }
+}
+
+/// Runs the demo; always brings the group down unless `--keep`.
+pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
+    let dir = args.dir.clone().unwrap_or_else(|| {
+        std::env::temp_dir().join(format!("zkpilot-demo-{}", std::process::id()))
+    });
+    let result = story(&args, &dir).await;
+    if args.keep {
+        println!(
+            "group left running: zkpilot local status --dir {}",
+            dir.display()
+        );
+    } else if dir.join("group.json").exists() {
+        local::down(&dir)
+            .await
+            .context("bringing the demo group down")?;
+    }
+    result
+}
+
+async fn story(args: &DemoArgs, dir: &std::path::Path) -> anyhow::Result<()> {
+    let mut n = Narrator {
+        start: Instant::now(),
+        steps: Vec::new(),
+    };
+    n.say(&format!(
+        "zkpilot demo: an elastic ZooKeeper ensemble on {}.0/24, state in {}",
+        args.net,
+        dir.display()
+    ));
+
+    let t = Instant::now();
+    n.say("1. local up --size 3: three instances claim ids, write the cluster marker once, start genesis");
+    let v = local::up(&UpArgs {
+        size: 3,
+        dir: DirArg {
+            dir: Some(dir.to_path_buf()),
+        },
+        net: args.net.clone(),
+        target_voters: 3,
+        zookeeper: args.zookeeper.clone(),
+        heap_mb: 128,
+        timeout: 240,
+    })
+    .await?;
+    n.done("bootstrap 3", t);
+    n.say(&format!(
+        "   serving: {} (leader {})",
+        v.connect_string.clone().unwrap_or_default(),
+        fmt_id(v.leader)
+    ));
+
+    let t = Instant::now();
+    let secret = Secret::from_file(&dir.join("secret")).map_err(anyhow::Error::msg)?;
+    let zk = ZkClient::new(secret);
+    let connect = v.connect_string.clone().context("no connection string")?;
+    write_keys(&zk, &connect, args.keys).await?;
+    n.done(&format!("2. write {} keys", args.keys), t);
+
+    let t = Instant::now();
+    n.say("3. local scale 5: two new instances join as non-voting followers, then as observers (3 voters kept)");
+    local::run(local::LocalCommand::Scale {
+        size: 5,
+        dir: DirArg {
+            dir: Some(dir.to_path_buf()),
+        },
+        no_wait: true,
+        timeout: 0,
+    })
+    .await?;
+    let v = local::wait_converged(dir, Duration::from_secs(240)).await?;
+    n.done("scale 3 -> 5", t);
+    n.say(&format!(
+        "   {} members, {} voters, config {}",
+        v.members.len(),
+        v.voters,
+        v.config_version.clone().unwrap_or_default()
+    ));
+
+    let leader = v.leader.context("no leader to kill")?;
+    let t = Instant::now();
+    n.say(&format!("4. kill -9 the leader (server {leader}): ZooKeeper elects a new leader, zkpilot swaps a synced observer in"));
+    local::kill(dir, leader, false)?;
+    let v = local::wait_converged(dir, Duration::from_secs(240)).await?;
+    n.done("heal after leader kill", t);
+    n.say(&format!(
+        "   new leader {}, {} members, {} voters, server {leader} gone: {}",
+        fmt_id(v.leader),
+        v.members.len(),
+        v.voters,
+        !v.members.iter().any(|m| m.id == leader)
+    ));
+
+    let t = Instant::now();
+    n.say("5. local scale 3: observers leave first, each removed by reconfig before its instance goes");
+    local::run(local::LocalCommand::Scale {
+        size: 3,
+        dir: DirArg {
+            dir: Some(dir.to_path_buf()),
+        },
+        no_wait: true,
+        timeout: 0,
+    })
+    .await?;
+    let v = local::wait_converged(dir, Duration::from_secs(240)).await?;
+    n.done("scale 5 -> 3", t);
+
+    let t = Instant::now();
+    let connect = v.connect_string.clone().context("no connection string")?;
+    let missing = check_keys(&zk, &connect, args.keys).await?;
+    n.done(&format!("6. read back {} keys", args.keys), t);
+    if missing > 0 {
+        bail!("{missing} of {} keys lost", args.keys);
+    }
+    n.say(&format!("every key present; final ensemble: {connect}"));
+    println!();
+    println!("{:<32} {:>8}", "step", "seconds");
+    for (step, s) in &n.steps {
+        println!("{step:<32} {s:>8.1}");
+    }
+    Ok(())
+}
+
+fn fmt_id(id: Option<zkpilot_core::ServerId>) -> String {
+    id.map_or("-".into(), |i| i.to_string())
+}
+
+const DEMO_ROOT: &str = "/zkpilot-demo";
+
+async fn write_keys(zk: &ZkClient, connect: &str, n: usize) -> anyhow::Result<()> {
+    let client = zk.session(connect).await?;
+    let opts = zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all());
+    match client.create(DEMO_ROOT, b"", &opts).await {
+        Ok(_) | Err(zk::Error::NodeExists) => {}
+        Err(e) => return Err(e).context("creating the demo root"),
+    }
+    for i in 0..n {
+        let path = format!("{DEMO_ROOT}/key-{i:04}");
+        match client
+            .create(&path, format!("value-{i}").as_bytes(), &opts)
+            .await
+        {
+            Ok(_) | Err(zk::Error::NodeExists) => {}
+            Err(e) => return Err(e).with_context(|| format!("creating {path}")),
+        }
+    }
+    Ok(())
+}
+
+async fn check_keys(zk: &ZkClient, connect: &str, n: usize) -> anyhow::Result<usize> {
+    let client = zk.session(connect).await?;
+    client.sync(DEMO_ROOT).await.context("sync")?;
+    let mut missing = 0;
+    for i in 0..n {
+        let path = format!("{DEMO_ROOT}/key-{i:04}");
+        match client.get_data(&path).await {
+            Ok((data, _)) if data == format!("value-{i}").as_bytes() => {}
+            Ok(_) | Err(zk::Error::NoNode) => missing += 1,
+            Err(e) => return Err(e).with_context(|| format!("reading {path}")),
+        }
+    }
+    Ok(missing)
+}

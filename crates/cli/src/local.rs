@@ -1,0 +1,499 @@
+//! `zkpilot local ...`: drive a local group (state dir + controller process).
+
+use std::io::Write;
+use std::net::Ipv4Addr;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use clap::{Args, Subcommand};
+use nix::sys::signal::Signal;
+use zkpilot_core::model::{InstanceId, InstanceState, ServerId};
+use zkpilot_local::group::{Controller, kill_instance, signal_group, zk_pid};
+use zkpilot_local::{GroupSpec, InstanceRecord, LocalBackend, StateDir};
+use zkpilot_runtime::AgentConfig;
+use zkpilot_runtime::config::{
+    AgentSection, BackendSection, ClusterSection, InstanceSection, ServerSection,
+};
+use zkpilot_runtime::status::AgentStatus;
+use zkpilot_runtime::view::{self, ClusterView};
+use zkpilot_zk::{Install, Secret, ZkClient};
+
+fn default_dir() -> PathBuf {
+    std::env::var_os("ZKPILOT_LOCAL_DIR")
+        .map_or_else(|| std::env::temp_dir().join("zkpilot-local"), PathBuf::from)
+}
+
+/// Group directory option shared by every subcommand.
+#[derive(Debug, Clone, Args)]
+pub struct DirArg {
+    /// State directory of the group [default: $ZKPILOT_LOCAL_DIR or $TMPDIR/zkpilot-local].
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+}
+
+impl DirArg {
+    fn path(&self) -> PathBuf {
+        self.dir.clone().unwrap_or_else(default_dir)
+    }
+}
+
+/// Options of `local up`.
+#[derive(Debug, Clone, Args)]
+pub struct UpArgs {
+    /// Number of instances.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=254))]
+    pub size: u32,
+    #[command(flatten)]
+    pub dir: DirArg,
+    /// Loopback /24 for the instances (`127.X.Y`); instance N gets `127.X.Y.N`.
+    #[arg(long, default_value = "127.0.1")]
+    pub net: String,
+    /// Voters wanted (odd); further members are observers.
+    #[arg(long, default_value_t = 3)]
+    pub target_voters: usize,
+    /// ZooKeeper install (Debian `/usr/share/java` or a tarball home).
+    #[arg(long, default_value = "/usr/share/java")]
+    pub zookeeper: PathBuf,
+    /// JVM heap per server, MiB.
+    #[arg(long, default_value_t = 128)]
+    pub heap_mb: u32,
+    /// Seconds to wait for the ensemble to serve.
+    #[arg(long, default_value_t = 240)]
+    pub timeout: u64,
+}
+
+/// `zkpilot local` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum LocalCommand {
+    /// Start a group controller and N instances; return when the ensemble serves.
+    Up(UpArgs),
+    /// Show members, roles, leader, config version, connection string and the last plan.
+    Status {
+        #[command(flatten)]
+        dir: DirArg,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Change the desired number of instances (like SetDesiredCapacity).
+    Scale {
+        /// New size.
+        #[arg(value_parser = clap::value_parser!(u32).range(1..=254))]
+        size: u32,
+        #[command(flatten)]
+        dir: DirArg,
+        /// Return at once instead of waiting for convergence.
+        #[arg(long)]
+        no_wait: bool,
+        /// Seconds to wait.
+        #[arg(long, default_value_t = 240)]
+        timeout: u64,
+    },
+    /// SIGKILL the instance holding server ID (agent and ZooKeeper), like an instance failure;
+    /// the group launches a replacement with a new address and an empty disk.
+    Kill {
+        /// Server id.
+        id: u32,
+        #[command(flatten)]
+        dir: DirArg,
+        /// Kill only the agent process (its ZooKeeper dies with it); the instance and its disk
+        /// stay, and the controller restarts the agent, which restarts ZooKeeper unchanged.
+        #[arg(long)]
+        agent_only: bool,
+    },
+    /// Stop everything and leave nothing running (data stays on disk).
+    Down {
+        #[command(flatten)]
+        dir: DirArg,
+    },
+    /// Run the group controller in the foreground (started by `up`).
+    #[command(hide = true)]
+    Controller {
+        #[command(flatten)]
+        dir: DirArg,
+    },
+}
+
+/// Dispatches a subcommand.
+pub async fn run(cmd: LocalCommand) -> anyhow::Result<()> {
+    match cmd {
+        LocalCommand::Up(args) => up(&args).await.map(|_| ()),
+        LocalCommand::Status { dir, json } => {
+            let v = cluster_view(&dir.path()).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            } else {
+                print!("{}", render_table(&v));
+            }
+            Ok(())
+        }
+        LocalCommand::Scale {
+            size,
+            dir,
+            no_wait,
+            timeout,
+        } => {
+            let state = StateDir::open(dir.path())?;
+            state.set_desired(size as usize)?;
+            eprintln!("desired capacity set to {size}");
+            if !no_wait {
+                wait_converged(&dir.path(), Duration::from_secs(timeout)).await?;
+            }
+            Ok(())
+        }
+        LocalCommand::Kill {
+            id,
+            dir,
+            agent_only,
+        } => kill(&dir.path(), ServerId(id), agent_only).map(|_| ()),
+        LocalCommand::Down { dir } => down(&dir.path()).await,
+        LocalCommand::Controller { dir } => {
+            let state = StateDir::open(dir.path())?;
+            Controller::new(state, Box::new(render_agent_config))
+                .run(crate::shutdown_signal())
+                .await?;
+            Ok(())
+        }
+    }
+}
+
+fn validate_net(net: &str) -> anyhow::Result<()> {
+    let ip: Ipv4Addr = format!("{net}.1")
+        .parse()
+        .with_context(|| format!("--net {net:?}: expected three octets like 127.0.1"))?;
+    if !ip.is_loopback() {
+        bail!("--net {net}: the local backend only uses loopback addresses (127.0.0.0/8)");
+    }
+    Ok(())
+}
+
+/// `local up`. Validates everything before writing anything.
+pub async fn up(args: &UpArgs) -> anyhow::Result<ClusterView> {
+    validate_net(&args.net)?;
+    let policy = zkpilot_core::Policy {
+        target_voters: args.target_voters,
+        ..Default::default()
+    };
+    policy.validate().context("--target-voters")?;
+    Install::detect(&args.zookeeper, None).context("--zookeeper")?;
+    let dir = args.dir.path();
+    if let Some(pid) = controller_pid(&dir) {
+        bail!(
+            "a controller (pid {pid}) already runs for {}; use `zkpilot local scale` or `down`",
+            dir.display()
+        );
+    }
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let spec = GroupSpec {
+        desired: args.size as usize,
+        net: args.net.clone(),
+        zones: vec!["local-a".into(), "local-b".into(), "local-c".into()],
+        agent_exe: std::env::current_exe().context("locating the zkpilot binary")?,
+        zookeeper_install: args.zookeeper.clone(),
+        java: None,
+        target_voters: args.target_voters,
+        min_voters: 1,
+        heap_mb: args.heap_mb,
+        tick_time_ms: 2000,
+    };
+    let state = match StateDir::open(&dir) {
+        Ok(existing) => {
+            // An existing group restarts with its own settings and data: only the size changes.
+            existing.set_desired(args.size as usize)?;
+            existing
+        }
+        Err(_) => StateDir::create(&dir, &spec)?,
+    };
+    ensure_secret(&state.secret_path())?;
+    start_controller(&state)?;
+    eprintln!(
+        "controller started for {} ({} instances)",
+        dir.display(),
+        args.size
+    );
+    wait_converged(&dir, Duration::from_secs(args.timeout)).await
+}
+
+fn ensure_secret(path: &Path) -> anyhow::Result<()> {
+    if path.exists() {
+        return Ok(());
+    }
+    let mut bytes = [0u8; 24];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut bytes))
+        .context("reading /dev/urandom")?;
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    writeln!(f, "{hex}").with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
+
+fn start_controller(state: &StateDir) -> anyhow::Result<()> {
+    let log = state.root().join("controller.log");
+    let out = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log)
+        .with_context(|| log.display().to_string())?;
+    let err = out.try_clone()?;
+    let mut cmd = std::process::Command::new(std::env::current_exe()?);
+    cmd.args(["local", "controller", "--dir"]).arg(state.root());
+    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+    let child = cmd
+        .stdin(std::process::Stdio::null())
+        .stdout(out)
+        .stderr(err)
+        .spawn()
+        .context("starting the controller")?;
+    std::fs::write(state.controller_pid_path(), child.id().to_string())?;
+    Ok(())
+}
+
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|st| {
+            st.rsplit(')')
+                .next()
+                .and_then(|rest| rest.split_whitespace().next())
+                != Some("Z")
+        })
+        .unwrap_or(false)
+}
+
+fn controller_pid(dir: &Path) -> Option<u32> {
+    let pid: u32 = std::fs::read_to_string(dir.join("controller.pid"))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    let cmdline =
+        String::from_utf8_lossy(&std::fs::read(format!("/proc/{pid}/cmdline")).ok()?).into_owned();
+    (alive(pid) && cmdline.contains("controller")).then_some(pid)
+}
+
+/// Observes the group once and joins the agents' statuses.
+pub async fn cluster_view(dir: &Path) -> anyhow::Result<ClusterView> {
+    let backend = LocalBackend::open(dir)?;
+    let group = backend.state().group()?;
+    let secret = Secret::from_file(&backend.state().secret_path()).map_err(anyhow::Error::msg)?;
+    let zk = ZkClient::new(secret);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_millis() as u64;
+    let obs = zkpilot_runtime::observe::Observer::default()
+        .observe(&backend, &zk, 2181, now)
+        .await;
+    let statuses: Vec<AgentStatus> = backend
+        .state()
+        .statuses()?
+        .into_iter()
+        .filter_map(|(_, v)| serde_json::from_value(v).ok())
+        .collect();
+    Ok(view::build(
+        &obs,
+        &statuses,
+        group.desired,
+        group.target_voters,
+    ))
+}
+
+/// Polls until converged, printing progress on stderr.
+pub async fn wait_converged(dir: &Path, timeout: Duration) -> anyhow::Result<ClusterView> {
+    let start = Instant::now();
+    let mut last = String::new();
+    loop {
+        let v = cluster_view(dir).await?;
+        if v.converged {
+            eprintln!(
+                "converged in {:.1}s: {} members, {} voters, leader {}, config {}",
+                start.elapsed().as_secs_f64(),
+                v.members.len(),
+                v.voters,
+                v.leader.map_or("-".into(), |l| l.to_string()),
+                v.config_version.as_deref().unwrap_or("-")
+            );
+            return Ok(v);
+        }
+        let line = v.not_converged.join("; ");
+        if line != last {
+            eprintln!("[{:5.1}s] {line}", start.elapsed().as_secs_f64());
+            last = line;
+        }
+        if start.elapsed() > timeout {
+            bail!(
+                "not converged after {}s: {}",
+                timeout.as_secs(),
+                v.not_converged.join("; ")
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// `local kill`.
+pub fn kill(dir: &Path, id: ServerId, agent_only: bool) -> anyhow::Result<InstanceRecord> {
+    let state = StateDir::open(dir)?;
+    let holder = state
+        .claims()?
+        .into_iter()
+        .find(|(sid, _)| *sid == id)
+        .map(|(_, c)| c.instance)
+        .with_context(|| format!("no instance holds server id {id}"))?;
+    let rec = state
+        .instances()?
+        .into_iter()
+        .find(|r| r.id == holder)
+        .with_context(|| format!("instance {holder} has no record"))?;
+    if rec.state == InstanceState::Terminated {
+        bail!("instance {holder} (server {id}) is already terminated");
+    }
+    if agent_only {
+        let pid = rec
+            .agent_pid
+            .with_context(|| format!("instance {holder} has no agent pid"))?;
+        signal_group(pid, Signal::SIGKILL);
+        eprintln!("killed the agent of {holder} (server {id}); the instance and its disk stay");
+        return Ok(rec);
+    }
+    let rec = kill_instance(&state, &holder)?;
+    eprintln!("killed instance {holder} (server {id}, {})", rec.address);
+    Ok(rec)
+}
+
+/// `local down`: stop the controller (which stops every agent, which stops its ZooKeeper), then
+/// make sure no process of the group is left.
+pub async fn down(dir: &Path) -> anyhow::Result<()> {
+    let state = StateDir::open(dir)?;
+    if let Some(pid) = controller_pid(dir) {
+        signal_group(pid, Signal::SIGTERM);
+        let deadline = Instant::now() + Duration::from_secs(40);
+        while alive(pid) && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        if alive(pid) {
+            eprintln!("controller {pid} did not stop in time; killing its group");
+            signal_group(pid, Signal::SIGKILL);
+        }
+    }
+    let mut left = Vec::new();
+    for r in state.instances()? {
+        let pids: Vec<u32> = r
+            .agent_pid
+            .into_iter()
+            .chain(zk_pid(&state, &r.id))
+            .collect();
+        for pid in pids {
+            if alive(pid) && is_ours(pid, &state.instance_dir(&r.id)) {
+                signal_group(pid, Signal::SIGKILL);
+                left.push(pid);
+            }
+        }
+    }
+    if !left.is_empty() {
+        eprintln!("killed leftover processes {left:?}");
+    }
+    eprintln!("group at {} is down", dir.display());
+    Ok(())
+}
+
+fn is_ours(pid: u32, instance_dir: &Path) -> bool {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|c| String::from_utf8_lossy(&c).contains(&*instance_dir.to_string_lossy()))
+        .unwrap_or(false)
+}
+
+/// The agent config of one local instance.
+pub fn render_agent_config(group: &GroupSpec, rec: &InstanceRecord, state: &StateDir) -> String {
+    let cfg = AgentConfig {
+        instance: InstanceSection {
+            id: rec.id.clone(),
+            address: rec.address.clone(),
+            zone: rec.zone.clone(),
+        },
+        server: ServerSection {
+            base_dir: state.instance_dir(&rec.id).join("zk"),
+            install: group.zookeeper_install.clone(),
+            java: group.java.clone(),
+            heap_mb: group.heap_mb,
+            tick_time_ms: group.tick_time_ms,
+            init_limit: 10,
+            sync_limit: 5,
+            client_port: 2181,
+            quorum_port: 2888,
+            election_port: 3888,
+            admin_port: 8080,
+        },
+        cluster: ClusterSection {
+            secret_file: state.secret_path(),
+        },
+        policy: zkpilot_core::Policy {
+            target_voters: group.target_voters,
+            min_voters: group.min_voters,
+            stabilization_ms: 0,
+        },
+        backend: BackendSection::Local {
+            dir: state.root().to_path_buf(),
+        },
+        agent: AgentSection::default(),
+    };
+    toml::to_string(&cfg).unwrap_or_else(|e| format!("# cannot render agent config: {e}\n"))
+}
+
+/// Plain-text status.
+pub fn render_table(v: &ClusterView) -> String {
+    let mut s = String::new();
+    s.push_str(&format!(
+        "config {}  leader {}  voters {}  {}\nconnect {}\n\n",
+        v.config_version.as_deref().unwrap_or("-"),
+        v.leader.map_or("-".into(), |l| l.to_string()),
+        v.voters,
+        if v.converged {
+            "converged".to_string()
+        } else {
+            format!("NOT converged: {}", v.not_converged.join("; "))
+        },
+        v.connect_string.as_deref().unwrap_or("-"),
+    ));
+    s.push_str(&format!(
+        "{:>4}  {:<15} {:<9} {:<7} {:<11} {:<8} {}\n",
+        "id", "address", "role", "voting", "mode", "zone", "instance"
+    ));
+    for m in &v.members {
+        s.push_str(&format!(
+            "{:>4}  {:<15} {:<9} {:<7} {:<11} {:<8} {}\n",
+            m.id.0,
+            m.address,
+            m.role,
+            m.voting,
+            format!("{:?}", m.mode).to_lowercase(),
+            m.zone.as_deref().unwrap_or("-"),
+            m.instance
+                .as_ref()
+                .map_or("-".to_string(), InstanceId::to_string)
+        ));
+    }
+    if let Some(plan) = &v.plan {
+        s.push_str("\nlast plan");
+        if let Some(by) = &v.plan_by {
+            s.push_str(&format!(" (by {by})"));
+        }
+        s.push_str(":\n");
+        if plan.actions.is_empty() {
+            s.push_str("  no action\n");
+        }
+        for a in &plan.actions {
+            s.push_str(&format!("  do   {a}\n"));
+        }
+        for k in &plan.skipped {
+            s.push_str(&format!("  skip {}: {}\n", k.subject, k.reason));
+        }
+    }
+    s
+}

@@ -1,0 +1,103 @@
+//! `zkpilot`: wires the runtime, the backends and the CLI together. No decisions are made here.
+
+mod demo;
+mod local;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use zkpilot_runtime::{Agent, AgentConfig, SystemClock};
+
+/// Autopilot for Apache ZooKeeper ensembles.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the agent beside one ZooKeeper server.
+    Agent {
+        /// Agent config file (TOML).
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// The local backend: an elastic ensemble of loopback instances on this machine.
+    #[command(subcommand)]
+    Local(local::LocalCommand),
+    /// Up 3, write data, scale to 5, kill the leader, heal, scale to 3, check every key.
+    Demo(demo::DemoArgs),
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("ZKPILOT_LOG").unwrap_or_else(|_| {
+                tracing_subscriber::EnvFilter::new("info,zookeeper_client=warn")
+            }),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Agent { config } => run_agent(&config).await,
+        Command::Local(cmd) => local::run(cmd).await,
+        Command::Demo(args) => demo::run(args).await,
+    }
+}
+
+async fn run_agent(path: &std::path::Path) -> anyhow::Result<()> {
+    let cfg = AgentConfig::load(path)?;
+    let zk = zkpilot_zk::ZkClient::new(
+        zkpilot_zk::Secret::from_file(&cfg.cluster.secret_file).map_err(anyhow::Error::msg)?,
+    );
+    match &cfg.backend {
+        zkpilot_runtime::config::BackendSection::Local { dir } => {
+            let backend = zkpilot_local::LocalBackend::open(dir)?;
+            let agent = Agent::new(cfg, backend, zk, SystemClock)?;
+            agent.run(shutdown_signal()).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Resolves on SIGTERM or SIGINT.
+pub(crate) async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        }
+        _ => std::future::pending().await,
+    }
+}

@@ -1,0 +1,198 @@
+//! The boot decision tree (reference/zookeeper-reconfig.md §8.2), as a pure function the agent
+//! calls until it has something to start.
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::{EnsembleConfig, ServerId, ServerSpec};
+use crate::ports::ClusterMarker;
+use crate::safety::genesis_size;
+
+/// What the agent knows at boot.
+#[derive(Debug, Clone)]
+pub struct BootInputs<'a> {
+    /// This server's line (its id is the claimed or on-disk id).
+    pub me: &'a ServerSpec,
+    /// Local state exists: `Some(true)` if the dynamic file zoo.cfg points at lists this server.
+    pub local_lists_me: Option<bool>,
+    /// Config read from a serving member, if any serves.
+    pub serving_config: Option<&'a EnsembleConfig>,
+    /// The cluster marker.
+    pub marker: Option<&'a ClusterMarker>,
+    /// Server lines of every running instance that holds a claim (including this one).
+    pub claimed: &'a [ServerSpec],
+    /// Instances the group wants.
+    pub desired_instances: usize,
+    /// Voter target.
+    pub target_voters: usize,
+}
+
+/// What to do.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "decision", rename_all = "snake_case")]
+pub enum BootDecision {
+    /// Local state that lists this server: start ZooKeeper unchanged, no reconfig.
+    StartAsIs,
+    /// Local state whose dynamic file lacks this server (a joiner restarted before it was added):
+    /// write the serving config plus this server as a fresh file, repoint, start.
+    Rejoin(EnsembleConfig),
+    /// No local state and an ensemble serves: start as a joiner with this initial config (the
+    /// committed config plus this server as a participant); the lease holder adds it once synced.
+    Join(EnsembleConfig),
+    /// This server is in the marker's genesis list: start with that list and `initialize`.
+    Genesis(EnsembleConfig),
+    /// No marker yet and enough instances hold claims: propose a marker with these members.
+    ProposeGenesis(Vec<ServerSpec>),
+    /// Nothing safe to do yet.
+    Wait(String),
+}
+
+/// Decides. Never returns a genesis when a marker exists or an ensemble serves: a second
+/// bootstrap over an existing ensemble is the one mistake that cannot be undone.
+pub fn decide(i: &BootInputs) -> BootDecision {
+    match (i.local_lists_me, i.serving_config) {
+        (Some(true), _) => return BootDecision::StartAsIs,
+        (Some(false), Some(cfg)) => return BootDecision::Rejoin(with_me(cfg, i.me)),
+        (Some(false), None) => {
+            return BootDecision::Wait(
+                "local state does not list this server and no ensemble serves to rejoin through"
+                    .into(),
+            );
+        }
+        (None, _) => {}
+    }
+    if let Some(cfg) = i.serving_config {
+        if let Some(existing) = cfg.servers.get(&i.me.id)
+            && existing.host != i.me.host
+        {
+            return BootDecision::Wait(format!(
+                "server id {} is still configured for {}; waiting for its removal",
+                i.me.id, existing.host
+            ));
+        }
+        return BootDecision::Join(with_me(cfg, i.me));
+    }
+    if let Some(marker) = i.marker {
+        if marker
+            .genesis
+            .iter()
+            .any(|s| s.id == i.me.id && s.host == i.me.host)
+        {
+            let mut cfg = EnsembleConfig::default();
+            for s in &marker.genesis {
+                cfg.servers.insert(s.id, s.clone());
+            }
+            return BootDecision::Genesis(cfg);
+        }
+        return BootDecision::Wait(
+            "cluster marker exists but no member serves: genesis in progress, or quorum lost; never bootstrapping again".into(),
+        );
+    }
+    let n = genesis_size(i.desired_instances, i.target_voters);
+    let mut claimed: Vec<&ServerSpec> = i.claimed.iter().collect();
+    claimed.sort_by_key(|s| s.id);
+    if claimed.len() < n {
+        return BootDecision::Wait(format!(
+            "genesis: {} of {n} instances hold an id",
+            claimed.len()
+        ));
+    }
+    let members: Vec<ServerSpec> = claimed.into_iter().take(n).cloned().collect();
+    BootDecision::ProposeGenesis(members)
+}
+
+fn with_me(cfg: &EnsembleConfig, me: &ServerSpec) -> EnsembleConfig {
+    // Listed as a participant: the documented joiner form (only one joiner per initial file is a
+    // participant, itself). The role it really gets is decided by the reconfig that adds it.
+    let mut c = EnsembleConfig {
+        servers: cfg.servers.clone(),
+        version: 0,
+    };
+    c.servers
+        .insert(me.id, me.with_role(crate::model::Role::Participant));
+    c
+}
+
+/// Server ids of the initial members.
+pub fn genesis_ids(marker: &ClusterMarker) -> Vec<ServerId> {
+    marker.genesis.iter().map(|s| s.id).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{InstanceId, Role};
+
+    fn spec(id: u32) -> ServerSpec {
+        ServerSpec {
+            id: ServerId(id),
+            host: format!("127.0.0.{id}"),
+            quorum_port: 2888,
+            election_port: 3888,
+            role: Role::Participant,
+            client_host: format!("127.0.0.{id}"),
+            client_port: 2181,
+        }
+    }
+
+    fn inputs<'a>(me: &'a ServerSpec, claimed: &'a [ServerSpec]) -> BootInputs<'a> {
+        BootInputs {
+            me,
+            local_lists_me: None,
+            serving_config: None,
+            marker: None,
+            claimed,
+            desired_instances: 5,
+            target_voters: 3,
+        }
+    }
+
+    #[test]
+    fn genesis_waits_for_enough_claims_then_takes_lowest_ids() {
+        let me = spec(2);
+        let two = [spec(1), spec(2)];
+        assert!(matches!(decide(&inputs(&me, &two)), BootDecision::Wait(_)));
+        let four = [spec(4), spec(2), spec(1), spec(3)];
+        let BootDecision::ProposeGenesis(m) = decide(&inputs(&me, &four)) else {
+            panic!("expected proposal")
+        };
+        assert_eq!(m.iter().map(|s| s.id.0).collect::<Vec<_>>(), vec![1, 2, 3]);
+    }
+
+    #[test]
+    fn marker_without_ensemble_never_bootstraps_again() {
+        let me = spec(4);
+        let claimed = [spec(4)];
+        let marker = ClusterMarker {
+            cluster_id: "c".into(),
+            genesis: vec![spec(1), spec(2), spec(3)],
+            created_by: InstanceId("i".into()),
+            created_ms: 0,
+        };
+        let mut i = inputs(&me, &claimed);
+        i.marker = Some(&marker);
+        assert!(matches!(decide(&i), BootDecision::Wait(_)));
+        let me1 = spec(1);
+        i.me = &me1;
+        assert!(matches!(decide(&i), BootDecision::Genesis(c) if c.servers.len() == 3));
+    }
+
+    #[test]
+    fn local_state_and_serving_ensemble() {
+        let me = spec(4);
+        let cfg = EnsembleConfig::parse(
+            "server.1=127.0.0.1:2888:3888:participant;127.0.0.1:2181\nversion=100000000",
+        )
+        .expect("valid");
+        let mut i = inputs(&me, &[]);
+        i.serving_config = Some(&cfg);
+        let BootDecision::Join(j) = decide(&i) else {
+            panic!("expected join")
+        };
+        assert_eq!(j.version, 0);
+        assert_eq!(j.servers.len(), 2);
+        i.local_lists_me = Some(true);
+        assert_eq!(decide(&i), BootDecision::StartAsIs);
+        i.local_lists_me = Some(false);
+        assert!(matches!(decide(&i), BootDecision::Rejoin(_)));
+    }
+}

@@ -1,0 +1,435 @@
+//! `plan(&Observed, &Policy, now) -> Plan`: the one place membership decisions are made.
+//!
+//! Rules run in priority order and the first one that produces a change wins, so a pass makes at
+//! most one membership change; every rule that declines says why in [`Plan::skipped`].
+//!
+//! 1. [`replace_leaving_voters`]: a voter whose instance is gone is swapped for a synced observer
+//!    (or joiner) in the same reconfig, so the voter count never dips.
+//! 2. [`remove_leaving_non_voters`]: gone observers leave; no quorum is involved.
+//! 3. [`remove_leaving_voters`]: gone voters with nobody to swap in leave, capped.
+//! 4. [`grow_voters`]: fewer voters than wanted: promote synced observers / add joiners.
+//! 5. [`shrink_voters`]: more voters than the target: demote the extra to observers.
+//! 6. [`add_observers`]: remaining joiners become observers.
+
+use std::collections::BTreeMap;
+
+use crate::model::{EnsembleConfig, InstanceState, Role, ServerId, ServerSpec};
+use crate::observed::{Member, Mode, Observed};
+use crate::plan::{Action, MembershipChange, Plan};
+use crate::policy::Policy;
+use crate::safety::{
+    ack_capable, has_synced_quorum, largest_odd_at_most, max_removable, respects_min_voters,
+    voter_count_ok,
+};
+
+/// Decides the next step. Pure: same inputs, same plan.
+pub fn plan(obs: &Observed, policy: &Policy, now_ms: u64) -> Plan {
+    let mut plan = Plan::default();
+    let Some(config) = obs.config.as_ref() else {
+        plan.skip(
+            "ensemble",
+            "no serving member answered with the committed config",
+        );
+        return plan;
+    };
+    let Some(_) = obs.instances.as_ref() else {
+        plan.skip(
+            "ensemble",
+            "backend instances unknown; nothing is removed on a failed read",
+        );
+        return plan;
+    };
+    let members = obs.members();
+    release_ids(&members, &mut plan);
+    if obs.leader().is_none() {
+        plan.skip("ensemble", "no leader; a reconfig needs a serving quorum");
+        return plan;
+    }
+    for m in &members {
+        if m.spec.is_some() && m.instance.is_none() {
+            plan.skip(
+                format!("server {}", m.id),
+                "no instance holds this id; an unknown is never removed",
+            );
+        }
+    }
+    let ctx = Ctx {
+        obs,
+        policy,
+        now_ms,
+        config,
+        members,
+    };
+    let rules: [fn(&Ctx, &mut Plan) -> Option<MembershipChange>; 6] = [
+        replace_leaving_voters,
+        remove_leaving_non_voters,
+        remove_leaving_voters,
+        grow_voters,
+        shrink_voters,
+        add_observers,
+    ];
+    for rule in rules {
+        if let Some(change) = rule(&ctx, &mut plan) {
+            plan.actions.insert(0, Action::Reconfig(change));
+            break;
+        }
+    }
+    // Several rules look at the same candidates; report each reason once.
+    let mut seen = std::collections::BTreeSet::new();
+    plan.skipped
+        .retain(|s| seen.insert((s.subject.clone(), s.reason.clone())));
+    plan
+}
+
+struct Ctx<'a> {
+    obs: &'a Observed,
+    policy: &'a Policy,
+    now_ms: u64,
+    config: &'a EnsembleConfig,
+    members: Vec<Member<'a>>,
+}
+
+impl<'a> Ctx<'a> {
+    fn voters(&self) -> Vec<ServerId> {
+        self.config.voters().collect()
+    }
+
+    fn change(
+        &self,
+        joining: Vec<ServerSpec>,
+        leaving: Vec<ServerId>,
+        why: String,
+    ) -> MembershipChange {
+        MembershipChange {
+            joining,
+            leaving,
+            from_version: self.config.version,
+            why,
+        }
+    }
+
+    /// Voters whose instance the backend reports going or gone; terminated before terminating, so
+    /// the dead go first.
+    fn leaving_voters(&self) -> Vec<&Member<'a>> {
+        let mut v: Vec<&Member> = self
+            .members
+            .iter()
+            .filter(|m| m.is_voter() && m.is_leaving())
+            .collect();
+        v.sort_by_key(|m| {
+            (
+                m.instance.map(|i| i.state) != Some(InstanceState::Terminated),
+                m.id,
+            )
+        });
+        v
+    }
+
+    /// Servers that may become voters: running, serving, not leaving, stable long enough; observers
+    /// before joiners (they have proven themselves longer); zones with fewest voters first.
+    fn voter_candidates(&self, plan: &mut Plan) -> Vec<ServerSpec> {
+        let mut zone_voters: BTreeMap<&str, usize> = BTreeMap::new();
+        for m in self
+            .members
+            .iter()
+            .filter(|m| m.is_voter() && !m.is_leaving())
+        {
+            *zone_voters
+                .entry(m.instance.map_or("", |i| i.zone.as_str()))
+                .or_default() += 1;
+        }
+        let mut out: Vec<(usize, bool, ServerId, ServerSpec)> = Vec::new();
+        for m in &self.members {
+            let candidate_mode = if m.is_observer() {
+                Mode::Observer
+            } else if m.spec.is_none() {
+                Mode::Follower
+            } else {
+                continue;
+            };
+            if !m.is_running() || m.health.mode != candidate_mode {
+                continue;
+            }
+            if !m.stable_for(self.policy.stabilization_ms, self.now_ms) {
+                plan.skip(
+                    format!("server {}", m.id),
+                    "not yet serving for the stabilization time",
+                );
+                continue;
+            }
+            let Some(spec) = self.spec_for(m) else {
+                continue;
+            };
+            let zone = m.instance.map_or("", |i| i.zone.as_str());
+            out.push((
+                zone_voters.get(zone).copied().unwrap_or(0),
+                !m.is_observer(),
+                m.id,
+                spec,
+            ));
+        }
+        out.sort_by_key(|a| (a.0, a.1, a.2));
+        out.into_iter()
+            .map(|(_, _, _, s)| s.with_role(Role::Participant))
+            .collect()
+    }
+
+    /// The server line of a member: from the config, or built from its instance for a joiner.
+    fn spec_for(&self, m: &Member) -> Option<ServerSpec> {
+        if let Some(spec) = m.spec {
+            return Some(spec.clone());
+        }
+        let template = self.config.servers.values().next()?;
+        let inst = m.instance?;
+        Some(ServerSpec {
+            id: m.id,
+            host: inst.address.clone(),
+            quorum_port: template.quorum_port,
+            election_port: template.election_port,
+            role: Role::Observer,
+            client_host: inst.address.clone(),
+            client_port: template.client_port,
+        })
+    }
+
+    /// Does `change` leave a synced majority in the new voter set (and keep the count legal)?
+    fn safe(&self, change: &MembershipChange, plan: &mut Plan, subject: &str) -> bool {
+        let before = self.voters();
+        let after = change.voters_after(&before);
+        if !voter_count_ok(before.len(), after.len()) {
+            plan.skip(
+                subject,
+                format!(
+                    "{} -> {} voters would leave an even count",
+                    before.len(),
+                    after.len()
+                ),
+            );
+            return false;
+        }
+        if !respects_min_voters(before.len(), after.len(), self.policy.min_voters) {
+            plan.skip(
+                subject,
+                format!("would go below min_voters ({})", self.policy.min_voters),
+            );
+            return false;
+        }
+        if after != before && !has_synced_quorum(&after, &ack_capable(self.obs)) {
+            plan.skip(
+                subject,
+                "the new voter set would not have a synced majority",
+            );
+            return false;
+        }
+        true
+    }
+}
+
+/// Ids whose server is out of the config and whose instance is terminated go back to the pool.
+fn release_ids(members: &[Member], plan: &mut Plan) {
+    for m in members {
+        if let (None, Some(inst)) = (m.spec, m.instance)
+            && inst.state == InstanceState::Terminated
+        {
+            plan.actions.push(Action::ReleaseId {
+                id: m.id,
+                instance: inst.id.clone(),
+            });
+        }
+    }
+}
+
+/// Swap gone voters for synced candidates in one reconfig (the count stays, the quorum never
+/// depends on a dead server longer than one pass).
+fn replace_leaving_voters(ctx: &Ctx, plan: &mut Plan) -> Option<MembershipChange> {
+    let leaving = ctx.leaving_voters();
+    if leaving.is_empty() {
+        return None;
+    }
+    let candidates = ctx.voter_candidates(plan);
+    let k = leaving
+        .len()
+        .min(candidates.len())
+        .min(max_removable(ctx.voters().len()).max(1));
+    if k == 0 {
+        return None;
+    }
+    let out: Vec<ServerId> = leaving.iter().take(k).map(|m| m.id).collect();
+    let ins: Vec<ServerSpec> = candidates.into_iter().take(k).collect();
+    let why = format!(
+        "voter(s) {} leaving: promote {} in their place",
+        ids(&out),
+        ins.iter()
+            .map(|s| s.id.to_string())
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    let change = ctx.change(ins, out, why);
+    ctx.safe(&change, plan, "replace leaving voters")
+        .then_some(change)
+}
+
+/// Observers whose instance is gone leave; observers carry no votes so there is nothing to cap.
+fn remove_leaving_non_voters(ctx: &Ctx, _plan: &mut Plan) -> Option<MembershipChange> {
+    let gone: Vec<ServerId> = ctx
+        .members
+        .iter()
+        .filter(|m| m.is_observer() && m.is_leaving())
+        .map(|m| m.id)
+        .collect();
+    if gone.is_empty() {
+        return None;
+    }
+    let why = format!("observer(s) {} leaving", ids(&gone));
+    Some(ctx.change(vec![], gone, why))
+}
+
+/// Gone voters with nobody to swap in: remove as many as the cap, the minimum and parity allow.
+fn remove_leaving_voters(ctx: &Ctx, plan: &mut Plan) -> Option<MembershipChange> {
+    let leaving = ctx.leaving_voters();
+    if leaving.is_empty() {
+        return None;
+    }
+    let v = ctx.voters().len();
+    let k_max = leaving.len().min(max_removable(v));
+    for k in (1..=k_max).rev() {
+        if !voter_count_ok(v, v - k) || !respects_min_voters(v, v - k, ctx.policy.min_voters) {
+            continue;
+        }
+        let out: Vec<ServerId> = leaving.iter().take(k).map(|m| m.id).collect();
+        let change = ctx.change(
+            vec![],
+            out.clone(),
+            format!("voter(s) {} leaving, no synced replacement yet", ids(&out)),
+        );
+        if ctx.safe(&change, plan, "remove leaving voters") {
+            return Some(change);
+        }
+    }
+    plan.skip(
+        format!("voter(s) {}", ids(&leaving.iter().map(|m| m.id).collect::<Vec<_>>())),
+        format!(
+            "leaving, but removing them now would break the cap ({} of {v}), parity or min_voters ({}); waiting for a synced replacement",
+            max_removable(v),
+            ctx.policy.min_voters
+        ),
+    );
+    None
+}
+
+/// Fewer voters than wanted: add candidates so the count lands on an odd number.
+fn grow_voters(ctx: &Ctx, plan: &mut Plan) -> Option<MembershipChange> {
+    let v = ctx.voters().len();
+    if v >= ctx.policy.target_voters {
+        return None;
+    }
+    let candidates = ctx.voter_candidates(plan);
+    let available = largest_odd_at_most(v + candidates.len()).min(ctx.policy.target_voters);
+    if available <= v {
+        if !candidates.is_empty() {
+            plan.skip(
+                "grow voters",
+                format!("{v} voters, target {}: {} candidate(s) would leave an even count; waiting for one more", ctx.policy.target_voters, candidates.len()),
+            );
+        }
+        return None;
+    }
+    let ins: Vec<ServerSpec> = candidates.into_iter().take(available - v).collect();
+    let why = format!(
+        "{v} voters below target {}: {available} voters",
+        ctx.policy.target_voters
+    );
+    let change = ctx.change(ins, vec![], why);
+    ctx.safe(&change, plan, "grow voters").then_some(change)
+}
+
+/// Voters wanted now: the target, but never more than the largest odd number of members whose
+/// instances run (a crashed ZooKeeper on a running instance still counts: a restart is not a
+/// reason to demote).
+fn desired_voters(ctx: &Ctx) -> usize {
+    let eligible = ctx
+        .members
+        .iter()
+        .filter(|m| m.is_running() && (m.spec.is_some() || m.health.mode == Mode::Follower))
+        .count();
+    ctx.policy
+        .target_voters
+        .min(largest_odd_at_most(eligible))
+        .max(1)
+}
+
+/// More voters than wanted (target lowered, or the group shrank to an even size): demote the
+/// extra to observers, unhealthy and highest ids first, the leader last, never below the minimum.
+fn shrink_voters(ctx: &Ctx, plan: &mut Plan) -> Option<MembershipChange> {
+    let v = ctx.voters().len();
+    let desired = desired_voters(ctx);
+    if v <= desired {
+        return None;
+    }
+    let leader = ctx.obs.leader();
+    let mut voters: Vec<&Member> = ctx.members.iter().filter(|m| m.is_voter()).collect();
+    voters.sort_by_key(|m| {
+        (
+            Some(m.id) == leader,
+            m.is_serving(),
+            std::cmp::Reverse(m.id),
+        )
+    });
+    let cap = (v - desired).min(max_removable(v).max(1));
+    for k in (1..=cap).rev() {
+        if !voter_count_ok(v, v - k) || !respects_min_voters(v, v - k, ctx.policy.min_voters) {
+            continue;
+        }
+        let demoted: Vec<ServerSpec> = voters
+            .iter()
+            .take(k)
+            .filter_map(|m| m.spec.map(|s| s.with_role(Role::Observer)))
+            .collect();
+        let why = format!(
+            "{v} voters, {desired} wanted: demote {}",
+            ids(&demoted.iter().map(|s| s.id).collect::<Vec<_>>())
+        );
+        let change = ctx.change(demoted, vec![], why);
+        if ctx.safe(&change, plan, "shrink voters") {
+            return Some(change);
+        }
+    }
+    None
+}
+
+/// Synced joiners not needed as voters join as observers, all in one reconfig.
+fn add_observers(ctx: &Ctx, plan: &mut Plan) -> Option<MembershipChange> {
+    let mut joiners = Vec::new();
+    for m in ctx
+        .members
+        .iter()
+        .filter(|m| m.spec.is_none() && !m.is_leaving())
+    {
+        if m.is_running() && m.health.mode == Mode::Follower {
+            joiners.extend(ctx.spec_for(m));
+        } else if m
+            .instance
+            .is_some_and(|i| i.state == InstanceState::Running)
+        {
+            plan.skip(
+                format!("server {}", m.id),
+                "claimed but not yet a synced non-voting follower",
+            );
+        }
+    }
+    if joiners.is_empty() {
+        return None;
+    }
+    let why = format!(
+        "join as observer(s): {}",
+        ids(&joiners.iter().map(|s| s.id).collect::<Vec<_>>())
+    );
+    Some(ctx.change(joiners, vec![], why))
+}
+
+fn ids(v: &[ServerId]) -> String {
+    v.iter()
+        .map(|i| i.to_string())
+        .collect::<Vec<_>>()
+        .join(",")
+}

@@ -1,0 +1,66 @@
+//! What the operator wants. Validated once, read-only afterwards.
+
+use serde::{Deserialize, Serialize};
+
+/// Membership policy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Policy {
+    /// Voters wanted; odd. Members beyond it are observers.
+    pub target_voters: usize,
+    /// The planner never removes or demotes voters below this many.
+    pub min_voters: usize,
+    /// How long a server must have served before it is promoted to voter (ms).
+    pub stabilization_ms: u64,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Self {
+            target_voters: 3,
+            min_voters: 1,
+            stabilization_ms: 0,
+        }
+    }
+}
+
+/// A policy field with an unusable value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("policy field `{field}`: {why}")]
+pub struct PolicyError {
+    /// Field name as written in the agent config.
+    pub field: &'static str,
+    /// What is wrong.
+    pub why: String,
+}
+
+impl Policy {
+    /// Checks the invariants the planner relies on.
+    pub fn validate(&self) -> Result<(), PolicyError> {
+        if self.target_voters == 0 || self.target_voters.is_multiple_of(2) {
+            return Err(PolicyError {
+                field: "target_voters",
+                why: format!(
+                    "{} is not a positive odd number (an even count adds no fault tolerance)",
+                    self.target_voters
+                ),
+            });
+        }
+        if self.target_voters > 255 {
+            return Err(PolicyError {
+                field: "target_voters",
+                why: "ZooKeeper ids stop at 255".into(),
+            });
+        }
+        if self.min_voters == 0 || self.min_voters > self.target_voters {
+            return Err(PolicyError {
+                field: "min_voters",
+                why: format!(
+                    "{} must be between 1 and target_voters ({})",
+                    self.min_voters, self.target_voters
+                ),
+            });
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,317 @@
+//! The group controller: the local stand-in for an Auto Scaling group.
+//!
+//! Every tick it reaps agents that exited, restarts agents that crashed on a live instance (like
+//! systemd would), launches instances up to the desired size (a replacement gets a new address and
+//! an empty disk), and on scale-in marks instances `terminating` (non-voters first) and lets each
+//! agent take its server out of the ensemble before the instance goes, like a lifecycle hook.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+use tokio::process::{Child, Command};
+use zkpilot_core::model::{InstanceId, InstanceState};
+
+use crate::state::{GroupSpec, InstanceRecord, StateDir, StateError};
+
+/// Renders an instance's agent config (TOML). Injected by the binary, which owns the agent's
+/// config format, so this crate does not depend on the runtime.
+pub type RenderAgentConfig =
+    Box<dyn Fn(&GroupSpec, &InstanceRecord, &StateDir) -> String + Send + Sync>;
+
+/// Highest launch sequence: the last octet of a loopback address.
+pub const MAX_SEQ: u32 = 254;
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// Signals a process group, ignoring "no such process".
+pub fn signal_group(pid: u32, sig: Signal) {
+    if let Ok(p) = i32::try_from(pid) {
+        let _ignored = killpg(Pid::from_raw(p), sig);
+    }
+}
+
+/// The pid the agent recorded for its ZooKeeper, if that process still is this instance's
+/// ZooKeeper (a stale pid file must never make us signal a recycled pid).
+pub fn zk_pid(dir: &StateDir, id: &InstanceId) -> Option<u32> {
+    let idir = dir.instance_dir(id);
+    let pid: u32 = std::fs::read_to_string(idir.join("zk.pid"))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    let cmdline = String::from_utf8_lossy(&cmdline);
+    (cmdline.contains("QuorumPeerMain") && cmdline.contains(&*idir.to_string_lossy()))
+        .then_some(pid)
+}
+
+/// Simulates an instance failure: the record becomes `terminated` first (so the controller
+/// replaces it rather than restarting its agent), then the agent and its ZooKeeper are SIGKILLed.
+pub fn kill_instance(dir: &StateDir, id: &InstanceId) -> Result<InstanceRecord, StateError> {
+    let rec = dir
+        .set_state(id, InstanceState::Terminated)?
+        .ok_or_else(|| StateError::Malformed {
+            path: dir.instance_dir(id),
+            why: "no such instance".into(),
+        })?;
+    if let Some(pid) = zk_pid(dir, id) {
+        signal_group(pid, Signal::SIGKILL);
+    }
+    if let Some(pid) = rec.agent_pid {
+        signal_group(pid, Signal::SIGKILL);
+    }
+    Ok(rec)
+}
+
+/// The controller.
+pub struct Controller {
+    dir: StateDir,
+    render: RenderAgentConfig,
+    children: HashMap<InstanceId, Child>,
+    restart_at: HashMap<InstanceId, (Instant, u32)>,
+}
+
+impl std::fmt::Debug for Controller {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Controller")
+            .field("dir", &self.dir)
+            .field("children", &self.children.len())
+            .finish()
+    }
+}
+
+impl Controller {
+    /// A controller for `dir`.
+    pub fn new(dir: StateDir, render: RenderAgentConfig) -> Self {
+        Self {
+            dir,
+            render,
+            children: HashMap::new(),
+            restart_at: HashMap::new(),
+        }
+    }
+
+    /// Runs until `shutdown` resolves, then stops every agent (SIGTERM, grace, SIGKILL).
+    pub async fn run(mut self, shutdown: impl Future<Output = ()>) -> Result<(), StateError> {
+        tokio::pin!(shutdown);
+        loop {
+            if let Err(e) = self.tick() {
+                tracing::warn!(error = %e, "controller tick failed");
+            }
+            tokio::select! {
+                () = &mut shutdown => break,
+                () = tokio::time::sleep(Duration::from_millis(200)) => {}
+            }
+        }
+        self.stop_all(Duration::from_secs(20)).await;
+        Ok(())
+    }
+
+    fn tick(&mut self) -> Result<(), StateError> {
+        let group = self.dir.group()?;
+        self.reap()?;
+        let records = self.dir.instances()?;
+        // Agents that should run but do not: after `local up` on an existing group, or a crash.
+        for r in records.iter().filter(|r| r.state == InstanceState::Running) {
+            if self.children.contains_key(&r.id) {
+                continue;
+            }
+            let due = self
+                .restart_at
+                .get(&r.id)
+                .is_none_or(|(at, _)| Instant::now() >= *at);
+            if due {
+                self.spawn_agent(&group, r)?;
+            }
+        }
+        // Terminating instances whose agent is gone are done.
+        for r in records
+            .iter()
+            .filter(|r| r.state == InstanceState::Terminating && !self.children.contains_key(&r.id))
+        {
+            self.dir.set_state(&r.id, InstanceState::Terminated)?;
+        }
+        let active: Vec<&InstanceRecord> = records
+            .iter()
+            .filter(|r| matches!(r.state, InstanceState::Pending | InstanceState::Running))
+            .collect();
+        if active.len() < group.desired {
+            let mut next_seq = records.iter().map(|r| r.seq).max().unwrap_or(0) + 1;
+            for _ in active.len()..group.desired {
+                if next_seq > MAX_SEQ {
+                    tracing::error!(
+                        "all {MAX_SEQ} loopback addresses of {} used; no more launches",
+                        group.net
+                    );
+                    break;
+                }
+                self.launch(&group, next_seq)?;
+                next_seq += 1;
+            }
+        } else if active.len() > group.desired {
+            for victim in self.scale_in_victims(&active, active.len() - group.desired)? {
+                tracing::info!(instance = %victim, "scale-in: terminating");
+                self.dir.set_state(&victim, InstanceState::Terminating)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn reap(&mut self) -> Result<(), StateError> {
+        let mut exited = Vec::new();
+        for (id, child) in &mut self.children {
+            if let Ok(Some(status)) = child.try_wait() {
+                exited.push((id.clone(), status));
+            }
+        }
+        for (id, status) in exited {
+            self.children.remove(&id);
+            let Some(rec) = self.dir.instances()?.into_iter().find(|r| r.id == id) else {
+                continue;
+            };
+            match rec.state {
+                InstanceState::Terminated => {}
+                InstanceState::Terminating => {
+                    self.dir.set_state(&id, InstanceState::Terminated)?;
+                }
+                InstanceState::Running | InstanceState::Pending => {
+                    let (_, n) = self
+                        .restart_at
+                        .get(&id)
+                        .copied()
+                        .unwrap_or((Instant::now(), 0));
+                    let delay = Duration::from_millis(500 * (1u64 << n.min(5)));
+                    tracing::warn!(instance = %id, %status, ?delay, "agent exited on a live instance; restarting");
+                    self.restart_at.insert(id, (Instant::now() + delay, n + 1));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Non-voters before voters, newest first (the agents publish their role in their status).
+    fn scale_in_victims(
+        &self,
+        active: &[&InstanceRecord],
+        n: usize,
+    ) -> Result<Vec<InstanceId>, StateError> {
+        let statuses: HashMap<InstanceId, serde_json::Value> =
+            self.dir.statuses()?.into_iter().collect();
+        let is_voter = |id: &InstanceId| {
+            statuses
+                .get(id)
+                .and_then(|s| s.get("role"))
+                .and_then(|r| r.as_str())
+                == Some("participant")
+        };
+        let mut v: Vec<&&InstanceRecord> = active.iter().collect();
+        v.sort_by_key(|r| (is_voter(&r.id), std::cmp::Reverse(r.seq)));
+        Ok(v.into_iter().take(n).map(|r| r.id.clone()).collect())
+    }
+
+    fn launch(&mut self, group: &GroupSpec, seq: u32) -> Result<(), StateError> {
+        let zone = group
+            .zones
+            .get((seq as usize - 1) % group.zones.len().max(1))
+            .cloned()
+            .unwrap_or_default();
+        let rec = InstanceRecord {
+            id: InstanceId(format!("i-{seq:04}")),
+            seq,
+            address: format!("{}.{seq}", group.net),
+            zone,
+            state: InstanceState::Running,
+            agent_pid: None,
+            launched_ms: now_ms(),
+        };
+        std::fs::create_dir_all(self.dir.instance_dir(&rec.id)).map_err(|e| StateError::Io {
+            path: self.dir.instance_dir(&rec.id),
+            source: e,
+        })?;
+        self.dir.put_instance(&rec)?;
+        tracing::info!(instance = %rec.id, address = %rec.address, zone = %rec.zone, "launched");
+        self.spawn_agent(group, &rec)
+    }
+
+    fn spawn_agent(&mut self, group: &GroupSpec, rec: &InstanceRecord) -> Result<(), StateError> {
+        let idir = self.dir.instance_dir(&rec.id);
+        let cfg_path = idir.join("agent.toml");
+        let io = |path: &Path| {
+            let path = path.to_path_buf();
+            move |e| StateError::Io { path, source: e }
+        };
+        std::fs::write(&cfg_path, (self.render)(group, rec, &self.dir)).map_err(io(&cfg_path))?;
+        let log_path = idir.join("agent.log");
+        let open = || {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&log_path)
+                .map_err(io(&log_path))
+        };
+        let mut cmd = Command::new(&group.agent_exe);
+        cmd.arg("agent")
+            .arg("--config")
+            .arg(&cfg_path)
+            .stdin(Stdio::null())
+            .stdout(open()?)
+            .stderr(open()?)
+            .process_group(0)
+            .kill_on_drop(true);
+        // SAFETY: prctl is async-signal-safe. The agent dies with the controller (and its ZooKeeper
+        // with it), so killing the controller can never leave a group behind.
+        #[allow(unsafe_code)]
+        unsafe {
+            cmd.pre_exec(|| {
+                nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(std::io::Error::from)?;
+                Ok(())
+            });
+        }
+        let child = cmd.spawn().map_err(io(&group.agent_exe))?;
+        let mut rec = rec.clone();
+        rec.agent_pid = child.id();
+        self.dir.locked(|| {
+            // Re-read under the lock: `local kill` may have terminated it meanwhile.
+            let current = self.dir.instances()?.into_iter().find(|r| r.id == rec.id);
+            if let Some(cur) = current {
+                rec.state = cur.state;
+            }
+            self.dir.put_instance(&rec)
+        })?;
+        self.children.insert(rec.id.clone(), child);
+        Ok(())
+    }
+
+    async fn stop_all(&mut self, grace: Duration) {
+        for child in self.children.values() {
+            if let Some(pid) = child.id() {
+                signal_group(pid, Signal::SIGTERM);
+            }
+        }
+        let deadline = Instant::now() + grace;
+        for (id, child) in &mut self.children {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if tokio::time::timeout(left, child.wait()).await.is_err() {
+                tracing::warn!(instance = %id, "agent ignored SIGTERM; killing its group");
+                if let Some(pid) = child.id() {
+                    signal_group(pid, Signal::SIGKILL);
+                }
+                let _ignored = child.wait().await;
+            }
+            if let Some(zk) = zk_pid(&self.dir, id) {
+                signal_group(zk, Signal::SIGKILL);
+            }
+        }
+        self.children.clear();
+    }
+}

@@ -1,0 +1,503 @@
+//! The local group's state directory: the whole "cloud" of the local backend, shared by the group
+//! controller, every agent and the CLI through plain files.
+//!
+//! ```text
+//! DIR/group.json                  desired size and settings (written by `local up` / `local scale`)
+//! DIR/secret                      superuser secret (0600)
+//! DIR/state.lock                  flock held for every read-modify-write below
+//! DIR/instances/<id>/instance.json  instance record (state, address, zone, pids)
+//! DIR/instances/<id>/agent.toml     the agent's config;  .../zk/  its ZooKeeper (conf, data, logs)
+//! DIR/ids/<n>.json                server-id claims, created exclusively (hard link of a full file)
+//! DIR/cluster/marker.json         the cluster marker, created exclusively, never rewritten
+//! DIR/cluster/lease.json          membership-change lease (holder, expiry), under state.lock
+//! DIR/status/<id>.json            each agent's last status snapshot
+//! ```
+//!
+//! Exclusive creation uses `link(2)` of a fully written temporary file: the name appears with its
+//! whole content or not at all, which `O_EXCL` alone cannot promise a concurrent reader.
+
+use std::fs;
+use std::io::ErrorKind;
+use std::path::{Path, PathBuf};
+
+use nix::fcntl::{Flock, FlockArg};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use zkpilot_core::model::{InstanceId, InstanceState, ServerId};
+use zkpilot_core::ports::ClusterMarker;
+
+/// A state-directory operation that failed; names the path.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StateError {
+    /// I/O on a path.
+    #[error("{path}: {source}")]
+    Io {
+        /// Path.
+        path: PathBuf,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// A file that does not parse.
+    #[error("{path}: {why}")]
+    Malformed {
+        /// Path.
+        path: PathBuf,
+        /// Cause.
+        why: String,
+    },
+    /// All 255 server ids are claimed.
+    #[error("all server ids 1..=255 are claimed in {0}")]
+    IdsExhausted(PathBuf),
+    /// Not a group directory.
+    #[error("{0} is not a zkpilot local group (no group.json); run `zkpilot local up` first")]
+    NotAGroup(PathBuf),
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StateError + '_ {
+    move |source| StateError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Settings of the whole local group.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupSpec {
+    /// Desired number of instances.
+    pub desired: usize,
+    /// First three octets of the loopback addresses, e.g. `127.0.1`; instance N gets `<net>.N`.
+    pub net: String,
+    /// Zones assigned round-robin.
+    pub zones: Vec<String>,
+    /// The zkpilot binary the controller launches agents with.
+    pub agent_exe: PathBuf,
+    /// ZooKeeper install path.
+    pub zookeeper_install: PathBuf,
+    /// Explicit java binary.
+    pub java: Option<PathBuf>,
+    /// Voter target.
+    pub target_voters: usize,
+    /// Minimum voters.
+    pub min_voters: usize,
+    /// JVM heap per server, MiB.
+    pub heap_mb: u32,
+    /// ZooKeeper tickTime, ms.
+    pub tick_time_ms: u32,
+}
+
+/// One instance record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstanceRecord {
+    /// Id.
+    pub id: InstanceId,
+    /// Launch sequence number (1..=254); also the last octet of its address.
+    pub seq: u32,
+    /// Address.
+    pub address: String,
+    /// Zone.
+    pub zone: String,
+    /// State.
+    pub state: InstanceState,
+    /// Agent pid while running.
+    pub agent_pid: Option<u32>,
+    /// Launch time, ms since the Unix epoch.
+    pub launched_ms: u64,
+}
+
+/// An id claim.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claim {
+    /// Claiming instance.
+    pub instance: InstanceId,
+    /// Its address.
+    pub address: String,
+}
+
+/// The membership-change lease.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lease {
+    /// Holder.
+    pub holder: InstanceId,
+    /// Expiry, ms since the Unix epoch.
+    pub expires_ms: u64,
+}
+
+/// Handle on a state directory.
+#[derive(Debug, Clone)]
+pub struct StateDir {
+    root: PathBuf,
+}
+
+impl StateDir {
+    /// Opens an existing group directory.
+    pub fn open(root: impl Into<PathBuf>) -> Result<Self, StateError> {
+        let root = root.into();
+        if !root.join("group.json").is_file() {
+            return Err(StateError::NotAGroup(root));
+        }
+        Ok(Self { root })
+    }
+
+    /// Creates (or re-opens) a group directory with `spec`.
+    pub fn create(root: impl Into<PathBuf>, spec: &GroupSpec) -> Result<Self, StateError> {
+        let root = root.into();
+        for d in ["instances", "ids", "cluster", "status"] {
+            let p = root.join(d);
+            fs::create_dir_all(&p).map_err(io(&p))?;
+        }
+        let s = Self { root };
+        s.write_json(&s.root.join("group.json"), spec)?;
+        Ok(s)
+    }
+
+    /// Root path.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+    /// The secret file.
+    pub fn secret_path(&self) -> PathBuf {
+        self.root.join("secret")
+    }
+    /// An instance's directory.
+    pub fn instance_dir(&self, id: &InstanceId) -> PathBuf {
+        self.root.join("instances").join(&id.0)
+    }
+    /// Controller pid file.
+    pub fn controller_pid_path(&self) -> PathBuf {
+        self.root.join("controller.pid")
+    }
+
+    /// Holds the directory lock for the duration of `f`.
+    pub fn locked<T>(&self, f: impl FnOnce() -> Result<T, StateError>) -> Result<T, StateError> {
+        let path = self.root.join("state.lock");
+        let file = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(io(&path))?;
+        let guard =
+            Flock::lock(file, FlockArg::LockExclusive).map_err(|(_, e)| StateError::Io {
+                path: path.clone(),
+                source: std::io::Error::from(e),
+            })?;
+        let out = f();
+        drop(guard);
+        out
+    }
+
+    fn read_json<T: DeserializeOwned>(&self, path: &Path) -> Result<Option<T>, StateError> {
+        match fs::read_to_string(path) {
+            Ok(t) => serde_json::from_str(&t)
+                .map(Some)
+                .map_err(|e| StateError::Malformed {
+                    path: path.to_path_buf(),
+                    why: e.to_string(),
+                }),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(StateError::Io {
+                path: path.to_path_buf(),
+                source: e,
+            }),
+        }
+    }
+
+    fn temp_with<T: Serialize>(&self, path: &Path, value: &T) -> Result<PathBuf, StateError> {
+        let dir = path.parent().unwrap_or(&self.root);
+        fs::create_dir_all(dir).map_err(io(dir))?;
+        let nonce = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        let tmp = dir.join(format!(".tmp-{}-{nonce}", std::process::id()));
+        let text = serde_json::to_string_pretty(value).map_err(|e| StateError::Malformed {
+            path: path.to_path_buf(),
+            why: e.to_string(),
+        })?;
+        fs::write(&tmp, text).map_err(io(&tmp))?;
+        Ok(tmp)
+    }
+
+    /// Atomically replaces `path` with `value`.
+    pub fn write_json<T: Serialize>(&self, path: &Path, value: &T) -> Result<(), StateError> {
+        let tmp = self.temp_with(path, value)?;
+        fs::rename(&tmp, path).map_err(io(path))
+    }
+
+    /// Creates `path` with `value` only if it does not exist. Returns false if it existed.
+    fn create_exclusive<T: Serialize>(&self, path: &Path, value: &T) -> Result<bool, StateError> {
+        let tmp = self.temp_with(path, value)?;
+        let linked = fs::hard_link(&tmp, path);
+        let _ignored = fs::remove_file(&tmp);
+        match linked {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => Ok(false),
+            Err(e) => Err(StateError::Io {
+                path: path.to_path_buf(),
+                source: e,
+            }),
+        }
+    }
+
+    /// The group spec.
+    pub fn group(&self) -> Result<GroupSpec, StateError> {
+        let p = self.root.join("group.json");
+        self.read_json(&p)?
+            .ok_or(StateError::NotAGroup(self.root.clone()))
+    }
+
+    /// Changes the desired size.
+    pub fn set_desired(&self, desired: usize) -> Result<(), StateError> {
+        self.locked(|| {
+            let mut g = self.group()?;
+            g.desired = desired;
+            self.write_json(&self.root.join("group.json"), &g)
+        })
+    }
+
+    /// All instance records, by launch order.
+    pub fn instances(&self) -> Result<Vec<InstanceRecord>, StateError> {
+        let dir = self.root.join("instances");
+        let mut out = Vec::new();
+        for e in fs::read_dir(&dir).map_err(io(&dir))? {
+            let e = e.map_err(io(&dir))?;
+            if let Some(r) = self.read_json::<InstanceRecord>(&e.path().join("instance.json"))? {
+                out.push(r);
+            }
+        }
+        out.sort_by_key(|r| r.seq);
+        Ok(out)
+    }
+
+    /// Writes one record.
+    pub fn put_instance(&self, r: &InstanceRecord) -> Result<(), StateError> {
+        self.write_json(&self.instance_dir(&r.id).join("instance.json"), r)
+    }
+
+    /// Changes one record's state under the lock; returns the updated record.
+    pub fn set_state(
+        &self,
+        id: &InstanceId,
+        state: InstanceState,
+    ) -> Result<Option<InstanceRecord>, StateError> {
+        self.locked(|| {
+            let p = self.instance_dir(id).join("instance.json");
+            let Some(mut r) = self.read_json::<InstanceRecord>(&p)? else {
+                return Ok(None);
+            };
+            // Terminated is final: a late writer must not resurrect an instance.
+            if r.state != InstanceState::Terminated {
+                r.state = state;
+                self.write_json(&p, &r)?;
+            }
+            Ok(Some(r))
+        })
+    }
+
+    /// All claims.
+    pub fn claims(&self) -> Result<Vec<(ServerId, Claim)>, StateError> {
+        let dir = self.root.join("ids");
+        let mut out = Vec::new();
+        for e in fs::read_dir(&dir).map_err(io(&dir))? {
+            let e = e.map_err(io(&dir))?;
+            let name = e.file_name().to_string_lossy().into_owned();
+            let Some(n) = name
+                .strip_suffix(".json")
+                .and_then(|n| n.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            if let Some(c) = self.read_json::<Claim>(&e.path())? {
+                out.push((ServerId(n), c));
+            }
+        }
+        out.sort_by_key(|(id, _)| *id);
+        Ok(out)
+    }
+
+    /// Claims the lowest free id for `instance` (or returns the one it holds). Correct with many
+    /// processes at once: each id file is created exclusively, a loser moves on to the next id.
+    pub fn claim(&self, instance: &InstanceId, address: &str) -> Result<ServerId, StateError> {
+        if let Some((id, _)) = self
+            .claims()?
+            .into_iter()
+            .find(|(_, c)| &c.instance == instance)
+        {
+            return Ok(id);
+        }
+        let claim = Claim {
+            instance: instance.clone(),
+            address: address.to_string(),
+        };
+        for n in 1..=ServerId::MAX {
+            let p = self.root.join("ids").join(format!("{n}.json"));
+            if p.exists() {
+                continue;
+            }
+            if self.create_exclusive(&p, &claim)? {
+                return Ok(ServerId(n));
+            }
+        }
+        Err(StateError::IdsExhausted(self.root.join("ids")))
+    }
+
+    /// Releases `id` if `instance` still holds it.
+    pub fn release(&self, id: ServerId, instance: &InstanceId) -> Result<(), StateError> {
+        self.locked(|| {
+            let p = self.root.join("ids").join(format!("{id}.json"));
+            if let Some(c) = self.read_json::<Claim>(&p)?
+                && &c.instance == instance
+            {
+                fs::remove_file(&p).map_err(io(&p))?;
+            }
+            Ok(())
+        })
+    }
+
+    /// The cluster marker.
+    pub fn marker(&self) -> Result<Option<ClusterMarker>, StateError> {
+        self.read_json(&self.root.join("cluster").join("marker.json"))
+    }
+
+    /// Creates the marker unless one exists; returns the one on disk afterwards.
+    pub fn create_marker(&self, m: &ClusterMarker) -> Result<ClusterMarker, StateError> {
+        let p = self.root.join("cluster").join("marker.json");
+        self.create_exclusive(&p, m)?;
+        self.read_json(&p)?.ok_or_else(|| StateError::Malformed {
+            path: p,
+            why: "vanished after creation".into(),
+        })
+    }
+
+    /// Takes or renews the lease. Free when absent, expired, already `holder`'s, or held by an
+    /// instance the group has terminated (a dead holder must not stall healing for a whole TTL).
+    pub fn acquire_lease(
+        &self,
+        holder: &InstanceId,
+        ttl_ms: u64,
+        now_ms: u64,
+    ) -> Result<bool, StateError> {
+        self.locked(|| {
+            let p = self.root.join("cluster").join("lease.json");
+            let current: Option<Lease> = self.read_json(&p)?;
+            let free = match &current {
+                None => true,
+                Some(l) if &l.holder == holder || l.expires_ms <= now_ms => true,
+                Some(l) => self
+                    .read_json::<InstanceRecord>(
+                        &self.instance_dir(&l.holder).join("instance.json"),
+                    )?
+                    .is_none_or(|r| r.state == InstanceState::Terminated),
+            };
+            if free {
+                self.write_json(
+                    &p,
+                    &Lease {
+                        holder: holder.clone(),
+                        expires_ms: now_ms + ttl_ms,
+                    },
+                )?;
+            }
+            Ok(free)
+        })
+    }
+
+    /// Writes an agent's status snapshot.
+    pub fn put_status(&self, instance: &InstanceId, json: &str) -> Result<(), StateError> {
+        let p = self.root.join("status").join(format!("{instance}.json"));
+        let tmp = p.with_extension(format!("tmp-{}", std::process::id()));
+        fs::write(&tmp, json).map_err(io(&tmp))?;
+        fs::rename(&tmp, &p).map_err(io(&p))
+    }
+
+    /// All status snapshots (raw JSON) by instance.
+    pub fn statuses(&self) -> Result<Vec<(InstanceId, serde_json::Value)>, StateError> {
+        let dir = self.root.join("status");
+        let mut out = Vec::new();
+        for e in fs::read_dir(&dir).map_err(io(&dir))? {
+            let e = e.map_err(io(&dir))?;
+            let name = e.file_name().to_string_lossy().into_owned();
+            if let Some(id) = name.strip_suffix(".json")
+                && let Some(v) = self.read_json::<serde_json::Value>(&e.path())?
+            {
+                out.push((InstanceId(id.to_string()), v));
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec() -> GroupSpec {
+        GroupSpec {
+            desired: 3,
+            net: "127.0.9".into(),
+            zones: vec!["a".into()],
+            agent_exe: "/bin/true".into(),
+            zookeeper_install: "/usr/share/java".into(),
+            java: None,
+            target_voters: 3,
+            min_voters: 1,
+            heap_mb: 128,
+            tick_time_ms: 2000,
+        }
+    }
+
+    #[test]
+    fn concurrent_claims_are_unique() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = StateDir::create(dir.path(), &spec()).expect("create");
+        let handles: Vec<_> = (0..64)
+            .map(|i| {
+                let s = s.clone();
+                std::thread::spawn(move || {
+                    s.claim(&InstanceId(format!("i-{i}")), "a").expect("claim")
+                })
+            })
+            .collect();
+        let mut ids: Vec<u32> = handles
+            .into_iter()
+            .map(|h| h.join().expect("join").0)
+            .collect();
+        ids.sort();
+        assert_eq!(ids, (1..=64).collect::<Vec<_>>());
+        // Idempotent for a holder; a released id is reused.
+        assert_eq!(
+            s.claim(&InstanceId("i-5".into()), "a").expect("again"),
+            s.claim(&InstanceId("i-5".into()), "a").expect("again")
+        );
+        let (id, c) = s.claims().expect("claims").into_iter().next().expect("one");
+        s.release(id, &c.instance).expect("release");
+        assert_eq!(s.claim(&InstanceId("new".into()), "b").expect("claim"), id);
+    }
+
+    #[test]
+    fn marker_is_written_once_and_lease_is_exclusive() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = StateDir::create(dir.path(), &spec()).expect("create");
+        let m = |who: &str| ClusterMarker {
+            cluster_id: who.into(),
+            genesis: vec![],
+            created_by: InstanceId(who.into()),
+            created_ms: 1,
+        };
+        assert_eq!(
+            s.create_marker(&m("first")).expect("create").cluster_id,
+            "first"
+        );
+        assert_eq!(
+            s.create_marker(&m("second")).expect("create").cluster_id,
+            "first"
+        );
+        let (a, b) = (InstanceId("a".into()), InstanceId("b".into()));
+        assert!(s.acquire_lease(&a, 1000, 0).expect("lease"));
+        assert!(!s.acquire_lease(&b, 1000, 500).expect("lease"));
+        assert!(s.acquire_lease(&a, 1000, 500).expect("renew"));
+        assert!(s.acquire_lease(&b, 1000, 1600).expect("expired"));
+    }
+}

@@ -1,0 +1,628 @@
+//! The agent: boot, then observe → plan → execute one step → publish, every pass.
+//!
+//! Following one membership change: [`Agent::run`] calls [`Agent::pass`], which gathers an
+//! `Observed` snapshot ([`crate::observe`]), calls the pure planner (`zkpilot_core::plan`), takes
+//! the backend lease, and hands the plan's single reconfig to [`Agent::execute`], which calls the
+//! ZooKeeper port's `reconfig` (conditional on the observed config version), reads the outcome back
+//! from `/zookeeper/config`, and commits a confirming write.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::watch;
+use zkpilot_core::boot::{BootDecision, BootInputs, decide};
+use zkpilot_core::model::{InstanceState, ServerId, ServerSpec};
+use zkpilot_core::observed::Observed;
+use zkpilot_core::plan::{Action, MembershipChange, Plan};
+use zkpilot_core::ports::{
+    Backend, Clock, ClusterMarker, PortError, ReconfigError, ServerProcess, Zookeeper,
+};
+use zkpilot_core::safety::check_plan;
+use zkpilot_supervisor::{Backoff, Spec, Supervisor};
+use zkpilot_zk::files::{self, Layout, LocalState, Stamp};
+use zkpilot_zk::install::{Install, JvmSettings, write_logging_config};
+use zkpilot_zk::{FilesError, InstallError, Secret};
+
+use crate::config::AgentConfig;
+use crate::observe::Observer;
+use crate::status::{AgentStatus, Event, Phase};
+
+/// Why the agent stopped. Everything here is fatal: retryable conditions are handled in the loop.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AgentError {
+    /// Local files are malformed or foreign; nothing was changed.
+    #[error(transparent)]
+    Files(#[from] FilesError),
+    /// The ZooKeeper install is unusable.
+    #[error(transparent)]
+    Install(#[from] InstallError),
+    /// The secret file is unusable.
+    #[error("{0}")]
+    Secret(String),
+    /// A port failed in a way the agent cannot wait out.
+    #[error(transparent)]
+    Port(#[from] PortError),
+    /// Local state contradicts the group (another cluster's data, another server's id).
+    #[error("refusing to start: {0}")]
+    Refused(String),
+}
+
+/// Wall clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now_ms(&self) -> u64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0)
+    }
+}
+
+/// How long a marker may exist with nobody serving before status calls it quorum loss.
+const QUORUM_LOSS_DEBOUNCE_MS: u64 = 10_000;
+/// Events kept in status.
+const EVENTS_KEPT: usize = 50;
+
+enum Boot {
+    Started,
+    Waiting(String),
+}
+
+/// One agent.
+pub struct Agent<B, Z, C> {
+    cfg: AgentConfig,
+    backend: B,
+    zk: Z,
+    clock: C,
+    layout: Layout,
+    install: Install,
+    secret: Secret,
+    observer: Observer,
+    server: Option<Supervisor>,
+    my_id: Option<ServerId>,
+    started_at: Option<Instant>,
+    restart_at: Option<Instant>,
+    backoff: Backoff,
+    marker_seen: bool,
+    no_quorum_since: Option<u64>,
+    events: VecDeque<Event>,
+    status: watch::Sender<Arc<AgentStatus>>,
+}
+
+impl<B, Z, C> std::fmt::Debug for Agent<B, Z, C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Agent")
+            .field("instance", &self.cfg.instance.id)
+            .field("server_id", &self.my_id)
+            .finish()
+    }
+}
+
+impl<B: Backend, Z: Zookeeper, C: Clock> Agent<B, Z, C> {
+    /// Checks the install and the secret; touches nothing on disk.
+    pub fn new(cfg: AgentConfig, backend: B, zk: Z, clock: C) -> Result<Self, AgentError> {
+        let install = Install::detect(&cfg.server.install, cfg.server.java.as_deref())?;
+        let secret = Secret::from_file(&cfg.cluster.secret_file).map_err(AgentError::Secret)?;
+        let layout = Layout::new(&cfg.server.base_dir);
+        let initial = AgentStatus {
+            instance: cfg.instance.id.clone(),
+            address: cfg.instance.address.clone(),
+            zone: cfg.instance.zone.clone(),
+            server_id: None,
+            phase: Phase::Booting,
+            detail: String::new(),
+            role: None,
+            mode: None,
+            config_version: None,
+            leader: None,
+            connect_string: None,
+            plan: Plan::default(),
+            lease_holder: false,
+            events: Vec::new(),
+            updated_ms: 0,
+        };
+        Ok(Self {
+            cfg,
+            backend,
+            zk,
+            clock,
+            layout,
+            install,
+            secret,
+            observer: Observer::default(),
+            server: None,
+            my_id: None,
+            started_at: None,
+            restart_at: None,
+            backoff: Backoff::new(Duration::from_secs(1), Duration::from_secs(30)),
+            marker_seen: false,
+            no_quorum_since: None,
+            events: VecDeque::new(),
+            status: watch::channel(Arc::new(initial)).0,
+        })
+    }
+
+    /// Subscribes to status snapshots.
+    pub fn status(&self) -> watch::Receiver<Arc<AgentStatus>> {
+        self.status.subscribe()
+    }
+
+    /// Runs until `shutdown`, then stops ZooKeeper gracefully. Returns early (Ok) once this
+    /// instance's server has been removed from the ensemble on scale-in.
+    pub async fn run(
+        mut self,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) -> Result<(), AgentError> {
+        tokio::pin!(shutdown);
+        let pass = Duration::from_millis(self.cfg.agent.pass_interval_ms);
+        let result = loop {
+            match self.pass().await {
+                Ok(true) => break Ok(()),
+                Ok(false) => {}
+                Err(e) => break Err(e),
+            }
+            tokio::select! {
+                () = &mut shutdown => break Ok(()),
+                () = tokio::time::sleep(pass) => {}
+            }
+        };
+        self.stop_server().await;
+        if let Err(e) = &result {
+            self.publish(
+                Phase::Waiting,
+                format!("stopped: {e}"),
+                None,
+                &Plan::default(),
+                false,
+            )
+            .await;
+        }
+        result
+    }
+
+    /// One pass. Returns true when the agent is done (removed on scale-in).
+    async fn pass(&mut self) -> Result<bool, AgentError> {
+        if self.server.is_none() || self.supervise_exited() {
+            if self.restart_at.is_some_and(|at| Instant::now() < at) {
+                return Ok(false);
+            }
+            match self.boot().await? {
+                Boot::Started => {}
+                Boot::Waiting(why) => {
+                    let phase = if self.marker_seen && self.quorum_lost_for() {
+                        Phase::QuorumLost
+                    } else {
+                        Phase::Waiting
+                    };
+                    self.publish(phase, why, None, &Plan::default(), false)
+                        .await;
+                    return Ok(false);
+                }
+            }
+        }
+        let now = self.clock.now_ms();
+        let obs = self
+            .observer
+            .observe(&self.backend, &self.zk, self.cfg.server.client_port, now)
+            .await;
+        let plan = zkpilot_core::plan(&obs, &self.cfg.policy, now);
+        debug_assert_eq!(
+            check_plan(&obs, &self.cfg.policy, &plan),
+            Ok(()),
+            "planner broke a safety rule"
+        );
+        self.track_quorum(&obs, now);
+
+        let me = self.my_id;
+        let my_instance = obs
+            .instances
+            .iter()
+            .flatten()
+            .find(|i| i.id == self.cfg.instance.id);
+        let leaving = my_instance.is_some_and(|i| i.state.is_leaving());
+        let in_config = obs
+            .config
+            .as_ref()
+            .zip(me)
+            .is_some_and(|(c, id)| c.servers.contains_key(&id));
+        if leaving && obs.config.is_some() && !in_config {
+            // Out of the committed config (the lease holder removed it and confirmed with a write):
+            // the scale-in lifecycle is complete.
+            self.stop_server().await;
+            self.publish(
+                Phase::Removed,
+                "removed from the ensemble; instance may terminate".into(),
+                Some(&obs),
+                &plan,
+                false,
+            )
+            .await;
+            return Ok(true);
+        }
+
+        let mut lease = false;
+        if !plan.actions.is_empty() {
+            lease = self
+                .backend
+                .acquire_lease(&self.cfg.instance.id, self.cfg.agent.lease_ttl_ms, now)
+                .await
+                .unwrap_or(false);
+            if lease {
+                self.execute(&obs, &plan).await;
+            }
+        }
+        let (phase, detail) = if leaving {
+            (
+                Phase::Leaving,
+                "instance terminating; waiting for its server's removal".to_string(),
+            )
+        } else if in_config {
+            (Phase::Member, String::new())
+        } else if obs.config.is_none() && self.quorum_lost_for() {
+            (
+                Phase::QuorumLost,
+                "no member serves although the ensemble exists; waiting, nothing is wiped"
+                    .to_string(),
+            )
+        } else {
+            (
+                Phase::Joining,
+                "running as a non-voting follower until the lease holder adds it".to_string(),
+            )
+        };
+        self.publish(phase, detail, Some(&obs), &plan, lease).await;
+        Ok(false)
+    }
+
+    fn track_quorum(&mut self, obs: &Observed, now: u64) {
+        if obs.config.is_some() {
+            self.no_quorum_since = None;
+        } else if self.no_quorum_since.is_none() {
+            self.no_quorum_since = Some(now);
+        }
+    }
+
+    fn quorum_lost_for(&self) -> bool {
+        self.no_quorum_since
+            .is_some_and(|t| self.clock.now_ms().saturating_sub(t) >= QUORUM_LOSS_DEBOUNCE_MS)
+    }
+
+    /// Reaps an unexpected ZooKeeper exit and schedules a restart with backoff.
+    fn supervise_exited(&mut self) -> bool {
+        let Some(server) = self.server.as_mut() else {
+            return false;
+        };
+        let Some(exit) = server.try_exited() else {
+            return false;
+        };
+        self.server = None;
+        self.remove_pid_file();
+        if self
+            .started_at
+            .is_some_and(|t| t.elapsed() > Duration::from_secs(60))
+        {
+            self.backoff.reset();
+        }
+        let delay = self.backoff.next_delay();
+        tracing::warn!(?exit, ?delay, log = %self.layout.log_file().display(), "ZooKeeper exited; restarting after backoff");
+        self.restart_at = Some(Instant::now() + delay);
+        true
+    }
+
+    /// Walks the boot decision tree once; starts ZooKeeper when it can.
+    async fn boot(&mut self) -> Result<Boot, AgentError> {
+        let local = LocalState::read(&self.layout)?;
+        let marker = self.backend.cluster_marker().await?;
+        self.marker_seen = marker.is_some();
+        let now = self.clock.now_ms();
+        let id = match &local {
+            Some(state) => {
+                if let Some(m) = &marker
+                    && m.cluster_id != state.stamp.cluster_id
+                {
+                    return Err(AgentError::Refused(format!(
+                        "{} is stamped for cluster {} but this group's cluster is {}",
+                        self.layout.stamp().display(),
+                        state.stamp.cluster_id,
+                        m.cluster_id
+                    )));
+                }
+                let claimed = self
+                    .backend
+                    .claim_id(&self.cfg.instance.id, &self.cfg.instance.address)
+                    .await?;
+                if claimed != state.myid {
+                    return Err(AgentError::Refused(format!(
+                        "{} says server {} but instance {} holds the claim for {claimed}",
+                        self.layout.myid().display(),
+                        state.myid,
+                        self.cfg.instance.id
+                    )));
+                }
+                state.myid
+            }
+            None => {
+                self.backend
+                    .claim_id(&self.cfg.instance.id, &self.cfg.instance.address)
+                    .await?
+            }
+        };
+        self.my_id = Some(id);
+        let me = self.cfg.server_spec(id);
+        let obs = self
+            .observer
+            .observe(&self.backend, &self.zk, self.cfg.server.client_port, now)
+            .await;
+        self.track_quorum(&obs, now);
+        let claimed: Vec<ServerSpec> = obs
+            .instances
+            .iter()
+            .flatten()
+            .filter(|i| i.state == InstanceState::Running)
+            .filter_map(|i| i.server_id.map(|sid| (sid, i)))
+            .map(|(sid, i)| ServerSpec {
+                host: i.address.clone(),
+                client_host: i.address.clone(),
+                ..self.cfg.server_spec(sid)
+            })
+            .collect();
+        let desired = self.backend.desired_capacity().await?;
+        let inputs = BootInputs {
+            me: &me,
+            local_lists_me: local
+                .as_ref()
+                .map(|s| s.dynamic.1.servers.contains_key(&id)),
+            serving_config: obs.config.as_ref(),
+            marker: marker.as_ref(),
+            claimed: &claimed,
+            desired_instances: desired,
+            target_voters: self.cfg.policy.target_voters,
+        };
+        let decision = decide(&inputs);
+        tracing::info!(server_id = %id, ?decision, "boot decision");
+        let digest = self.secret.super_digest();
+        let keys = self.cfg.static_keys(&digest);
+        match (decision, local) {
+            (BootDecision::StartAsIs, Some(mut state)) => {
+                files::update_static(&self.layout, &mut state, &keys)?;
+            }
+            (BootDecision::Rejoin(cfg), Some(mut state)) => {
+                files::update_static(&self.layout, &mut state, &keys)?;
+                files::repoint_joiner(&self.layout, &mut state, &cfg)?;
+            }
+            (BootDecision::Join(cfg), None) => {
+                let Some(m) = &marker else {
+                    return Ok(Boot::Waiting("an ensemble serves but this group has no cluster marker; not joining an ensemble zkpilot did not create".into()));
+                };
+                self.prepare(m, id, &keys, &cfg, false)?;
+            }
+            (BootDecision::Genesis(cfg), None) => {
+                let Some(m) = &marker else {
+                    return Ok(Boot::Waiting("genesis without marker".into()));
+                };
+                self.prepare(m, id, &keys, &cfg, true)?;
+            }
+            (BootDecision::ProposeGenesis(members), None) => {
+                let proposal = ClusterMarker {
+                    cluster_id: uuid::Uuid::new_v4().to_string(),
+                    genesis: members,
+                    created_by: self.cfg.instance.id.clone(),
+                    created_ms: now,
+                };
+                let won = self.backend.create_cluster_marker(&proposal).await?;
+                tracing::info!(cluster_id = %won.cluster_id, genesis = ?zkpilot_core::boot::genesis_ids(&won), "cluster marker");
+                return Ok(Boot::Waiting(
+                    "cluster marker written; starting genesis".into(),
+                ));
+            }
+            (BootDecision::Wait(why), _) => return Ok(Boot::Waiting(why)),
+            (d, _) => return Ok(Boot::Waiting(format!("inconsistent boot decision {d:?}"))),
+        }
+        self.start_server()?;
+        Ok(Boot::Started)
+    }
+
+    fn prepare(
+        &self,
+        marker: &ClusterMarker,
+        id: ServerId,
+        keys: &[(String, String)],
+        cfg: &zkpilot_core::EnsembleConfig,
+        genesis: bool,
+    ) -> Result<(), AgentError> {
+        let stamp = Stamp {
+            cluster_id: marker.cluster_id.clone(),
+            server_id: id,
+        };
+        files::prepare_new(&self.layout, &stamp, keys, cfg, genesis)?;
+        Ok(())
+    }
+
+    fn start_server(&mut self) -> Result<(), AgentError> {
+        let conf = self.layout.conf_dir();
+        write_logging_config(&conf)?;
+        let (program, args) = self.install.server_command(
+            &conf,
+            &self.layout.zoo_cfg(),
+            &JvmSettings {
+                heap_mb: self.cfg.server.heap_mb,
+            },
+        );
+        let mut sup = Supervisor::new(Spec {
+            program,
+            args,
+            cwd: self.layout.base.clone(),
+            log: self.layout.log_file(),
+            grace: Duration::from_secs(10),
+        });
+        sup.start()?;
+        if let Some(pid) = sup.pid() {
+            let pid_file = self
+                .layout
+                .base
+                .parent()
+                .unwrap_or(&self.layout.base)
+                .join("zk.pid");
+            if let Err(e) = std::fs::write(&pid_file, pid.to_string()) {
+                tracing::warn!(error = %e, path = %pid_file.display(), "cannot record ZooKeeper pid");
+            }
+        }
+        self.server = Some(sup);
+        self.started_at = Some(Instant::now());
+        self.restart_at = None;
+        Ok(())
+    }
+
+    fn remove_pid_file(&self) {
+        let _ignored = std::fs::remove_file(
+            self.layout
+                .base
+                .parent()
+                .unwrap_or(&self.layout.base)
+                .join("zk.pid"),
+        );
+    }
+
+    async fn stop_server(&mut self) {
+        if let Some(mut s) = self.server.take() {
+            if let Err(e) = s.stop().await {
+                tracing::warn!(error = %e, "stopping ZooKeeper");
+            }
+            self.remove_pid_file();
+        }
+    }
+
+    /// Executes the plan's actions (at most one reconfig) and records each outcome.
+    async fn execute(&mut self, obs: &Observed, plan: &Plan) {
+        let connect = serving_connect_string(obs);
+        for action in &plan.actions {
+            let started = Instant::now();
+            let outcome = match action {
+                Action::Reconfig(change) => self.reconfig(&connect, change).await,
+                Action::ReleaseId { id, instance } => {
+                    match self.backend.release_id(*id, instance).await {
+                        Ok(()) => "applied".to_string(),
+                        Err(e) => format!("failed: {e}"),
+                    }
+                }
+            };
+            tracing::info!(%action, %outcome, "executed");
+            self.events.push_back(Event {
+                at_ms: self.clock.now_ms(),
+                action: action.to_string(),
+                outcome,
+                took_ms: started.elapsed().as_millis() as u64,
+            });
+            while self.events.len() > EVENTS_KEPT {
+                self.events.pop_front();
+            }
+        }
+    }
+
+    /// One conditional reconfig, its outcome settled by reading the config back, then confirmed by
+    /// a committed write (only then is it active on every server, and safe to stop a removed one).
+    async fn reconfig(&self, connect: &str, change: &MembershipChange) -> String {
+        let applied = match self.zk.reconfig(connect, change).await {
+            Ok(cfg) if change.is_reflected_in(&cfg) => Ok(()),
+            Ok(cfg) => Err(format!(
+                "failed: ZooKeeper answered with config {:x} that lacks the change",
+                cfg.version
+            )),
+            Err(ReconfigError::Unknown(why)) => match self.zk.committed_config(connect).await {
+                Ok(cfg) if change.is_reflected_in(&cfg) => Ok(()),
+                _ => Err(format!(
+                    "failed: outcome unknown ({why}) and not visible in the config"
+                )),
+            },
+            Err(ReconfigError::Stale) => {
+                Err("conflict: the config changed since it was observed; re-planning".into())
+            }
+            Err(e @ ReconfigError::Forbidden(_)) => {
+                tracing::error!(error = %e, "reconfig forbidden: check the secret file and reconfigEnabled");
+                Err(format!("failed: {e}"))
+            }
+            Err(e) => Err(format!("{e}")),
+        };
+        if let Err(outcome) = applied {
+            return outcome;
+        }
+        // Removing the leader breaks sessions for a moment; the confirming write retries briefly.
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            match self.zk.confirm_write(connect).await {
+                Ok(()) => return "applied".into(),
+                Err(e) if Instant::now() >= deadline => {
+                    return format!("applied, confirmation write failed: {e}");
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+            }
+        }
+    }
+
+    async fn publish(
+        &mut self,
+        phase: Phase,
+        detail: String,
+        obs: Option<&Observed>,
+        plan: &Plan,
+        lease: bool,
+    ) {
+        let me = self.my_id;
+        let config = obs.and_then(|o| o.config.as_ref());
+        let status = AgentStatus {
+            instance: self.cfg.instance.id.clone(),
+            address: self.cfg.instance.address.clone(),
+            zone: self.cfg.instance.zone.clone(),
+            server_id: me,
+            phase,
+            detail,
+            role: config.zip(me).and_then(|(c, id)| c.role_of(id)),
+            mode: obs
+                .zip(me)
+                .and_then(|(o, id)| o.health.get(&id))
+                .map(|h| h.mode),
+            config_version: config.map(|c| format!("{:x}", c.version)),
+            leader: obs.and_then(Observed::leader),
+            connect_string: config.map(|c| c.connect_string()),
+            plan: plan.clone(),
+            lease_holder: lease,
+            events: self.events.iter().cloned().collect(),
+            updated_ms: self.clock.now_ms(),
+        };
+        match serde_json::to_string_pretty(&status) {
+            Ok(json) => {
+                if let Err(e) = self
+                    .backend
+                    .publish_status(&self.cfg.instance.id, &json)
+                    .await
+                {
+                    tracing::warn!(error = %e, "publishing status");
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "serializing status"),
+        }
+        self.status.send_replace(Arc::new(status));
+    }
+}
+
+/// Client addresses of the servers that serve, for the reconfig session.
+pub fn serving_connect_string(obs: &Observed) -> String {
+    let mut addrs = Vec::new();
+    for m in obs.members() {
+        if !m.is_serving() {
+            continue;
+        }
+        if let Some(spec) = m.spec {
+            addrs.push(spec.client_address());
+        } else if let Some(c) = obs.config.as_ref().and_then(|c| c.servers.values().next())
+            && let Some(i) = m.instance
+        {
+            addrs.push(format!("{}:{}", i.address, c.client_port));
+        }
+    }
+    addrs.join(",")
+}

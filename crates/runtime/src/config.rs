@@ -1,0 +1,362 @@
+//! The agent's config file (TOML), parsed in two stages: [`AgentConfig`] mirrors the file and
+//! only validates; [`AgentConfig::static_keys`] and friends derive what the runtime uses.
+
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use zkpilot_core::model::{InstanceId, Role, ServerId, ServerSpec};
+use zkpilot_core::policy::Policy;
+
+/// A config file that cannot be used; names the file and the field.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// Unreadable file.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// TOML syntax, unknown or missing field (the message names it).
+    #[error("{path}: {message}")]
+    Syntax {
+        /// The file.
+        path: PathBuf,
+        /// toml's message, with line, column and field.
+        message: String,
+    },
+    /// A field with an unusable value.
+    #[error("{path}: field `{field}`: {why}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// Dotted field name.
+        field: String,
+        /// What is wrong.
+        why: String,
+    },
+}
+
+/// `[instance]`: who this agent runs for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InstanceSection {
+    /// Backend instance id.
+    pub id: InstanceId,
+    /// Address ZooKeeper binds and advertises.
+    pub address: String,
+    /// Availability zone.
+    pub zone: String,
+}
+
+fn default_install() -> PathBuf {
+    PathBuf::from("/usr/share/java")
+}
+const fn default_heap() -> u32 {
+    256
+}
+const fn default_tick() -> u32 {
+    2000
+}
+const fn default_init_limit() -> u32 {
+    10
+}
+const fn default_sync_limit() -> u32 {
+    5
+}
+const fn default_client_port() -> u16 {
+    2181
+}
+const fn default_quorum_port() -> u16 {
+    2888
+}
+const fn default_election_port() -> u16 {
+    3888
+}
+const fn default_admin_port() -> u16 {
+    8080
+}
+
+/// `[server]`: the ZooKeeper server this agent supervises.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSection {
+    /// conf/, data/ and logs/ live below it (persistent, writable).
+    pub base_dir: PathBuf,
+    /// ZooKeeper install (Debian `/usr/share/java`, or a tarball's home).
+    #[serde(default = "default_install")]
+    pub install: PathBuf,
+    /// java binary; first on PATH if unset.
+    #[serde(default)]
+    pub java: Option<PathBuf>,
+    /// Max heap, MiB.
+    #[serde(default = "default_heap")]
+    pub heap_mb: u32,
+    /// tickTime, ms.
+    #[serde(default = "default_tick")]
+    pub tick_time_ms: u32,
+    /// initLimit, ticks.
+    #[serde(default = "default_init_limit")]
+    pub init_limit: u32,
+    /// syncLimit, ticks.
+    #[serde(default = "default_sync_limit")]
+    pub sync_limit: u32,
+    /// Client port.
+    #[serde(default = "default_client_port")]
+    pub client_port: u16,
+    /// Quorum port.
+    #[serde(default = "default_quorum_port")]
+    pub quorum_port: u16,
+    /// Election port.
+    #[serde(default = "default_election_port")]
+    pub election_port: u16,
+    /// AdminServer port (bound to the instance address only).
+    #[serde(default = "default_admin_port")]
+    pub admin_port: u16,
+}
+
+/// `[cluster]`: shared secrets.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterSection {
+    /// File holding the superuser password (reconfig is authorised only for it).
+    pub secret_file: PathBuf,
+}
+
+/// `[backend]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, tag = "kind", rename_all = "lowercase")]
+pub enum BackendSection {
+    /// The local group in a state directory.
+    Local {
+        /// State directory.
+        dir: PathBuf,
+    },
+}
+
+const fn default_pass_ms() -> u64 {
+    500
+}
+const fn default_lease_ms() -> u64 {
+    15_000
+}
+
+/// `[agent]`: loop timing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentSection {
+    /// Time between passes, ms.
+    #[serde(default = "default_pass_ms")]
+    pub pass_interval_ms: u64,
+    /// Membership-change lease TTL, ms.
+    #[serde(default = "default_lease_ms")]
+    pub lease_ttl_ms: u64,
+}
+
+impl Default for AgentSection {
+    fn default() -> Self {
+        Self {
+            pass_interval_ms: default_pass_ms(),
+            lease_ttl_ms: default_lease_ms(),
+        }
+    }
+}
+
+/// The whole file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentConfig {
+    /// `[instance]`.
+    pub instance: InstanceSection,
+    /// `[server]`.
+    pub server: ServerSection,
+    /// `[cluster]`.
+    pub cluster: ClusterSection,
+    /// `[policy]`.
+    #[serde(default)]
+    pub policy: Policy,
+    /// `[backend]`.
+    pub backend: BackendSection,
+    /// `[agent]`.
+    #[serde(default)]
+    pub agent: AgentSection,
+}
+
+impl AgentConfig {
+    /// Reads and validates a file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::parse(&text, path)
+    }
+
+    /// Parses and validates text; `path` is used in errors.
+    pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        let cfg: Self = toml::from_str(text).map_err(|e| ConfigError::Syntax {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        cfg.validate(path)?;
+        Ok(cfg)
+    }
+
+    fn validate(&self, path: &Path) -> Result<(), ConfigError> {
+        let invalid = |field: &str, why: String| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            field: field.into(),
+            why,
+        };
+        let ip: Ipv4Addr = self.instance.address.parse().map_err(|_| {
+            invalid(
+                "instance.address",
+                format!("{:?} is not an IPv4 address", self.instance.address),
+            )
+        })?;
+        if matches!(self.backend, BackendSection::Local { .. }) && !ip.is_loopback() {
+            return Err(invalid(
+                "instance.address",
+                format!("{ip} is not loopback; the local backend uses 127.0.0.0/8 only"),
+            ));
+        }
+        if self.instance.id.0.is_empty() {
+            return Err(invalid("instance.id", "empty".into()));
+        }
+        self.policy
+            .validate()
+            .map_err(|e| invalid(&format!("policy.{}", e.field), e.why))?;
+        if !self.server.base_dir.is_absolute() {
+            return Err(invalid(
+                "server.base_dir",
+                "must be an absolute path (ZooKeeper resolves dynamicConfigFile against it)".into(),
+            ));
+        }
+        if self.server.heap_mb < 32 {
+            return Err(invalid(
+                "server.heap_mb",
+                format!(
+                    "{} MiB is below the 32 MiB minimum heap",
+                    self.server.heap_mb
+                ),
+            ));
+        }
+        let ports = [
+            self.server.client_port,
+            self.server.quorum_port,
+            self.server.election_port,
+            self.server.admin_port,
+        ];
+        if ports.contains(&0) || (1..ports.len()).any(|i| ports[..i].contains(&ports[i])) {
+            return Err(invalid(
+                "server.*_port",
+                format!("ports must be distinct and non-zero, got {ports:?}"),
+            ));
+        }
+        if self.agent.pass_interval_ms == 0
+            || self.agent.lease_ttl_ms < 2 * self.agent.pass_interval_ms
+        {
+            return Err(invalid(
+                "agent.lease_ttl_ms",
+                "must be at least two pass intervals".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// This server's line, for a given id.
+    pub fn server_spec(&self, id: ServerId) -> ServerSpec {
+        ServerSpec {
+            id,
+            host: self.instance.address.clone(),
+            quorum_port: self.server.quorum_port,
+            election_port: self.server.election_port,
+            role: Role::Participant,
+            client_host: self.instance.address.clone(),
+            client_port: self.server.client_port,
+        }
+    }
+
+    /// zoo.cfg keys zkpilot owns (reference/zookeeper-local-lab.md §2.1, zookeeper-reconfig.md §0).
+    pub fn static_keys(&self, super_digest: &str) -> Vec<(String, String)> {
+        let s = &self.server;
+        [
+            ("tickTime", s.tick_time_ms.to_string()),
+            ("initLimit", s.init_limit.to_string()),
+            ("syncLimit", s.sync_limit.to_string()),
+            ("reconfigEnabled", "true".into()),
+            ("standaloneEnabled", "false".into()),
+            // srvr for membership probes, mntr for the leader's synced counts; nothing else.
+            ("4lw.commands.whitelist", "srvr,mntr".into()),
+            ("admin.enableServer", "true".into()),
+            ("admin.serverAddress", self.instance.address.clone()),
+            ("admin.serverPort", s.admin_port.to_string()),
+            (
+                "DigestAuthenticationProvider.superDigest",
+                super_digest.to_string(),
+            ),
+            ("autopurge.snapRetainCount", "10".into()),
+            ("autopurge.purgeInterval", "24".into()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+[instance]
+id = "i-0001"
+address = "127.0.1.1"
+zone = "local-a"
+[server]
+base_dir = "/tmp/x/zk"
+[cluster]
+secret_file = "/tmp/x/secret"
+[backend]
+kind = "local"
+dir = "/tmp/x"
+"#;
+
+    #[test]
+    fn good_config_parses_with_defaults() {
+        let c = AgentConfig::parse(GOOD, Path::new("a.toml")).expect("valid");
+        assert_eq!(c.server.client_port, 2181);
+        assert_eq!(c.policy.target_voters, 3);
+    }
+
+    #[test]
+    fn errors_name_file_and_field() {
+        let cases = [
+            (
+                GOOD.replace("zone = \"local-a\"", "zone = \"local-a\"\ncolour = 1"),
+                "colour",
+            ),
+            (GOOD.replace("127.0.1.1", "10.0.0.1"), "instance.address"),
+            (GOOD.replace("127.0.1.1", "banana"), "instance.address"),
+            (
+                format!("{GOOD}\n[policy]\ntarget_voters = 4\n"),
+                "policy.target_voters",
+            ),
+            (GOOD.replace("/tmp/x/zk", "relative/zk"), "server.base_dir"),
+            (
+                GOOD.replace("[cluster]\nsecret_file = \"/tmp/x/secret\"", ""),
+                "cluster",
+            ),
+        ];
+        for (text, needle) in cases {
+            let err = AgentConfig::parse(&text, Path::new("/etc/zkpilot/agent.toml"))
+                .expect_err(needle)
+                .to_string();
+            assert!(err.starts_with("/etc/zkpilot/agent.toml"), "{err}");
+            assert!(err.contains(needle), "{needle}: {err}");
+        }
+    }
+}

@@ -1,0 +1,86 @@
+//! Gathering one [`Observed`] snapshot: backend instances, a `srvr` probe of every known server,
+//! and the committed config read through the servers that serve. Every failure becomes data
+//! (`None`, `Unreachable`), never an early return, so the planner always sees what is unknown.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use zkpilot_core::model::{EnsembleConfig, InstanceState, ServerId};
+use zkpilot_core::observed::{Health, Observed};
+use zkpilot_core::ports::{Backend, Zookeeper};
+
+/// Remembers since when each server has been serving, across passes.
+#[derive(Debug, Default, Clone)]
+pub struct Observer {
+    serving_since: BTreeMap<ServerId, u64>,
+}
+
+impl Observer {
+    /// One snapshot. `client_port` is used for instances not (yet) in the config.
+    pub async fn observe<B: Backend, Z: Zookeeper>(
+        &mut self,
+        backend: &B,
+        zk: &Z,
+        client_port: u16,
+        now_ms: u64,
+    ) -> Observed {
+        let instances = backend.instances().await.ok();
+        let mut targets: BTreeMap<ServerId, String> = BTreeMap::new();
+        for i in instances.iter().flatten() {
+            if let (Some(id), false) = (i.server_id, i.state == InstanceState::Terminated) {
+                targets.insert(id, format!("{}:{client_port}", i.address));
+            }
+        }
+        let mut health = probe_all(zk, &targets).await;
+        let serving: Vec<String> = targets
+            .iter()
+            .filter(|(id, _)| health.get(id).is_some_and(|h| h.mode.is_serving()))
+            .map(|(_, a)| a.clone())
+            .collect();
+        let config = read_config(zk, &serving).await;
+        if let Some(cfg) = &config {
+            // Members nobody claims (unknown to the backend) are still probed, for status.
+            let extra: BTreeMap<ServerId, String> = cfg
+                .servers
+                .values()
+                .filter(|s| !targets.contains_key(&s.id))
+                .map(|s| (s.id, s.client_address()))
+                .collect();
+            health.extend(probe_all(zk, &extra).await);
+        }
+        let ids: BTreeSet<ServerId> = health.keys().copied().collect();
+        self.serving_since.retain(|id, _| ids.contains(id));
+        for (id, h) in &mut health {
+            if h.mode.is_serving() {
+                h.serving_since_ms = Some(*self.serving_since.entry(*id).or_insert(now_ms));
+            } else {
+                self.serving_since.remove(id);
+            }
+        }
+        Observed {
+            config,
+            instances,
+            health,
+        }
+    }
+}
+
+async fn probe_all<Z: Zookeeper>(
+    zk: &Z,
+    targets: &BTreeMap<ServerId, String>,
+) -> BTreeMap<ServerId, Health> {
+    let probes = targets
+        .iter()
+        .map(|(id, addr)| async move { (*id, zk.probe(addr).await) });
+    futures::future::join_all(probes)
+        .await
+        .into_iter()
+        .collect()
+}
+
+/// The committed config through any serving server, or `None`.
+pub async fn read_config<Z: Zookeeper>(zk: &Z, serving: &[String]) -> Option<EnsembleConfig> {
+    if serving.is_empty() {
+        return None;
+    }
+    zk.committed_config(&serving.join(",")).await.ok()
+}

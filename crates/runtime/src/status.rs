@@ -1,0 +1,74 @@
+//! The agent's published status: an immutable snapshot replaced after every pass.
+
+use serde::{Deserialize, Serialize};
+use zkpilot_core::model::{InstanceId, Role, ServerId};
+use zkpilot_core::observed::Mode;
+use zkpilot_core::plan::Plan;
+
+/// Where the agent is in its life.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    /// Reading local state, claiming an id.
+    Booting,
+    /// Waiting before it can start ZooKeeper (the reason is in `detail`).
+    Waiting,
+    /// ZooKeeper started, not (yet) in the committed config.
+    Joining,
+    /// In the committed config.
+    Member,
+    /// The ensemble does not serve although a cluster marker exists.
+    QuorumLost,
+    /// Instance terminating: waiting for its removal.
+    Leaving,
+    /// Removed from the ensemble; ZooKeeper stopped.
+    Removed,
+}
+
+/// One executed action and its outcome.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Event {
+    /// When, ms since the Unix epoch.
+    pub at_ms: u64,
+    /// What was done.
+    pub action: String,
+    /// `applied`, `conflict`, `rejected: ...`, `failed: ...`.
+    pub outcome: String,
+    /// How long it took, ms.
+    pub took_ms: u64,
+}
+
+/// The snapshot.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AgentStatus {
+    /// Instance.
+    pub instance: InstanceId,
+    /// Address.
+    pub address: String,
+    /// Zone.
+    pub zone: String,
+    /// Server id, once claimed.
+    pub server_id: Option<ServerId>,
+    /// Phase.
+    pub phase: Phase,
+    /// Why the agent is in this phase.
+    pub detail: String,
+    /// Role in the committed config, if a member.
+    pub role: Option<Role>,
+    /// What the local server says.
+    pub mode: Option<Mode>,
+    /// Committed config version (hex).
+    pub config_version: Option<String>,
+    /// Leader id.
+    pub leader: Option<ServerId>,
+    /// Client connection string of the committed config.
+    pub connect_string: Option<String>,
+    /// Last plan.
+    pub plan: Plan,
+    /// Whether this agent held the lease in the last pass.
+    pub lease_holder: bool,
+    /// Recent actions this agent executed, newest last.
+    pub events: Vec<Event>,
+    /// When this snapshot was taken, ms since the Unix epoch.
+    pub updated_ms: u64,
+}

@@ -1,0 +1,189 @@
+//! The ensemble as an operator sees it: what `zkpilot local status` prints. Built from one
+//! observation plus the agents' published statuses (for the last plan).
+
+use serde::{Deserialize, Serialize};
+use zkpilot_core::model::{InstanceId, InstanceState, Role, ServerId};
+use zkpilot_core::observed::{Mode, Observed};
+use zkpilot_core::plan::Plan;
+use zkpilot_core::safety::largest_odd_at_most;
+
+use crate::status::AgentStatus;
+
+/// One configured server.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberView {
+    /// Server id.
+    pub id: ServerId,
+    /// Its address (quorum/election host).
+    pub address: String,
+    /// Client address.
+    pub client_address: String,
+    /// `leader`, `follower` or `observer`, from the committed config and the leader's identity.
+    pub role: String,
+    /// A voter in the committed config.
+    pub voting: bool,
+    /// What its `srvr` said.
+    pub mode: Mode,
+    /// Instance holding its id.
+    pub instance: Option<InstanceId>,
+    /// Zone of that instance.
+    pub zone: Option<String>,
+}
+
+/// One instance of the group.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstanceView {
+    /// Id.
+    pub id: InstanceId,
+    /// Address.
+    pub address: String,
+    /// Zone.
+    pub zone: String,
+    /// State.
+    pub state: InstanceState,
+    /// Claimed server id.
+    pub server_id: Option<ServerId>,
+    /// Agent phase, from its status.
+    pub phase: Option<String>,
+}
+
+/// The whole view.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClusterView {
+    /// Configured servers.
+    pub members: Vec<MemberView>,
+    /// Leader id.
+    pub leader: Option<ServerId>,
+    /// Committed config version, hex.
+    pub config_version: Option<String>,
+    /// Client connection string (voters first).
+    pub connect_string: Option<String>,
+    /// Instances.
+    pub instances: Vec<InstanceView>,
+    /// The most recent plan any agent published, and which agent.
+    pub plan: Option<Plan>,
+    /// Agent that published `plan`.
+    pub plan_by: Option<InstanceId>,
+    /// Number of voters.
+    pub voters: usize,
+    /// Whether the group is converged for `desired` instances and `target_voters`.
+    pub converged: bool,
+    /// If not converged, why.
+    pub not_converged: Vec<String>,
+}
+
+/// Voters a converged group of `desired` instances has.
+pub fn expected_voters(desired: usize, target_voters: usize) -> usize {
+    largest_odd_at_most(desired).min(target_voters).max(1)
+}
+
+/// Builds the view.
+pub fn build(
+    obs: &Observed,
+    statuses: &[AgentStatus],
+    desired: usize,
+    target_voters: usize,
+) -> ClusterView {
+    let leader = obs.leader();
+    let mut members = Vec::new();
+    for m in obs.members() {
+        let Some(spec) = m.spec else { continue };
+        let role = if Some(m.id) == leader {
+            "leader"
+        } else if spec.role == Role::Participant {
+            "follower"
+        } else {
+            "observer"
+        };
+        members.push(MemberView {
+            id: m.id,
+            address: spec.host.clone(),
+            client_address: spec.client_address(),
+            role: role.into(),
+            voting: spec.role == Role::Participant,
+            mode: m.health.mode,
+            instance: m.instance.map(|i| i.id.clone()),
+            zone: m.instance.map(|i| i.zone.clone()),
+        });
+    }
+    let instances: Vec<InstanceView> = obs
+        .instances
+        .iter()
+        .flatten()
+        .map(|i| InstanceView {
+            id: i.id.clone(),
+            address: i.address.clone(),
+            zone: i.zone.clone(),
+            state: i.state,
+            server_id: i.server_id,
+            phase: statuses.iter().find(|s| s.instance == i.id).map(|s| {
+                serde_json::to_value(&s.phase)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default()
+            }),
+        })
+        .collect();
+    let latest = statuses
+        .iter()
+        .filter(|s| !s.plan.actions.is_empty() || !s.plan.skipped.is_empty() || s.lease_holder)
+        .max_by_key(|s| (s.lease_holder, s.updated_ms))
+        .or_else(|| statuses.iter().max_by_key(|s| s.updated_ms));
+    let voters = members.iter().filter(|m| m.voting).count();
+    let mut why = Vec::new();
+    let running: Vec<&InstanceView> = instances
+        .iter()
+        .filter(|i| i.state == InstanceState::Running)
+        .collect();
+    if running.len() != desired {
+        why.push(format!(
+            "{} running instances, {desired} desired",
+            running.len()
+        ));
+    }
+    if instances
+        .iter()
+        .any(|i| i.state == InstanceState::Terminating)
+    {
+        why.push("an instance is terminating".into());
+    }
+    for i in &running {
+        match i
+            .server_id
+            .and_then(|id| members.iter().find(|m| m.id == id))
+        {
+            // Serving in the role the config gives it: an observer still reporting "follower" has
+            // not yet switched over, and a member mid-switch is not converged.
+            Some(m) if m.mode.is_serving() && (m.voting == (m.mode != Mode::Observer)) => {}
+            Some(m) if m.mode.is_serving() => {
+                why.push(format!("server {} is {:?}, switching role", m.id, m.mode))
+            }
+            Some(m) => why.push(format!("server {} is {:?}", m.id, m.mode)),
+            None => why.push(format!("instance {} is not a member yet", i.id)),
+        }
+    }
+    for m in &members {
+        if !running.iter().any(|i| i.server_id == Some(m.id)) {
+            why.push(format!("server {} has no running instance", m.id));
+        }
+    }
+    if leader.is_none() {
+        why.push("no leader".into());
+    }
+    let want = expected_voters(desired, target_voters);
+    if voters != want {
+        why.push(format!("{voters} voters, {want} expected"));
+    }
+    ClusterView {
+        members,
+        leader,
+        config_version: obs.config.as_ref().map(|c| format!("{:x}", c.version)),
+        connect_string: obs.config.as_ref().map(|c| c.connect_string()),
+        instances,
+        plan: latest.map(|s| s.plan.clone()),
+        plan_by: latest.map(|s| s.instance.clone()),
+        voters,
+        converged: why.is_empty(),
+        not_converged: why,
+    }
+}

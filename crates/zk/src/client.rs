@@ -1,0 +1,234 @@
+//! The reconfig client: `zookeeper-client` authenticated as the digest superuser.
+
+use std::fmt;
+use std::path::Path;
+use std::time::Duration;
+
+use base64::Engine;
+use sha1::{Digest, Sha1};
+use tokio::sync::Mutex;
+use zkpilot_core::model::EnsembleConfig;
+use zkpilot_core::observed::Health;
+use zkpilot_core::plan::MembershipChange;
+use zkpilot_core::ports::{PortError, PortResult, ReconfigError, Zookeeper};
+use zookeeper_client as zk;
+
+/// The superuser password. Read from a file, never from argv or the environment, and never
+/// printed: `Debug` is redacted.
+#[derive(Clone)]
+pub struct Secret(String);
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+impl Secret {
+    /// Reads the secret file: first line, trimmed; must be non-empty.
+    pub fn from_file(path: &Path) -> Result<Self, String> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("secret file {}: {e}", path.display()))?;
+        let s = text.lines().next().unwrap_or("").trim().to_string();
+        if s.is_empty() {
+            return Err(format!("secret file {}: empty", path.display()));
+        }
+        if s.contains(':') {
+            return Err(format!(
+                "secret file {}: must not contain ':'",
+                path.display()
+            ));
+        }
+        Ok(Self(s))
+    }
+
+    /// For tests and generated demo secrets.
+    pub fn new(s: impl Into<String>) -> Self {
+        Self(s.into())
+    }
+
+    /// `super:<base64(sha1("super:<password>"))>`, the value of
+    /// `DigestAuthenticationProvider.superDigest`; a hash, safe to store in zoo.cfg.
+    pub fn super_digest(&self) -> String {
+        let hash = Sha1::digest(format!("super:{}", self.0).as_bytes());
+        format!(
+            "super:{}",
+            base64::engine::general_purpose::STANDARD.encode(hash)
+        )
+    }
+
+    fn auth(&self) -> Vec<u8> {
+        format!("super:{}", self.0).into_bytes()
+    }
+}
+
+/// Znode written to confirm that a reconfig is active everywhere.
+pub const CONFIRM_PATH: &str = "/zkpilot-confirm";
+
+/// A ZooKeeper session that is reused while the connect string stays the same.
+#[derive(Debug)]
+pub struct ZkClient {
+    secret: Secret,
+    session: Mutex<Option<(String, zk::Client)>>,
+}
+
+/// ZooKeeper error codes the client crate does not name (reference/crates.md).
+const NEW_CONFIG_NO_QUORUM: i32 = -13;
+const RECONFIG_IN_PROGRESS: i32 = -14;
+
+impl ZkClient {
+    /// A client that authenticates with `secret`.
+    pub fn new(secret: Secret) -> Self {
+        Self {
+            secret,
+            session: Mutex::new(None),
+        }
+    }
+
+    async fn client(&self, connect: &str) -> PortResult<zk::Client> {
+        let mut guard = self.session.lock().await;
+        if let Some((c, client)) = guard.as_ref()
+            && c == connect
+            && !client.state().is_terminated()
+        {
+            return Ok(client.clone());
+        }
+        let connector = zk::Client::connector()
+            .with_auth("digest", &self.secret.auth())
+            .with_session_timeout(Duration::from_secs(6))
+            .with_connection_timeout(Duration::from_millis(1500))
+            .with_fail_eagerly();
+        let client = tokio::time::timeout(Duration::from_secs(8), connector.connect(connect))
+            .await
+            .map_err(|_| PortError::msg("zookeeper", format!("connect to {connect}: timed out")))?
+            .map_err(|e| PortError::new("zookeeper", format!("connect to {connect}"), e))?;
+        *guard = Some((connect.to_string(), client.clone()));
+        Ok(client)
+    }
+
+    async fn drop_session(&self) {
+        *self.session.lock().await = None;
+    }
+
+    /// A client session for other uses (tests, the demo's data checks).
+    pub async fn session(&self, connect: &str) -> PortResult<zk::Client> {
+        self.client(connect).await
+    }
+}
+
+/// Bounds one request: a session stuck on a LOOKING server must not stall the agent's pass.
+async fn deadline<T>(fut: impl Future<Output = Result<T, zk::Error>>) -> Result<T, zk::Error> {
+    tokio::time::timeout(Duration::from_secs(8), fut)
+        .await
+        .unwrap_or(Err(zk::Error::Timeout))
+}
+
+impl Zookeeper for ZkClient {
+    async fn probe(&self, client_address: &str) -> Health {
+        crate::probe::srvr(client_address).await
+    }
+
+    async fn committed_config(&self, connect_string: &str) -> PortResult<EnsembleConfig> {
+        let client = self.client(connect_string).await?;
+        let result = async {
+            deadline(client.sync("/zookeeper/config")).await?;
+            deadline(client.get_config()).await
+        }
+        .await;
+        match result {
+            Ok((bytes, _stat)) => EnsembleConfig::parse(&String::from_utf8_lossy(&bytes))
+                .map_err(|e| PortError::new("zookeeper", "parse /zookeeper/config", e)),
+            Err(e) => {
+                self.drop_session().await;
+                Err(PortError::new("zookeeper", "read /zookeeper/config", e))
+            }
+        }
+    }
+
+    async fn reconfig(
+        &self,
+        connect_string: &str,
+        change: &MembershipChange,
+    ) -> Result<EnsembleConfig, ReconfigError> {
+        let client = self
+            .client(connect_string)
+            .await
+            .map_err(|e| ReconfigError::Unknown(e.to_string()))?;
+        let joinings: Vec<String> = change.joining.iter().map(|s| s.to_string()).collect();
+        let leavings: Vec<String> = change.leaving.iter().map(|s| s.to_string()).collect();
+        let update = zk::EnsembleUpdate::Incremental {
+            joinings: joinings
+                .iter()
+                .map(String::as_str)
+                .collect::<Vec<_>>()
+                .into_iter(),
+            leavings: leavings
+                .iter()
+                .map(String::as_str)
+                .collect::<Vec<_>>()
+                .into_iter(),
+        };
+        let version = i64::try_from(change.from_version)
+            .map_err(|_| ReconfigError::Rejected("version overflow".into()))?;
+        match deadline(client.update_ensemble(update, Some(version))).await {
+            Ok((bytes, _)) => EnsembleConfig::parse(&String::from_utf8_lossy(&bytes))
+                .map_err(|e| ReconfigError::Unknown(format!("unparseable reply: {e}"))),
+            Err(zk::Error::BadVersion) => Err(ReconfigError::Stale),
+            Err(zk::Error::NoAuth) => Err(ReconfigError::Forbidden(
+                "NoAuth: the super secret does not match".into(),
+            )),
+            Err(zk::Error::ReconfigDisabled) => {
+                Err(ReconfigError::Forbidden("reconfigEnabled=false".into()))
+            }
+            Err(zk::Error::UnexpectedErrorCode(NEW_CONFIG_NO_QUORUM)) => {
+                Err(ReconfigError::Rejected("NewConfigNoQuorum".into()))
+            }
+            Err(zk::Error::UnexpectedErrorCode(RECONFIG_IN_PROGRESS)) => {
+                Err(ReconfigError::Rejected("ReconfigInProgress".into()))
+            }
+            Err(zk::Error::BadArguments(why)) => {
+                Err(ReconfigError::Rejected(format!("BadArguments: {why}")))
+            }
+            Err(e) => {
+                self.drop_session().await;
+                Err(ReconfigError::Unknown(e.to_string()))
+            }
+        }
+    }
+
+    async fn confirm_write(&self, connect_string: &str) -> PortResult<()> {
+        let client = self.client(connect_string).await?;
+        let stamp = format!("{:?}", std::time::SystemTime::now());
+        let result = match deadline(client.set_data(CONFIRM_PATH, stamp.as_bytes(), None)).await {
+            Err(zk::Error::NoNode) => {
+                let opts = zk::CreateMode::Persistent.with_acls(zk::Acls::creator_all());
+                match deadline(client.create(CONFIRM_PATH, stamp.as_bytes(), &opts)).await {
+                    Ok(_) | Err(zk::Error::NodeExists) => Ok(()),
+                    Err(e) => Err(e),
+                }
+            }
+            other => other.map(|_| ()),
+        };
+        if let Err(e) = result {
+            self.drop_session().await;
+            return Err(PortError::new("zookeeper", "confirming write", e));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn super_digest_matches_zookeeper() {
+        // Value printed by ZooKeeper's DigestAuthenticationProvider for super:secret
+        // (reference/zookeeper-local-lab.md §2.1).
+        assert_eq!(
+            Secret::new("secret").super_digest(),
+            "super:lK75jTNcA+U9vtVEw5vB51mj/w4="
+        );
+        assert_eq!(format!("{:?}", Secret::new("secret")), "Secret(<redacted>)");
+    }
+}

@@ -1,0 +1,476 @@
+//! zoo.cfg, the dynamic file, `myid`, the data stamp: reading them strictly, writing them atomically.
+//!
+//! Why a parser of our own rather than `java-properties`: zkpilot must edit zoo.cfg in place,
+//! keeping ZooKeeper's own `dynamicConfigFile=` rewrite, key order and comments, and must reject
+//! malformed input with a file and line number. ZooKeeper writes plain `key=value` lines (no
+//! escapes), and a line-preserving reader for that is a few dozen lines; `java-properties` would
+//! accept almost any text (a line with no `=` is a key) and re-escape `:` in server lines on write.
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use zkpilot_core::model::{EnsembleConfig, ServerId};
+
+/// A file that could not be read, parsed or written; names the file (and line) and leaves it as it
+/// was.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FilesError {
+    /// I/O failure on a path.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// Underlying error.
+        source: std::io::Error,
+    },
+    /// Malformed content.
+    #[error("{path}:{line}: {why}")]
+    Malformed {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line (0 when the whole file is at fault).
+        line: usize,
+        /// What is wrong.
+        why: String,
+    },
+    /// The directory holds state that is not this server's, or is half-written in a way zkpilot
+    /// cannot account for. Nothing is changed.
+    #[error("{path}: {why}")]
+    Refused {
+        /// The directory or file.
+        path: PathBuf,
+        /// Why zkpilot will not touch it.
+        why: String,
+    },
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> FilesError + '_ {
+    move |source| FilesError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Writes `content` to `path` through a temporary file and a rename, so readers (ZooKeeper, other
+/// agents) see the old or the new file, never half of one.
+pub fn write_atomic(path: &Path, content: &[u8]) -> Result<(), FilesError> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let tmp = dir.join(format!(
+        ".{}.tmp-{}",
+        path.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        std::process::id()
+    ));
+    let mut f = fs::File::create(&tmp).map_err(io(&tmp))?;
+    f.write_all(content).map_err(io(&tmp))?;
+    f.sync_all().map_err(io(&tmp))?;
+    fs::rename(&tmp, path).map_err(io(path))
+}
+
+/// zoo.cfg as an ordered list of lines, edited in place.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ZooCfg {
+    lines: Vec<Line>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Line {
+    Verbatim(String),
+    Entry(String, String),
+}
+
+impl ZooCfg {
+    /// An empty file.
+    pub fn new() -> Self {
+        Self { lines: Vec::new() }
+    }
+
+    /// Parses zoo.cfg text; `path` is only used in errors.
+    pub fn parse(text: &str, path: &Path) -> Result<Self, FilesError> {
+        let mut lines = Vec::new();
+        let mut seen = std::collections::BTreeSet::new();
+        for (n, raw) in text.lines().enumerate() {
+            let trimmed = raw.trim();
+            if trimmed.is_empty() || trimmed.starts_with('#') || trimmed.starts_with('!') {
+                lines.push(Line::Verbatim(raw.to_string()));
+                continue;
+            }
+            let malformed = |why: String| FilesError::Malformed {
+                path: path.to_path_buf(),
+                line: n + 1,
+                why,
+            };
+            let (k, v) = trimmed
+                .split_once('=')
+                .ok_or_else(|| malformed(format!("expected key=value, found {trimmed:?}")))?;
+            let key = k.trim();
+            if key.is_empty() || key.contains(char::is_whitespace) {
+                return Err(malformed(format!("invalid key {key:?}")));
+            }
+            if !seen.insert(key.to_string()) {
+                return Err(malformed(format!("duplicate key {key:?}")));
+            }
+            lines.push(Line::Entry(key.to_string(), v.trim().to_string()));
+        }
+        Ok(Self { lines })
+    }
+
+    /// Reads and parses a file.
+    pub fn read(path: &Path) -> Result<Self, FilesError> {
+        let text = fs::read_to_string(path).map_err(io(path))?;
+        Self::parse(&text, path)
+    }
+
+    /// Value of `key`.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.lines.iter().find_map(|l| match l {
+            Line::Entry(k, v) if k == key => Some(v.as_str()),
+            _ => None,
+        })
+    }
+
+    /// Sets `key`, in place if present, appended otherwise. Returns whether anything changed.
+    pub fn set(&mut self, key: &str, value: &str) -> bool {
+        for l in &mut self.lines {
+            if let Line::Entry(k, v) = l
+                && k == key
+            {
+                if v == value {
+                    return false;
+                }
+                *v = value.to_string();
+                return true;
+            }
+        }
+        self.lines
+            .push(Line::Entry(key.to_string(), value.to_string()));
+        true
+    }
+
+    /// Adds a comment line.
+    pub fn comment(&mut self, text: &str) {
+        self.lines.push(Line::Verbatim(format!("# {text}")));
+    }
+
+    /// Renders the file.
+    pub fn render(&self) -> String {
+        self.lines
+            .iter()
+            .map(|l| match l {
+                Line::Verbatim(s) => format!("{s}\n"),
+                Line::Entry(k, v) => format!("{k}={v}\n"),
+            })
+            .collect()
+    }
+}
+
+impl Default for ZooCfg {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Written into every data dir: which ensemble and which server the data belongs to. A server
+/// never starts on a stamp that is not its own.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stamp {
+    /// Cluster id from the cluster marker.
+    pub cluster_id: String,
+    /// Server id.
+    pub server_id: ServerId,
+}
+
+/// Where one server's files live under its base directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Layout {
+    /// Base directory (conf/, data/, logs/ below it). The conf dir must be writable and
+    /// persistent: ZooKeeper writes `zoo.cfg.dynamic.<version>` next to zoo.cfg.
+    pub base: PathBuf,
+}
+
+impl Layout {
+    /// Layout under `base`.
+    pub fn new(base: impl Into<PathBuf>) -> Self {
+        Self { base: base.into() }
+    }
+    /// Config directory.
+    pub fn conf_dir(&self) -> PathBuf {
+        self.base.join("conf")
+    }
+    /// zoo.cfg.
+    pub fn zoo_cfg(&self) -> PathBuf {
+        self.conf_dir().join("zoo.cfg")
+    }
+    /// dataDir.
+    pub fn data_dir(&self) -> PathBuf {
+        self.base.join("data")
+    }
+    /// myid.
+    pub fn myid(&self) -> PathBuf {
+        self.data_dir().join("myid")
+    }
+    /// The data stamp.
+    pub fn stamp(&self) -> PathBuf {
+        self.data_dir().join("zkpilot.stamp")
+    }
+    /// The ZOOKEEPER-261 marker that lets an empty data dir vote; created only at genesis.
+    pub fn initialize(&self) -> PathBuf {
+        self.data_dir().join("initialize")
+    }
+    /// Snapshots and transaction logs.
+    pub fn version2(&self) -> PathBuf {
+        self.data_dir().join("version-2")
+    }
+    /// ZooKeeper's log file.
+    pub fn log_file(&self) -> PathBuf {
+        self.base.join("logs").join("zookeeper.log")
+    }
+}
+
+/// What is on disk for one server.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LocalState {
+    /// `myid`.
+    pub myid: ServerId,
+    /// The stamp.
+    pub stamp: Stamp,
+    /// zoo.cfg.
+    pub zoo_cfg: ZooCfg,
+    /// The dynamic file zoo.cfg points at, and its content.
+    pub dynamic: (PathBuf, EnsembleConfig),
+    /// Snapshots or transaction logs exist.
+    pub has_data: bool,
+}
+
+impl LocalState {
+    /// Reads a server's state. `Ok(None)`: nothing there (or an interrupted preparation with no
+    /// ZooKeeper data, which can be redone). Errors name the file at fault; nothing is modified.
+    pub fn read(layout: &Layout) -> Result<Option<Self>, FilesError> {
+        let has_data = dir_has_entries(&layout.version2())?;
+        if !layout.zoo_cfg().exists() {
+            if has_data {
+                return Err(FilesError::Refused {
+                    path: layout.version2(),
+                    why: "ZooKeeper data without a zoo.cfg: not written by zkpilot, refusing to touch it".into(),
+                });
+            }
+            return Ok(None);
+        }
+        let zoo_cfg = ZooCfg::read(&layout.zoo_cfg())?;
+        let myid_text = fs::read_to_string(layout.myid()).map_err(io(&layout.myid()))?;
+        let myid = myid_text
+            .trim()
+            .parse::<u32>()
+            .ok()
+            .and_then(|n| ServerId::new(n).ok())
+            .ok_or_else(|| FilesError::Malformed {
+                path: layout.myid(),
+                line: 1,
+                why: format!("expected a server id 1..=255, found {:?}", myid_text.trim()),
+            })?;
+        let stamp_text = fs::read_to_string(layout.stamp()).map_err(io(&layout.stamp()))?;
+        let stamp: Stamp =
+            serde_json::from_str(&stamp_text).map_err(|e| FilesError::Malformed {
+                path: layout.stamp(),
+                line: e.line(),
+                why: e.to_string(),
+            })?;
+        if stamp.server_id != myid {
+            return Err(FilesError::Refused {
+                path: layout.stamp(),
+                why: format!("stamp is for server {} but myid is {myid}", stamp.server_id),
+            });
+        }
+        let dyn_path = PathBuf::from(zoo_cfg.get("dynamicConfigFile").ok_or_else(|| {
+            FilesError::Malformed {
+                path: layout.zoo_cfg(),
+                line: 0,
+                why: "no dynamicConfigFile= line".into(),
+            }
+        })?);
+        let dyn_text = fs::read_to_string(&dyn_path).map_err(io(&dyn_path))?;
+        let dynamic = EnsembleConfig::parse(&dyn_text).map_err(|e| FilesError::Malformed {
+            path: dyn_path.clone(),
+            line: 0,
+            why: e.to_string(),
+        })?;
+        Ok(Some(Self {
+            myid,
+            stamp,
+            zoo_cfg,
+            dynamic: (dyn_path, dynamic),
+            has_data,
+        }))
+    }
+}
+
+fn dir_has_entries(dir: &Path) -> Result<bool, FilesError> {
+    match fs::read_dir(dir) {
+        Ok(mut it) => Ok(it.next().is_some()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(FilesError::Io {
+            path: dir.to_path_buf(),
+            source: e,
+        }),
+    }
+}
+
+/// Prepares a fresh server: myid, stamp, `initialize` (genesis only), the version-0 dynamic file,
+/// and zoo.cfg last, so a zoo.cfg on disk always means "fully prepared". Refuses a directory that
+/// already holds ZooKeeper data.
+pub fn prepare_new(
+    layout: &Layout,
+    stamp: &Stamp,
+    static_keys: &[(String, String)],
+    initial: &EnsembleConfig,
+    genesis: bool,
+) -> Result<(), FilesError> {
+    if dir_has_entries(&layout.version2())? || layout.zoo_cfg().exists() {
+        return Err(FilesError::Refused {
+            path: layout.base.clone(),
+            why: "already holds a ZooKeeper server; a new server is never prepared over it".into(),
+        });
+    }
+    for d in [
+        layout.conf_dir(),
+        layout.data_dir(),
+        layout.base.join("logs"),
+    ] {
+        fs::create_dir_all(&d).map_err(io(&d))?;
+    }
+    write_atomic(&layout.myid(), format!("{}\n", stamp.server_id).as_bytes())?;
+    let stamp_json = serde_json::to_string(stamp).map_err(|e| FilesError::Malformed {
+        path: layout.stamp(),
+        line: 0,
+        why: e.to_string(),
+    })?;
+    write_atomic(&layout.stamp(), stamp_json.as_bytes())?;
+    if genesis {
+        write_atomic(&layout.initialize(), b"")?;
+    }
+    // No hex suffix: version 0, so the first leader stamps its NEWLEADER zxid and any established
+    // config outranks this one during election gossip (reference/zookeeper-reconfig.md §1.7).
+    let dynamic = layout.conf_dir().join("zoo.cfg.dynamic");
+    write_atomic(&dynamic, initial.render_dynamic().as_bytes())?;
+    let mut cfg = ZooCfg::new();
+    cfg.comment("Written by zkpilot. ZooKeeper rewrites dynamicConfigFile= on every committed config; zkpilot keeps it.");
+    for (k, v) in static_keys {
+        cfg.set(k, v);
+    }
+    cfg.set("dataDir", &layout.data_dir().to_string_lossy());
+    cfg.set("dynamicConfigFile", &dynamic.to_string_lossy());
+    write_atomic(&layout.zoo_cfg(), cfg.render().as_bytes())
+}
+
+/// Brings zkpilot's static keys up to date on restart, leaving `dynamicConfigFile=` (ZooKeeper's)
+/// and unknown keys alone. Returns whether the file changed.
+pub fn update_static(
+    layout: &Layout,
+    state: &mut LocalState,
+    static_keys: &[(String, String)],
+) -> Result<bool, FilesError> {
+    let mut changed = false;
+    for (k, v) in static_keys {
+        if k != "dynamicConfigFile" && k != "dataDir" {
+            changed |= state.zoo_cfg.set(k, v);
+        }
+    }
+    if changed {
+        write_atomic(&layout.zoo_cfg(), state.zoo_cfg.render().as_bytes())?;
+    }
+    Ok(changed)
+}
+
+/// The documented fix for a joiner that restarts before it was added (its dynamic file no longer
+/// lists it and ZooKeeper exits with "My id N not in the peer list"): a fresh version-0 file with
+/// the current committed config plus itself, and zoo.cfg repointed at it. Data is untouched.
+pub fn repoint_joiner(
+    layout: &Layout,
+    state: &mut LocalState,
+    with_me: &EnsembleConfig,
+) -> Result<(), FilesError> {
+    let path = layout.conf_dir().join("zoo.cfg.dynamic.rejoin");
+    write_atomic(&path, with_me.render_dynamic().as_bytes())?;
+    state
+        .zoo_cfg
+        .set("dynamicConfigFile", &path.to_string_lossy());
+    write_atomic(&layout.zoo_cfg(), state.zoo_cfg.render().as_bytes())?;
+    state.dynamic = (path, with_me.clone());
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zoo_cfg_edits_in_place_and_keeps_comments() {
+        let text = "# mine\ntickTime=2000\ndynamicConfigFile=/x/zoo.cfg.dynamic.100000000\n";
+        let mut c = ZooCfg::parse(text, Path::new("zoo.cfg")).expect("parses");
+        assert!(!c.set("tickTime", "2000"));
+        assert!(c.set("tickTime", "1000"));
+        assert!(c.set("initLimit", "10"));
+        assert_eq!(
+            c.render(),
+            "# mine\ntickTime=1000\ndynamicConfigFile=/x/zoo.cfg.dynamic.100000000\ninitLimit=10\n"
+        );
+    }
+
+    #[test]
+    fn zoo_cfg_errors_name_file_and_line() {
+        let err = ZooCfg::parse("a=1\nthis is not a property\n", Path::new("/c/zoo.cfg"))
+            .expect_err("malformed");
+        assert_eq!(
+            err.to_string(),
+            "/c/zoo.cfg:2: expected key=value, found \"this is not a property\""
+        );
+        let dup = ZooCfg::parse("a=1\na=2\n", Path::new("z")).expect_err("duplicate");
+        assert!(dup.to_string().contains("duplicate key"));
+    }
+
+    fn sample() -> EnsembleConfig {
+        EnsembleConfig::parse("server.1=127.0.0.1:2888:3888:participant;127.0.0.1:2181")
+            .expect("valid")
+    }
+
+    #[test]
+    fn prepare_then_read_back() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let layout = Layout::new(dir.path().join("s1"));
+        assert_eq!(LocalState::read(&layout).expect("empty is fine"), None);
+        let stamp = Stamp {
+            cluster_id: "c1".into(),
+            server_id: ServerId(1),
+        };
+        let keys = vec![("tickTime".to_string(), "2000".to_string())];
+        prepare_new(&layout, &stamp, &keys, &sample(), true).expect("prepares");
+        let st = LocalState::read(&layout).expect("reads").expect("present");
+        assert_eq!(st.myid, ServerId(1));
+        assert_eq!(st.dynamic.1, sample());
+        assert!(layout.initialize().exists());
+        // A second preparation over it is refused and changes nothing.
+        let before = fs::read_to_string(layout.zoo_cfg()).expect("zoo.cfg");
+        assert!(matches!(
+            prepare_new(&layout, &stamp, &keys, &sample(), false),
+            Err(FilesError::Refused { .. })
+        ));
+        assert_eq!(
+            before,
+            fs::read_to_string(layout.zoo_cfg()).expect("zoo.cfg")
+        );
+    }
+
+    #[test]
+    fn foreign_data_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let layout = Layout::new(dir.path());
+        fs::create_dir_all(layout.version2()).expect("mkdir");
+        fs::write(layout.version2().join("log.100000001"), b"x").expect("write");
+        let err = LocalState::read(&layout).expect_err("foreign");
+        assert!(err.to_string().contains("not written by zkpilot"), "{err}");
+    }
+}

@@ -1,0 +1,241 @@
+//! Where ZooKeeper is installed and how its JVM is launched.
+//!
+//! Two layouts are recognised:
+//! * Debian's package (`/usr/share/java/zookeeper.jar`). Its default classpath lacks an slf4j
+//!   binding (nothing is logged) and the servlet API (the AdminServer silently does not start), so
+//!   both are added (reference/zookeeper-local-lab.md §1).
+//! * An Apache binary tarball (`<home>/lib/zookeeper-3.x.y.jar` and its dependencies in `lib/`),
+//!   3.5 to 3.9; 3.8+ log through logback, older ones through log4j, and zkpilot writes a console
+//!   configuration for both.
+
+use std::path::{Path, PathBuf};
+
+/// A ZooKeeper install that cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum InstallError {
+    /// Nothing recognisable at the path.
+    #[error(
+        "no ZooKeeper install at {path}: expected {path}/zookeeper.jar (Debian package `zookeeper`) or {path}/lib/zookeeper-3.*.jar (Apache tarball)"
+    )]
+    NotFound {
+        /// The configured path.
+        path: PathBuf,
+    },
+    /// Debian layout with a required jar missing.
+    #[error(
+        "ZooKeeper at {path} lacks {jar} (needed for {why}); install Debian packages zookeeper and libservlet-api-java"
+    )]
+    MissingJar {
+        /// Install path.
+        path: PathBuf,
+        /// Missing jar.
+        jar: String,
+        /// What it is for.
+        why: &'static str,
+    },
+    /// A version older than 3.5 (no dynamic reconfiguration).
+    #[error(
+        "ZooKeeper {version} at {path} predates dynamic reconfiguration; 3.5 or newer is required"
+    )]
+    TooOld {
+        /// Install path.
+        path: PathBuf,
+        /// Version found.
+        version: String,
+    },
+    /// No java binary.
+    #[error("java not found at {0}; install a JRE (Debian: default-jre-headless)")]
+    NoJava(PathBuf),
+}
+
+/// A usable install.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Install {
+    /// The `java` binary.
+    pub java: PathBuf,
+    /// JVM classpath.
+    pub classpath: String,
+    /// Version from the jar name, when the layout tells it.
+    pub version: Option<String>,
+}
+
+/// JVM settings for one server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JvmSettings {
+    /// Maximum heap, MiB.
+    pub heap_mb: u32,
+}
+
+impl Install {
+    /// Detects the layout at `path` and finds `java` (an explicit path, or the first on `PATH`).
+    pub fn detect(path: &Path, java: Option<&Path>) -> Result<Self, InstallError> {
+        let java = match java {
+            Some(j) => j.to_path_buf(),
+            None => find_on_path("java")
+                .ok_or_else(|| InstallError::NoJava(PathBuf::from("java (on PATH)")))?,
+        };
+        if !java.is_file() {
+            return Err(InstallError::NoJava(java));
+        }
+        if path.join("zookeeper.jar").is_file() {
+            let mut parts = vec![path.join("zookeeper.jar")];
+            for (jar, why) in [
+                ("servlet-api.jar", "the AdminServer"),
+                ("slf4j-log4j12.jar", "logging"),
+                ("log4j-1.2.jar", "logging"),
+            ] {
+                let p = path.join(jar);
+                if !p.is_file() {
+                    return Err(InstallError::MissingJar {
+                        path: path.to_path_buf(),
+                        jar: jar.into(),
+                        why,
+                    });
+                }
+                parts.push(p);
+            }
+            let classpath = parts
+                .iter()
+                .map(|p| p.to_string_lossy().into_owned())
+                .collect::<Vec<_>>()
+                .join(":");
+            return Ok(Self {
+                java,
+                classpath,
+                version: None,
+            });
+        }
+        let lib = path.join("lib");
+        let version = std::fs::read_dir(&lib)
+            .ok()
+            .into_iter()
+            .flatten()
+            .flatten()
+            .find_map(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                let v = name.strip_prefix("zookeeper-")?.strip_suffix(".jar")?;
+                (v.starts_with("3.") && v.chars().nth(2).is_some_and(|c| c.is_ascii_digit()))
+                    .then(|| v.to_string())
+            });
+        let Some(version) = version else {
+            return Err(InstallError::NotFound {
+                path: path.to_path_buf(),
+            });
+        };
+        let minor: u32 = version
+            .split('.')
+            .nth(1)
+            .and_then(|m| m.parse().ok())
+            .unwrap_or(0);
+        if minor < 5 {
+            return Err(InstallError::TooOld {
+                path: path.to_path_buf(),
+                version,
+            });
+        }
+        Ok(Self {
+            java,
+            classpath: format!("{}/*", lib.to_string_lossy()),
+            version: Some(version),
+        })
+    }
+
+    /// Program and arguments that run one server from `zoo_cfg`. Logging goes to the console (the
+    /// supervisor appends it to the log file); both log4j and logback configs are passed so either
+    /// binding finds one.
+    pub fn server_command(
+        &self,
+        conf_dir: &Path,
+        zoo_cfg: &Path,
+        jvm: &JvmSettings,
+    ) -> (PathBuf, Vec<String>) {
+        let args = vec![
+            "-XX:-UsePerfData".to_string(),
+            "-Xms32m".to_string(),
+            format!("-Xmx{}m", jvm.heap_mb),
+            "-XX:+UseSerialGC".to_string(),
+            "-XX:TieredStopAtLevel=1".to_string(),
+            // ZOOKEEPER-261: an empty data dir (a lost disk) must not vote until synced.
+            "-Dzookeeper.db.autocreate=false".to_string(),
+            format!(
+                "-Dlog4j.configuration=file:{}",
+                conf_dir.join("log4j.properties").display()
+            ),
+            format!(
+                "-Dlogback.configurationFile={}",
+                conf_dir.join("logback.xml").display()
+            ),
+            "-cp".to_string(),
+            self.classpath.clone(),
+            "org.apache.zookeeper.server.quorum.QuorumPeerMain".to_string(),
+            zoo_cfg.to_string_lossy().into_owned(),
+        ];
+        (self.java.clone(), args)
+    }
+}
+
+/// Writes console logging configs for log4j 1.x and logback into `conf_dir`.
+pub fn write_logging_config(conf_dir: &Path) -> Result<(), crate::files::FilesError> {
+    let log4j = "log4j.rootLogger=INFO, CONSOLE\n\
+                 log4j.appender.CONSOLE=org.apache.log4j.ConsoleAppender\n\
+                 log4j.appender.CONSOLE.layout=org.apache.log4j.PatternLayout\n\
+                 log4j.appender.CONSOLE.layout.ConversionPattern=%d{ISO8601} [myid:%X{myid}] - %-5p [%t:%C{1}@%L] - %m%n\n";
+    let logback = r#"<configuration>
+  <appender name="CONSOLE" class="ch.qos.logback.core.ConsoleAppender">
+    <encoder><pattern>%d{ISO8601} [myid:%X{myid}] - %-5p [%t:%C{1}@%L] - %m%n</pattern></encoder>
+  </appender>
+  <root level="INFO"><appender-ref ref="CONSOLE"/></root>
+</configuration>
+"#;
+    crate::files::write_atomic(&conf_dir.join("log4j.properties"), log4j.as_bytes())?;
+    crate::files::write_atomic(&conf_dir.join("logback.xml"), logback.as_bytes())
+}
+
+fn find_on_path(name: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH")
+        .map(|p| {
+            std::env::split_paths(&p)
+                .map(|d| d.join(name))
+                .collect::<Vec<_>>()
+        })
+        .unwrap_or_default()
+        .into_iter()
+        .find(|p| p.is_file())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_install_is_named() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let java = dir.path().join("java");
+        std::fs::write(&java, b"").expect("write");
+        let err = Install::detect(&dir.path().join("nope"), Some(&java)).expect_err("missing");
+        assert!(err.to_string().contains("no ZooKeeper install at"), "{err}");
+        let err =
+            Install::detect(dir.path(), Some(&dir.path().join("nojava"))).expect_err("no java");
+        assert!(err.to_string().contains("java not found"), "{err}");
+    }
+
+    #[test]
+    fn tarball_layout_and_version_floor() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let java = dir.path().join("java");
+        std::fs::write(&java, b"").expect("write");
+        let lib = dir.path().join("lib");
+        std::fs::create_dir_all(&lib).expect("mkdir");
+        std::fs::write(lib.join("zookeeper-3.4.14.jar"), b"").expect("write");
+        assert!(matches!(
+            Install::detect(dir.path(), Some(&java)),
+            Err(InstallError::TooOld { .. })
+        ));
+        std::fs::remove_file(lib.join("zookeeper-3.4.14.jar")).expect("rm");
+        std::fs::write(lib.join("zookeeper-3.9.5.jar"), b"").expect("write");
+        let i = Install::detect(dir.path(), Some(&java)).expect("tarball");
+        assert_eq!(i.version.as_deref(), Some("3.9.5"));
+        assert!(i.classpath.ends_with("/lib/*"));
+    }
+}

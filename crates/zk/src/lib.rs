@@ -1,0 +1,19 @@
+//! ZooKeeper port of zkpilot.
+//!
+//! * [`files`]: zoo.cfg and the dynamic file. zkpilot owns zoo.cfg's static keys, but ZooKeeper
+//!   rewrites the file after every committed config (it repoints `dynamicConfigFile=` to
+//!   `zoo.cfg.dynamic.<version>`); that line is never re-templated (reference/zookeeper-reconfig.md
+//!   §1.3, §8.5), or a restarted server rolls back to a stale membership and splits the brain.
+//! * [`probe`]: the `srvr`/`mntr` four-letter words and AdminServer JSON.
+//! * [`client`]: the reconfig client (`zookeeper-client`), implementing the core's `Zookeeper` port.
+//! * [`install`]: where ZooKeeper's jars are and how the JVM is launched.
+#![deny(missing_docs)]
+
+pub mod client;
+pub mod files;
+pub mod install;
+pub mod probe;
+
+pub use client::{Secret, ZkClient};
+pub use files::{FilesError, LocalState, Stamp, ZooCfg};
+pub use install::{Install, InstallError};

@@ -1,0 +1,128 @@
+//! Four-letter words (`srvr`, `mntr`) on the client port and AdminServer JSON commands.
+//!
+//! The 4lw protocol is "write four bytes, read until EOF", which needs no crate; the AdminServer is
+//! plain HTTP/JSON, read with reqwest.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use zkpilot_core::observed::{Health, Mode};
+
+/// How long one probe may take; a LOOKING or dead server must not stall a pass.
+pub const PROBE_TIMEOUT: Duration = Duration::from_millis(1500);
+
+/// Sends a four-letter word and returns the raw answer.
+pub async fn four_letter_word(address: &str, word: &str) -> std::io::Result<String> {
+    let fut = async {
+        let mut s = TcpStream::connect(address).await?;
+        s.write_all(word.as_bytes()).await?;
+        let mut out = String::new();
+        s.read_to_string(&mut out).await?;
+        Ok(out)
+    };
+    tokio::time::timeout(PROBE_TIMEOUT, fut)
+        .await
+        .map_err(|_| {
+            std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("{word} to {address} timed out"),
+            )
+        })?
+}
+
+/// Interprets a `srvr` answer.
+pub fn parse_srvr(text: &str) -> Health {
+    if text.contains("not currently serving") {
+        return Health {
+            mode: Mode::NotServing,
+            zxid: None,
+            serving_since_ms: None,
+        };
+    }
+    let mut mode = None;
+    let mut zxid = None;
+    for line in text.lines() {
+        if let Some(m) = line.strip_prefix("Mode:") {
+            mode = match m.trim() {
+                "leader" => Some(Mode::Leader),
+                "follower" => Some(Mode::Follower),
+                "observer" => Some(Mode::Observer),
+                _ => Some(Mode::NotServing),
+            };
+        } else if let Some(z) = line.strip_prefix("Zxid:") {
+            zxid = u64::from_str_radix(z.trim().trim_start_matches("0x"), 16).ok();
+        }
+    }
+    Health {
+        mode: mode.unwrap_or(Mode::NotServing),
+        zxid,
+        serving_since_ms: None,
+    }
+}
+
+/// `srvr` on a client address.
+pub async fn srvr(address: &str) -> Health {
+    match four_letter_word(address, "srvr").await {
+        Ok(text) => parse_srvr(&text),
+        Err(_) => Health::UNREACHABLE,
+    }
+}
+
+/// `mntr` as a key → value map (keys without the `zk_` prefix).
+pub async fn mntr(address: &str) -> std::io::Result<BTreeMap<String, String>> {
+    let text = four_letter_word(address, "mntr").await?;
+    Ok(text
+        .lines()
+        .filter_map(|l| l.split_once('\t'))
+        .map(|(k, v)| {
+            (
+                k.trim_start_matches("zk_").to_string(),
+                v.trim().to_string(),
+            )
+        })
+        .collect())
+}
+
+/// One AdminServer command (`http://host:port/commands/<name>`). ZooKeeper answers HTTP 200 with
+/// an `error` field when it is not serving, so that field is checked, not the status.
+pub async fn admin_command(
+    host: &str,
+    port: u16,
+    command: &str,
+) -> Result<serde_json::Value, String> {
+    let url = format!("http://{host}:{port}/commands/{command}");
+    let client = reqwest::Client::builder()
+        .timeout(PROBE_TIMEOUT)
+        .build()
+        .map_err(|e| e.to_string())?;
+    let v: serde_json::Value = client
+        .get(&url)
+        .send()
+        .await
+        .map_err(|e| e.to_string())?
+        .json()
+        .await
+        .map_err(|e| e.to_string())?;
+    match v.get("error") {
+        Some(serde_json::Value::String(e)) => Err(format!("{url}: {e}")),
+        _ => Ok(v),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn srvr_answers() {
+        let text = "Zookeeper version: 3.8.0\nLatency min/avg/max: 0/0.0/0\nZxid: 0x100000003\nMode: follower\nNode count: 5\n";
+        let h = parse_srvr(text);
+        assert_eq!((h.mode, h.zxid), (Mode::Follower, Some(0x1_0000_0003)));
+        assert_eq!(
+            parse_srvr("This ZooKeeper instance is not currently serving requests\n").mode,
+            Mode::NotServing
+        );
+    }
+}
