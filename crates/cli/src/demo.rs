@@ -48,41 +48,26 @@ impl Narrator {
 
 /// Runs the demo; always brings the group down unless `--keep`.
 pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
-    let dir = args.dir.clone().unwrap_or_else(|| {
-        std::env::temp_dir().join(format!("zkpilot-demo-{}", std::process::id()))
-    });
+    let dir =
+        args.dir.clone().unwrap_or_else(|| std::env::temp_dir().join(format!("zkpilot-demo-{}", std::process::id())));
     let result = story(&args, &dir).await;
     if args.keep {
-        println!(
-            "group left running: zkpilot local status --dir {}",
-            dir.display()
-        );
+        println!("group left running: zkpilot local status --dir {}", dir.display());
     } else if dir.join("group.json").exists() {
-        local::down(&dir)
-            .await
-            .context("bringing the demo group down")?;
+        local::down(&dir).await.context("bringing the demo group down")?;
     }
     result
 }
 
 async fn story(args: &DemoArgs, dir: &std::path::Path) -> anyhow::Result<()> {
-    let mut n = Narrator {
-        start: Instant::now(),
-        steps: Vec::new(),
-    };
-    n.say(&format!(
-        "zkpilot demo: an elastic ZooKeeper ensemble on {}.0/24, state in {}",
-        args.net,
-        dir.display()
-    ));
+    let mut n = Narrator { start: Instant::now(), steps: Vec::new() };
+    n.say(&format!("zkpilot demo: an elastic ZooKeeper ensemble on {}.0/24, state in {}", args.net, dir.display()));
 
     let t = Instant::now();
     n.say("1. local up --size 3: three instances claim ids, write the cluster marker once, start genesis");
     let v = local::up(&UpArgs {
         size: 3,
-        dir: DirArg {
-            dir: Some(dir.to_path_buf()),
-        },
+        dir: DirArg { dir: Some(dir.to_path_buf()) },
         net: args.net.clone(),
         target_voters: 3,
         zookeeper: args.zookeeper.clone(),
@@ -91,11 +76,7 @@ async fn story(args: &DemoArgs, dir: &std::path::Path) -> anyhow::Result<()> {
     })
     .await?;
     n.done("bootstrap 3", t);
-    n.say(&format!(
-        "   serving: {} (leader {})",
-        v.connect_string.clone().unwrap_or_default(),
-        fmt_id(v.leader)
-    ));
+    n.say(&format!("   serving: {} (leader {})", v.connect_string.clone().unwrap_or_default(), fmt_id(v.leader)));
 
     let t = Instant::now();
     let secret = Secret::from_file(&dir.join("secret")).map_err(anyhow::Error::msg)?;
@@ -108,9 +89,7 @@ async fn story(args: &DemoArgs, dir: &std::path::Path) -> anyhow::Result<()> {
     n.say("3. local scale 5: two new instances join as non-voting followers, then as observers (3 voters kept)");
     local::run(local::LocalCommand::Scale {
         size: 5,
-        dir: DirArg {
-            dir: Some(dir.to_path_buf()),
-        },
+        dir: DirArg { dir: Some(dir.to_path_buf()) },
         no_wait: true,
         timeout: 0,
     })
@@ -126,7 +105,9 @@ async fn story(args: &DemoArgs, dir: &std::path::Path) -> anyhow::Result<()> {
 
     let leader = v.leader.context("no leader to kill")?;
     let t = Instant::now();
-    n.say(&format!("4. kill -9 the leader (server {leader}): ZooKeeper elects a new leader, zkpilot swaps a synced observer in"));
+    n.say(&format!(
+        "4. kill -9 the leader (server {leader}): ZooKeeper elects a new leader, zkpilot swaps a synced observer in"
+    ));
     local::kill(dir, leader, false)?;
     let v = local::wait_converged(dir, Duration::from_secs(240)).await?;
     n.done("heal after leader kill", t);
@@ -142,9 +123,7 @@ async fn story(args: &DemoArgs, dir: &std::path::Path) -> anyhow::Result<()> {
     n.say("5. local scale 3: observers leave first, each removed by reconfig before its instance goes");
     local::run(local::LocalCommand::Scale {
         size: 3,
-        dir: DirArg {
-            dir: Some(dir.to_path_buf()),
-        },
+        dir: DirArg { dir: Some(dir.to_path_buf()) },
         no_wait: true,
         timeout: 0,
     })
@@ -183,10 +162,7 @@ async fn write_keys(zk: &ZkClient, connect: &str, n: usize) -> anyhow::Result<()
     }
     for i in 0..n {
         let path = format!("{DEMO_ROOT}/key-{i:04}");
-        match client
-            .create(&path, format!("value-{i}").as_bytes(), &opts)
-            .await
-        {
+        match client.create(&path, format!("value-{i}").as_bytes(), &opts).await {
             Ok(_) | Err(zk::Error::NodeExists) => {}
             Err(e) => return Err(e).with_context(|| format!("creating {path}")),
         }

@@ -13,16 +13,13 @@ use zkpilot_core::model::{InstanceId, InstanceState, ServerId};
 use zkpilot_local::group::{Controller, kill_instance, signal_group, zk_pid};
 use zkpilot_local::{GroupSpec, InstanceRecord, LocalBackend, StateDir};
 use zkpilot_runtime::AgentConfig;
-use zkpilot_runtime::config::{
-    AgentSection, BackendSection, ClusterSection, InstanceSection, ServerSection,
-};
+use zkpilot_runtime::config::{AgentSection, BackendSection, ClusterSection, InstanceSection, ServerSection};
 use zkpilot_runtime::status::AgentStatus;
 use zkpilot_runtime::view::{self, ClusterView};
 use zkpilot_zk::{Install, Secret, ZkClient};
 
 fn default_dir() -> PathBuf {
-    std::env::var_os("ZKPILOT_LOCAL_DIR")
-        .map_or_else(|| std::env::temp_dir().join("zkpilot-local"), PathBuf::from)
+    std::env::var_os("ZKPILOT_LOCAL_DIR").map_or_else(|| std::env::temp_dir().join("zkpilot-local"), PathBuf::from)
 }
 
 /// Group directory option shared by every subcommand.
@@ -129,12 +126,7 @@ pub async fn run(cmd: LocalCommand) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        LocalCommand::Scale {
-            size,
-            dir,
-            no_wait,
-            timeout,
-        } => {
+        LocalCommand::Scale { size, dir, no_wait, timeout } => {
             let state = StateDir::open(dir.path())?;
             state.set_desired(size as usize)?;
             eprintln!("desired capacity set to {size}");
@@ -143,26 +135,19 @@ pub async fn run(cmd: LocalCommand) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        LocalCommand::Kill {
-            id,
-            dir,
-            agent_only,
-        } => kill(&dir.path(), ServerId(id), agent_only).map(|_| ()),
+        LocalCommand::Kill { id, dir, agent_only } => kill(&dir.path(), ServerId(id), agent_only).map(|_| ()),
         LocalCommand::Down { dir } => down(&dir.path()).await,
         LocalCommand::Controller { dir } => {
             let state = StateDir::open(dir.path())?;
-            Controller::new(state, Box::new(render_agent_config))
-                .run(crate::shutdown_signal())
-                .await?;
+            Controller::new(state, Box::new(render_agent_config)).run(crate::shutdown_signal()).await?;
             Ok(())
         }
     }
 }
 
 fn validate_net(net: &str) -> anyhow::Result<()> {
-    let ip: Ipv4Addr = format!("{net}.1")
-        .parse()
-        .with_context(|| format!("--net {net:?}: expected three octets like 127.0.1"))?;
+    let ip: Ipv4Addr =
+        format!("{net}.1").parse().with_context(|| format!("--net {net:?}: expected three octets like 127.0.1"))?;
     if !ip.is_loopback() {
         bail!("--net {net}: the local backend only uses loopback addresses (127.0.0.0/8)");
     }
@@ -172,18 +157,12 @@ fn validate_net(net: &str) -> anyhow::Result<()> {
 /// `local up`. Validates everything before writing anything.
 pub async fn up(args: &UpArgs) -> anyhow::Result<ClusterView> {
     validate_net(&args.net)?;
-    let policy = zkpilot_core::Policy {
-        target_voters: args.target_voters,
-        ..Default::default()
-    };
+    let policy = zkpilot_core::Policy { target_voters: args.target_voters, ..Default::default() };
     policy.validate().context("--target-voters")?;
     Install::detect(&args.zookeeper, None).context("--zookeeper")?;
     let dir = args.dir.path();
     if let Some(pid) = controller_pid(&dir) {
-        bail!(
-            "a controller (pid {pid}) already runs for {}; use `zkpilot local scale` or `down`",
-            dir.display()
-        );
+        bail!("a controller (pid {pid}) already runs for {}; use `zkpilot local scale` or `down`", dir.display());
     }
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let spec = GroupSpec {
@@ -208,11 +187,7 @@ pub async fn up(args: &UpArgs) -> anyhow::Result<ClusterView> {
     };
     ensure_secret(&state.secret_path())?;
     start_controller(&state)?;
-    eprintln!(
-        "controller started for {} ({} instances)",
-        dir.display(),
-        args.size
-    );
+    eprintln!("controller started for {} ({} instances)", dir.display(), args.size);
     wait_converged(&dir, Duration::from_secs(args.timeout)).await
 }
 
@@ -237,44 +212,27 @@ fn ensure_secret(path: &Path) -> anyhow::Result<()> {
 
 fn start_controller(state: &StateDir) -> anyhow::Result<()> {
     let log = state.root().join("controller.log");
-    let out = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&log)
-        .with_context(|| log.display().to_string())?;
+    let out =
+        std::fs::OpenOptions::new().create(true).append(true).open(&log).with_context(|| log.display().to_string())?;
     let err = out.try_clone()?;
     let mut cmd = std::process::Command::new(std::env::current_exe()?);
     cmd.args(["local", "controller", "--dir"]).arg(state.root());
     std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
-    let child = cmd
-        .stdin(std::process::Stdio::null())
-        .stdout(out)
-        .stderr(err)
-        .spawn()
-        .context("starting the controller")?;
+    let child =
+        cmd.stdin(std::process::Stdio::null()).stdout(out).stderr(err).spawn().context("starting the controller")?;
     std::fs::write(state.controller_pid_path(), child.id().to_string())?;
     Ok(())
 }
 
 fn alive(pid: u32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|st| {
-            st.rsplit(')')
-                .next()
-                .and_then(|rest| rest.split_whitespace().next())
-                != Some("Z")
-        })
+        .map(|st| st.rsplit(')').next().and_then(|rest| rest.split_whitespace().next()) != Some("Z"))
         .unwrap_or(false)
 }
 
 fn controller_pid(dir: &Path) -> Option<u32> {
-    let pid: u32 = std::fs::read_to_string(dir.join("controller.pid"))
-        .ok()?
-        .trim()
-        .parse()
-        .ok()?;
-    let cmdline =
-        String::from_utf8_lossy(&std::fs::read(format!("/proc/{pid}/cmdline")).ok()?).into_owned();
+    let pid: u32 = std::fs::read_to_string(dir.join("controller.pid")).ok()?.trim().parse().ok()?;
+    let cmdline = String::from_utf8_lossy(&std::fs::read(format!("/proc/{pid}/cmdline")).ok()?).into_owned();
     (alive(pid) && cmdline.contains("controller")).then_some(pid)
 }
 
@@ -284,24 +242,11 @@ pub async fn cluster_view(dir: &Path) -> anyhow::Result<ClusterView> {
     let group = backend.state().group()?;
     let secret = Secret::from_file(&backend.state().secret_path()).map_err(anyhow::Error::msg)?;
     let zk = ZkClient::new(secret);
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)?
-        .as_millis() as u64;
-    let obs = zkpilot_runtime::observe::Observer::default()
-        .observe(&backend, &zk, 2181, now)
-        .await;
-    let statuses: Vec<AgentStatus> = backend
-        .state()
-        .statuses()?
-        .into_iter()
-        .filter_map(|(_, v)| serde_json::from_value(v).ok())
-        .collect();
-    Ok(view::build(
-        &obs,
-        &statuses,
-        group.desired,
-        group.target_voters,
-    ))
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis() as u64;
+    let obs = zkpilot_runtime::observe::Observer::default().observe(&backend, &zk, 2181, now).await;
+    let statuses: Vec<AgentStatus> =
+        backend.state().statuses()?.into_iter().filter_map(|(_, v)| serde_json::from_value(v).ok()).collect();
+    Ok(view::build(&obs, &statuses, group.desired, group.target_voters))
 }
 
 /// Polls until converged, printing progress on stderr.
@@ -327,11 +272,7 @@ pub async fn wait_converged(dir: &Path, timeout: Duration) -> anyhow::Result<Clu
             last = line;
         }
         if start.elapsed() > timeout {
-            bail!(
-                "not converged after {}s: {}",
-                timeout.as_secs(),
-                v.not_converged.join("; ")
-            );
+            bail!("not converged after {}s: {}", timeout.as_secs(), v.not_converged.join("; "));
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
@@ -355,9 +296,7 @@ pub fn kill(dir: &Path, id: ServerId, agent_only: bool) -> anyhow::Result<Instan
         bail!("instance {holder} (server {id}) is already terminated");
     }
     if agent_only {
-        let pid = rec
-            .agent_pid
-            .with_context(|| format!("instance {holder} has no agent pid"))?;
+        let pid = rec.agent_pid.with_context(|| format!("instance {holder} has no agent pid"))?;
         signal_group(pid, Signal::SIGKILL);
         eprintln!("killed the agent of {holder} (server {id}); the instance and its disk stay");
         return Ok(rec);
@@ -384,11 +323,7 @@ pub async fn down(dir: &Path) -> anyhow::Result<()> {
     }
     let mut left = Vec::new();
     for r in state.instances()? {
-        let pids: Vec<u32> = r
-            .agent_pid
-            .into_iter()
-            .chain(zk_pid(&state, &r.id))
-            .collect();
+        let pids: Vec<u32> = r.agent_pid.into_iter().chain(zk_pid(&state, &r.id)).collect();
         for pid in pids {
             if alive(pid) && is_ours(pid, &state.instance_dir(&r.id)) {
                 signal_group(pid, Signal::SIGKILL);
@@ -412,11 +347,7 @@ fn is_ours(pid: u32, instance_dir: &Path) -> bool {
 /// The agent config of one local instance.
 pub fn render_agent_config(group: &GroupSpec, rec: &InstanceRecord, state: &StateDir) -> String {
     let cfg = AgentConfig {
-        instance: InstanceSection {
-            id: rec.id.clone(),
-            address: rec.address.clone(),
-            zone: rec.zone.clone(),
-        },
+        instance: InstanceSection { id: rec.id.clone(), address: rec.address.clone(), zone: rec.zone.clone() },
         server: ServerSection {
             base_dir: state.instance_dir(&rec.id).join("zk"),
             install: group.zookeeper_install.clone(),
@@ -430,17 +361,13 @@ pub fn render_agent_config(group: &GroupSpec, rec: &InstanceRecord, state: &Stat
             election_port: 3888,
             admin_port: 8080,
         },
-        cluster: ClusterSection {
-            secret_file: state.secret_path(),
-        },
+        cluster: ClusterSection { secret_file: state.secret_path() },
         policy: zkpilot_core::Policy {
             target_voters: group.target_voters,
             min_voters: group.min_voters,
             stabilization_ms: 0,
         },
-        backend: BackendSection::Local {
-            dir: state.root().to_path_buf(),
-        },
+        backend: BackendSection::Local { dir: state.root().to_path_buf() },
         agent: AgentSection::default(),
     };
     toml::to_string(&cfg).unwrap_or_else(|e| format!("# cannot render agent config: {e}\n"))
@@ -454,11 +381,7 @@ pub fn render_table(v: &ClusterView) -> String {
         v.config_version.as_deref().unwrap_or("-"),
         v.leader.map_or("-".into(), |l| l.to_string()),
         v.voters,
-        if v.converged {
-            "converged".to_string()
-        } else {
-            format!("NOT converged: {}", v.not_converged.join("; "))
-        },
+        if v.converged { "converged".to_string() } else { format!("NOT converged: {}", v.not_converged.join("; ")) },
         v.connect_string.as_deref().unwrap_or("-"),
     ));
     s.push_str(&format!(
@@ -474,9 +397,7 @@ pub fn render_table(v: &ClusterView) -> String {
             m.voting,
             format!("{:?}", m.mode).to_lowercase(),
             m.zone.as_deref().unwrap_or("-"),
-            m.instance
-                .as_ref()
-                .map_or("-".to_string(), InstanceId::to_string)
+            m.instance.as_ref().map_or("-".to_string(), InstanceId::to_string)
         ));
     }
     if let Some(plan) = &v.plan {

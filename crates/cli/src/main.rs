@@ -33,20 +33,21 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // The agent logs its decisions; interactive commands speak through stdout/stderr themselves.
+    let default_filter = match cli.command {
+        Command::Agent { .. } | Command::Local(local::LocalCommand::Controller { .. }) => "info,zookeeper_client=error",
+        _ => "warn,zookeeper_client=off",
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("ZKPILOT_LOG").unwrap_or_else(|_| {
-                tracing_subscriber::EnvFilter::new("info,zookeeper_client=warn")
-            }),
+            tracing_subscriber::EnvFilter::try_from_env("ZKPILOT_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter)),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(false)
         .init();
-    let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -72,9 +73,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 
 async fn run_agent(path: &std::path::Path) -> anyhow::Result<()> {
     let cfg = AgentConfig::load(path)?;
-    let zk = zkpilot_zk::ZkClient::new(
-        zkpilot_zk::Secret::from_file(&cfg.cluster.secret_file).map_err(anyhow::Error::msg)?,
-    );
+    let zk =
+        zkpilot_zk::ZkClient::new(zkpilot_zk::Secret::from_file(&cfg.cluster.secret_file).map_err(anyhow::Error::msg)?);
     match &cfg.backend {
         zkpilot_runtime::config::BackendSection::Local { dir } => {
             let backend = zkpilot_local::LocalBackend::open(dir)?;
@@ -88,10 +88,7 @@ async fn run_agent(path: &std::path::Path) -> anyhow::Result<()> {
 /// Resolves on SIGTERM or SIGINT.
 pub(crate) async fn shutdown_signal() {
     use tokio::signal::unix::{SignalKind, signal};
-    match (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) {
+    match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
         (Ok(mut term), Ok(mut int)) => {
             tokio::select! {
                 _ = term.recv() => {}

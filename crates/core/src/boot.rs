@@ -46,6 +46,22 @@ pub enum BootDecision {
     Wait(String),
 }
 
+impl std::fmt::Display for BootDecision {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let ids = |c: &EnsembleConfig| c.servers.keys().map(|i| i.to_string()).collect::<Vec<_>>().join(",");
+        match self {
+            Self::StartAsIs => write!(f, "StartAsIs: local state lists this server"),
+            Self::Rejoin(c) => write!(f, "Rejoin through servers {}", ids(c)),
+            Self::Join(c) => write!(f, "Join with initial config {}", ids(c)),
+            Self::Genesis(c) => write!(f, "Genesis of {}", ids(c)),
+            Self::ProposeGenesis(m) => {
+                write!(f, "ProposeGenesis of {}", m.iter().map(|s| s.id.to_string()).collect::<Vec<_>>().join(","))
+            }
+            Self::Wait(why) => write!(f, "Wait: {why}"),
+        }
+    }
+}
+
 /// Decides. Never returns a genesis when a marker exists or an ensemble serves: a second
 /// bootstrap over an existing ensemble is the one mistake that cannot be undone.
 pub fn decide(i: &BootInputs) -> BootDecision {
@@ -54,8 +70,7 @@ pub fn decide(i: &BootInputs) -> BootDecision {
         (Some(false), Some(cfg)) => return BootDecision::Rejoin(with_me(cfg, i.me)),
         (Some(false), None) => {
             return BootDecision::Wait(
-                "local state does not list this server and no ensemble serves to rejoin through"
-                    .into(),
+                "local state does not list this server and no ensemble serves to rejoin through".into(),
             );
         }
         (None, _) => {}
@@ -72,11 +87,7 @@ pub fn decide(i: &BootInputs) -> BootDecision {
         return BootDecision::Join(with_me(cfg, i.me));
     }
     if let Some(marker) = i.marker {
-        if marker
-            .genesis
-            .iter()
-            .any(|s| s.id == i.me.id && s.host == i.me.host)
-        {
+        if marker.genesis.iter().any(|s| s.id == i.me.id && s.host == i.me.host) {
             let mut cfg = EnsembleConfig::default();
             for s in &marker.genesis {
                 cfg.servers.insert(s.id, s.clone());
@@ -91,10 +102,7 @@ pub fn decide(i: &BootInputs) -> BootDecision {
     let mut claimed: Vec<&ServerSpec> = i.claimed.iter().collect();
     claimed.sort_by_key(|s| s.id);
     if claimed.len() < n {
-        return BootDecision::Wait(format!(
-            "genesis: {} of {n} instances hold an id",
-            claimed.len()
-        ));
+        return BootDecision::Wait(format!("genesis: {} of {n} instances hold an id", claimed.len()));
     }
     let members: Vec<ServerSpec> = claimed.into_iter().take(n).cloned().collect();
     BootDecision::ProposeGenesis(members)
@@ -103,12 +111,8 @@ pub fn decide(i: &BootInputs) -> BootDecision {
 fn with_me(cfg: &EnsembleConfig, me: &ServerSpec) -> EnsembleConfig {
     // Listed as a participant: the documented joiner form (only one joiner per initial file is a
     // participant, itself). The role it really gets is decided by the reconfig that adds it.
-    let mut c = EnsembleConfig {
-        servers: cfg.servers.clone(),
-        version: 0,
-    };
-    c.servers
-        .insert(me.id, me.with_role(crate::model::Role::Participant));
+    let mut c = EnsembleConfig { servers: cfg.servers.clone(), version: 0 };
+    c.servers.insert(me.id, me.with_role(crate::model::Role::Participant));
     c
 }
 
@@ -152,9 +156,7 @@ mod tests {
         let two = [spec(1), spec(2)];
         assert!(matches!(decide(&inputs(&me, &two)), BootDecision::Wait(_)));
         let four = [spec(4), spec(2), spec(1), spec(3)];
-        let BootDecision::ProposeGenesis(m) = decide(&inputs(&me, &four)) else {
-            panic!("expected proposal")
-        };
+        let BootDecision::ProposeGenesis(m) = decide(&inputs(&me, &four)) else { panic!("expected proposal") };
         assert_eq!(m.iter().map(|s| s.id.0).collect::<Vec<_>>(), vec![1, 2, 3]);
     }
 
@@ -179,15 +181,11 @@ mod tests {
     #[test]
     fn local_state_and_serving_ensemble() {
         let me = spec(4);
-        let cfg = EnsembleConfig::parse(
-            "server.1=127.0.0.1:2888:3888:participant;127.0.0.1:2181\nversion=100000000",
-        )
-        .expect("valid");
+        let cfg = EnsembleConfig::parse("server.1=127.0.0.1:2888:3888:participant;127.0.0.1:2181\nversion=100000000")
+            .expect("valid");
         let mut i = inputs(&me, &[]);
         i.serving_config = Some(&cfg);
-        let BootDecision::Join(j) = decide(&i) else {
-            panic!("expected join")
-        };
+        let BootDecision::Join(j) = decide(&i) else { panic!("expected join") };
         assert_eq!(j.version, 0);
         assert_eq!(j.servers.len(), 2);
         i.local_lists_me = Some(true);

@@ -17,11 +17,7 @@ impl ServerId {
 
     /// Validates the range ZooKeeper accepts.
     pub fn new(id: u32) -> Result<Self, ModelError> {
-        if (1..=Self::MAX).contains(&id) {
-            Ok(Self(id))
-        } else {
-            Err(ModelError::IdOutOfRange(id))
-        }
+        if (1..=Self::MAX).contains(&id) { Ok(Self(id)) } else { Err(ModelError::IdOutOfRange(id)) }
     }
 }
 
@@ -106,29 +102,18 @@ impl ServerSpec {
     pub fn value(&self) -> String {
         format!(
             "{}:{}:{}:{};{}:{}",
-            self.host,
-            self.quorum_port,
-            self.election_port,
-            self.role,
-            self.client_host,
-            self.client_port
+            self.host, self.quorum_port, self.election_port, self.role, self.client_host, self.client_port
         )
     }
 
     /// The same server with another role.
     pub fn with_role(&self, role: Role) -> Self {
-        Self {
-            role,
-            ..self.clone()
-        }
+        Self { role, ..self.clone() }
     }
 
     /// Parses `server.N=...` (whitespace around `=` is tolerated, as Java properties do).
     pub fn parse_line(line: &str) -> Result<Self, ModelError> {
-        let bad = |why| ModelError::BadServerLine {
-            line: line.to_string(),
-            why,
-        };
+        let bad = |why| ModelError::BadServerLine { line: line.to_string(), why };
         let (key, value) = line.split_once('=').ok_or_else(|| bad("missing '='"))?;
         let id = key
             .trim()
@@ -137,9 +122,10 @@ impl ServerSpec {
             .parse::<u32>()
             .map_err(|_| bad("server id is not a number"))?;
         let id = ServerId::new(id)?;
-        let (server_part, client_part) = value.trim().split_once(';').ok_or_else(|| {
-            bad("missing ';clientHost:clientPort' (zkpilot requires an explicit client address)")
-        })?;
+        let (server_part, client_part) = value
+            .trim()
+            .split_once(';')
+            .ok_or_else(|| bad("missing ';clientHost:clientPort' (zkpilot requires an explicit client address)"))?;
         let fields: Vec<&str> = server_part.split(':').collect();
         if fields.len() != 3 && fields.len() != 4 {
             return Err(bad("expected host:quorumPort:electionPort[:role]"));
@@ -150,9 +136,8 @@ impl ServerSpec {
             Some("observer") => Role::Observer,
             Some(_) => return Err(bad("role must be participant or observer")),
         };
-        let (client_host, client_port) = client_part
-            .rsplit_once(':')
-            .ok_or_else(|| bad("client address must be host:port"))?;
+        let (client_host, client_port) =
+            client_part.rsplit_once(':').ok_or_else(|| bad("client address must be host:port"))?;
         if fields[0].is_empty() || client_host.is_empty() {
             return Err(bad("empty host"));
         }
@@ -201,8 +186,8 @@ impl EnsembleConfig {
                 continue;
             }
             if let Some(v) = line.strip_prefix("version=") {
-                config.version = u64::from_str_radix(v.trim(), 16)
-                    .map_err(|_| ModelError::BadVersion(v.to_string()))?;
+                config.version =
+                    u64::from_str_radix(v.trim(), 16).map_err(|_| ModelError::BadVersion(v.to_string()))?;
                 continue;
             }
             let spec = ServerSpec::parse_line(line)?;
@@ -221,10 +206,7 @@ impl EnsembleConfig {
 
     /// Ids of the voters.
     pub fn voters(&self) -> impl Iterator<Item = ServerId> + '_ {
-        self.servers
-            .values()
-            .filter(|s| s.role == Role::Participant)
-            .map(|s| s.id)
+        self.servers.values().filter(|s| s.role == Role::Participant).map(|s| s.id)
     }
 
     /// Number of voters.
@@ -241,11 +223,7 @@ impl EnsembleConfig {
     pub fn connect_string(&self) -> String {
         let mut specs: Vec<&ServerSpec> = self.servers.values().collect();
         specs.sort_by_key(|s| (s.role != Role::Participant, s.id));
-        specs
-            .iter()
-            .map(|s| s.client_address())
-            .collect::<Vec<_>>()
-            .join(",")
+        specs.iter().map(|s| s.client_address()).collect::<Vec<_>>().join(",")
     }
 }
 

@@ -45,11 +45,7 @@ pub struct Health {
 
 impl Health {
     /// A server that did not answer.
-    pub const UNREACHABLE: Health = Health {
-        mode: Mode::Unreachable,
-        zxid: None,
-        serving_since_ms: None,
-    };
+    pub const UNREACHABLE: Health = Health { mode: Mode::Unreachable, zxid: None, serving_since_ms: None };
 }
 
 /// Everything one pass knows.
@@ -97,8 +93,7 @@ impl Member<'_> {
 
     /// Its instance runs (not leaving).
     pub fn is_running(&self) -> bool {
-        self.instance
-            .is_some_and(|i| i.state == InstanceState::Running)
+        self.instance.is_some_and(|i| i.state == InstanceState::Running)
     }
 
     /// Serving and synced with the leader.
@@ -108,9 +103,7 @@ impl Member<'_> {
 
     /// Served continuously for at least `min_ms` by `now_ms`.
     pub fn stable_for(&self, min_ms: u64, now_ms: u64) -> bool {
-        self.health
-            .serving_since_ms
-            .is_some_and(|since| now_ms.saturating_sub(since) >= min_ms)
+        self.health.serving_since_ms.is_some_and(|since| now_ms.saturating_sub(since) >= min_ms)
     }
 }
 
@@ -128,11 +121,7 @@ impl Observed {
             .map(|id| Member {
                 id,
                 spec: self.config.as_ref().and_then(|c| c.servers.get(&id)),
-                instance: self
-                    .instances
-                    .iter()
-                    .flatten()
-                    .find(|i| i.server_id == Some(id)),
+                instance: self.instances.iter().flatten().find(|i| i.server_id == Some(id)),
                 health: self.health.get(&id).copied().unwrap_or(Health::UNREACHABLE),
             })
             .collect()
@@ -140,9 +129,6 @@ impl Observed {
 
     /// Id of the server that says it leads.
     pub fn leader(&self) -> Option<ServerId> {
-        self.health
-            .iter()
-            .find(|(_, h)| h.mode == Mode::Leader)
-            .map(|(id, _)| *id)
+        self.health.iter().find(|(_, h)| h.mode == Mode::Leader).map(|(id, _)| *id)
     }
 }

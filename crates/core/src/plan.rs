@@ -28,12 +28,7 @@ impl MembershipChange {
             .copied()
             .filter(|id| !self.leaving.contains(id) && !self.joining.iter().any(|j| j.id == *id))
             .collect();
-        v.extend(
-            self.joining
-                .iter()
-                .filter(|j| j.role == Role::Participant)
-                .map(|j| j.id),
-        );
+        v.extend(self.joining.iter().filter(|j| j.role == Role::Participant).map(|j| j.id));
         v.sort();
         v
     }
@@ -43,11 +38,7 @@ impl fmt::Display for MembershipChange {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "reconfig")?;
         if !self.joining.is_empty() {
-            let add: Vec<String> = self
-                .joining
-                .iter()
-                .map(|s| format!("{}:{}", s.id, s.role))
-                .collect();
+            let add: Vec<String> = self.joining.iter().map(|s| format!("{}:{}", s.id, s.role)).collect();
             write!(f, " -add {}", add.join(","))?;
         }
         if !self.leaving.is_empty() {
@@ -106,10 +97,7 @@ pub struct Plan {
 impl Plan {
     /// Records a skipped candidate.
     pub fn skip(&mut self, subject: impl Into<String>, reason: impl Into<String>) {
-        self.skipped.push(Skip {
-            subject: subject.into(),
-            reason: reason.into(),
-        });
+        self.skipped.push(Skip { subject: subject.into(), reason: reason.into() });
     }
 
     /// The membership change, if any.

@@ -18,25 +18,18 @@ use crate::observed::{Member, Mode, Observed};
 use crate::plan::{Action, MembershipChange, Plan};
 use crate::policy::Policy;
 use crate::safety::{
-    ack_capable, has_synced_quorum, largest_odd_at_most, max_removable, respects_min_voters,
-    voter_count_ok,
+    ack_capable, has_synced_quorum, largest_odd_at_most, max_removable, respects_min_voters, voter_count_ok,
 };
 
 /// Decides the next step. Pure: same inputs, same plan.
 pub fn plan(obs: &Observed, policy: &Policy, now_ms: u64) -> Plan {
     let mut plan = Plan::default();
     let Some(config) = obs.config.as_ref() else {
-        plan.skip(
-            "ensemble",
-            "no serving member answered with the committed config",
-        );
+        plan.skip("ensemble", "no serving member answered with the committed config");
         return plan;
     };
     let Some(_) = obs.instances.as_ref() else {
-        plan.skip(
-            "ensemble",
-            "backend instances unknown; nothing is removed on a failed read",
-        );
+        plan.skip("ensemble", "backend instances unknown; nothing is removed on a failed read");
         return plan;
     };
     let members = obs.members();
@@ -47,19 +40,10 @@ pub fn plan(obs: &Observed, policy: &Policy, now_ms: u64) -> Plan {
     }
     for m in &members {
         if m.spec.is_some() && m.instance.is_none() {
-            plan.skip(
-                format!("server {}", m.id),
-                "no instance holds this id; an unknown is never removed",
-            );
+            plan.skip(format!("server {}", m.id), "no instance holds this id; an unknown is never removed");
         }
     }
-    let ctx = Ctx {
-        obs,
-        policy,
-        now_ms,
-        config,
-        members,
-    };
+    let ctx = Ctx { obs, policy, now_ms, config, members };
     let rules: [fn(&Ctx, &mut Plan) -> Option<MembershipChange>; 6] = [
         replace_leaving_voters,
         remove_leaving_non_voters,
@@ -76,8 +60,7 @@ pub fn plan(obs: &Observed, policy: &Policy, now_ms: u64) -> Plan {
     }
     // Several rules look at the same candidates; report each reason once.
     let mut seen = std::collections::BTreeSet::new();
-    plan.skipped
-        .retain(|s| seen.insert((s.subject.clone(), s.reason.clone())));
+    plan.skipped.retain(|s| seen.insert((s.subject.clone(), s.reason.clone())));
     plan
 }
 
@@ -94,34 +77,15 @@ impl<'a> Ctx<'a> {
         self.config.voters().collect()
     }
 
-    fn change(
-        &self,
-        joining: Vec<ServerSpec>,
-        leaving: Vec<ServerId>,
-        why: String,
-    ) -> MembershipChange {
-        MembershipChange {
-            joining,
-            leaving,
-            from_version: self.config.version,
-            why,
-        }
+    fn change(&self, joining: Vec<ServerSpec>, leaving: Vec<ServerId>, why: String) -> MembershipChange {
+        MembershipChange { joining, leaving, from_version: self.config.version, why }
     }
 
     /// Voters whose instance the backend reports going or gone; terminated before terminating, so
     /// the dead go first.
     fn leaving_voters(&self) -> Vec<&Member<'a>> {
-        let mut v: Vec<&Member> = self
-            .members
-            .iter()
-            .filter(|m| m.is_voter() && m.is_leaving())
-            .collect();
-        v.sort_by_key(|m| {
-            (
-                m.instance.map(|i| i.state) != Some(InstanceState::Terminated),
-                m.id,
-            )
-        });
+        let mut v: Vec<&Member> = self.members.iter().filter(|m| m.is_voter() && m.is_leaving()).collect();
+        v.sort_by_key(|m| (m.instance.map(|i| i.state) != Some(InstanceState::Terminated), m.id));
         v
     }
 
@@ -129,14 +93,8 @@ impl<'a> Ctx<'a> {
     /// before joiners (they have proven themselves longer); zones with fewest voters first.
     fn voter_candidates(&self, plan: &mut Plan) -> Vec<ServerSpec> {
         let mut zone_voters: BTreeMap<&str, usize> = BTreeMap::new();
-        for m in self
-            .members
-            .iter()
-            .filter(|m| m.is_voter() && !m.is_leaving())
-        {
-            *zone_voters
-                .entry(m.instance.map_or("", |i| i.zone.as_str()))
-                .or_default() += 1;
+        for m in self.members.iter().filter(|m| m.is_voter() && !m.is_leaving()) {
+            *zone_voters.entry(m.instance.map_or("", |i| i.zone.as_str())).or_default() += 1;
         }
         let mut out: Vec<(usize, bool, ServerId, ServerSpec)> = Vec::new();
         for m in &self.members {
@@ -151,27 +109,17 @@ impl<'a> Ctx<'a> {
                 continue;
             }
             if !m.stable_for(self.policy.stabilization_ms, self.now_ms) {
-                plan.skip(
-                    format!("server {}", m.id),
-                    "not yet serving for the stabilization time",
-                );
+                plan.skip(format!("server {}", m.id), "not yet serving for the stabilization time");
                 continue;
             }
             let Some(spec) = self.spec_for(m) else {
                 continue;
             };
             let zone = m.instance.map_or("", |i| i.zone.as_str());
-            out.push((
-                zone_voters.get(zone).copied().unwrap_or(0),
-                !m.is_observer(),
-                m.id,
-                spec,
-            ));
+            out.push((zone_voters.get(zone).copied().unwrap_or(0), !m.is_observer(), m.id, spec));
         }
         out.sort_by_key(|a| (a.0, a.1, a.2));
-        out.into_iter()
-            .map(|(_, _, _, s)| s.with_role(Role::Participant))
-            .collect()
+        out.into_iter().map(|(_, _, _, s)| s.with_role(Role::Participant)).collect()
     }
 
     /// The server line of a member: from the config, or built from its instance for a joiner.
@@ -197,28 +145,15 @@ impl<'a> Ctx<'a> {
         let before = self.voters();
         let after = change.voters_after(&before);
         if !voter_count_ok(before.len(), after.len()) {
-            plan.skip(
-                subject,
-                format!(
-                    "{} -> {} voters would leave an even count",
-                    before.len(),
-                    after.len()
-                ),
-            );
+            plan.skip(subject, format!("{} -> {} voters would leave an even count", before.len(), after.len()));
             return false;
         }
         if !respects_min_voters(before.len(), after.len(), self.policy.min_voters) {
-            plan.skip(
-                subject,
-                format!("would go below min_voters ({})", self.policy.min_voters),
-            );
+            plan.skip(subject, format!("would go below min_voters ({})", self.policy.min_voters));
             return false;
         }
         if after != before && !has_synced_quorum(&after, &ack_capable(self.obs)) {
-            plan.skip(
-                subject,
-                "the new voter set would not have a synced majority",
-            );
+            plan.skip(subject, "the new voter set would not have a synced majority");
             return false;
         }
         true
@@ -231,10 +166,7 @@ fn release_ids(members: &[Member], plan: &mut Plan) {
         if let (None, Some(inst)) = (m.spec, m.instance)
             && inst.state == InstanceState::Terminated
         {
-            plan.actions.push(Action::ReleaseId {
-                id: m.id,
-                instance: inst.id.clone(),
-            });
+            plan.actions.push(Action::ReleaseId { id: m.id, instance: inst.id.clone() });
         }
     }
 }
@@ -247,10 +179,7 @@ fn replace_leaving_voters(ctx: &Ctx, plan: &mut Plan) -> Option<MembershipChange
         return None;
     }
     let candidates = ctx.voter_candidates(plan);
-    let k = leaving
-        .len()
-        .min(candidates.len())
-        .min(max_removable(ctx.voters().len()).max(1));
+    let k = leaving.len().min(candidates.len()).min(max_removable(ctx.voters().len()).max(1));
     if k == 0 {
         return None;
     }
@@ -259,24 +188,15 @@ fn replace_leaving_voters(ctx: &Ctx, plan: &mut Plan) -> Option<MembershipChange
     let why = format!(
         "voter(s) {} leaving: promote {} in their place",
         ids(&out),
-        ins.iter()
-            .map(|s| s.id.to_string())
-            .collect::<Vec<_>>()
-            .join(",")
+        ins.iter().map(|s| s.id.to_string()).collect::<Vec<_>>().join(",")
     );
     let change = ctx.change(ins, out, why);
-    ctx.safe(&change, plan, "replace leaving voters")
-        .then_some(change)
+    ctx.safe(&change, plan, "replace leaving voters").then_some(change)
 }
 
 /// Observers whose instance is gone leave; observers carry no votes so there is nothing to cap.
 fn remove_leaving_non_voters(ctx: &Ctx, _plan: &mut Plan) -> Option<MembershipChange> {
-    let gone: Vec<ServerId> = ctx
-        .members
-        .iter()
-        .filter(|m| m.is_observer() && m.is_leaving())
-        .map(|m| m.id)
-        .collect();
+    let gone: Vec<ServerId> = ctx.members.iter().filter(|m| m.is_observer() && m.is_leaving()).map(|m| m.id).collect();
     if gone.is_empty() {
         return None;
     }
@@ -297,11 +217,8 @@ fn remove_leaving_voters(ctx: &Ctx, plan: &mut Plan) -> Option<MembershipChange>
             continue;
         }
         let out: Vec<ServerId> = leaving.iter().take(k).map(|m| m.id).collect();
-        let change = ctx.change(
-            vec![],
-            out.clone(),
-            format!("voter(s) {} leaving, no synced replacement yet", ids(&out)),
-        );
+        let change =
+            ctx.change(vec![], out.clone(), format!("voter(s) {} leaving, no synced replacement yet", ids(&out)));
         if ctx.safe(&change, plan, "remove leaving voters") {
             return Some(change);
         }
@@ -329,33 +246,37 @@ fn grow_voters(ctx: &Ctx, plan: &mut Plan) -> Option<MembershipChange> {
         if !candidates.is_empty() {
             plan.skip(
                 "grow voters",
-                format!("{v} voters, target {}: {} candidate(s) would leave an even count; waiting for one more", ctx.policy.target_voters, candidates.len()),
+                format!(
+                    "{v} voters, target {}: {} candidate(s) would leave an even count; waiting for one more",
+                    ctx.policy.target_voters,
+                    candidates.len()
+                ),
             );
         }
         return None;
     }
     let ins: Vec<ServerSpec> = candidates.into_iter().take(available - v).collect();
-    let why = format!(
-        "{v} voters below target {}: {available} voters",
-        ctx.policy.target_voters
-    );
-    let change = ctx.change(ins, vec![], why);
-    ctx.safe(&change, plan, "grow voters").then_some(change)
+    let why = format!("{v} voters below target {}: {available} voters", ctx.policy.target_voters);
+    let change = ctx.change(ins.clone(), vec![], why);
+    if ctx.safe(&change, plan, "grow voters") {
+        return Some(change);
+    }
+    // An observer cannot acknowledge the history prefix of its own promotion, so when the current
+    // voters alone are no synced majority of the new set, the promotion can never commit
+    // (NewConfigNoQuorum). ZooKeeper's documented way out: remove the observer first; it keeps
+    // running as a non-voting follower, which can ack, and is promoted in a later pass.
+    let observer = ins.iter().find(|s| ctx.config.role_of(s.id) == Some(Role::Observer))?;
+    let why = format!("observer {} rejoins as non-voting follower so its promotion can commit", observer.id);
+    Some(ctx.change(vec![], vec![observer.id], why))
 }
 
 /// Voters wanted now: the target, but never more than the largest odd number of members whose
 /// instances run (a crashed ZooKeeper on a running instance still counts: a restart is not a
 /// reason to demote).
 fn desired_voters(ctx: &Ctx) -> usize {
-    let eligible = ctx
-        .members
-        .iter()
-        .filter(|m| m.is_running() && (m.spec.is_some() || m.health.mode == Mode::Follower))
-        .count();
-    ctx.policy
-        .target_voters
-        .min(largest_odd_at_most(eligible))
-        .max(1)
+    let eligible =
+        ctx.members.iter().filter(|m| m.is_running() && (m.spec.is_some() || m.health.mode == Mode::Follower)).count();
+    ctx.policy.target_voters.min(largest_odd_at_most(eligible)).max(1)
 }
 
 /// More voters than wanted (target lowered, or the group shrank to an even size): demote the
@@ -368,27 +289,16 @@ fn shrink_voters(ctx: &Ctx, plan: &mut Plan) -> Option<MembershipChange> {
     }
     let leader = ctx.obs.leader();
     let mut voters: Vec<&Member> = ctx.members.iter().filter(|m| m.is_voter()).collect();
-    voters.sort_by_key(|m| {
-        (
-            Some(m.id) == leader,
-            m.is_serving(),
-            std::cmp::Reverse(m.id),
-        )
-    });
+    voters.sort_by_key(|m| (Some(m.id) == leader, m.is_serving(), std::cmp::Reverse(m.id)));
     let cap = (v - desired).min(max_removable(v).max(1));
     for k in (1..=cap).rev() {
         if !voter_count_ok(v, v - k) || !respects_min_voters(v, v - k, ctx.policy.min_voters) {
             continue;
         }
-        let demoted: Vec<ServerSpec> = voters
-            .iter()
-            .take(k)
-            .filter_map(|m| m.spec.map(|s| s.with_role(Role::Observer)))
-            .collect();
-        let why = format!(
-            "{v} voters, {desired} wanted: demote {}",
-            ids(&demoted.iter().map(|s| s.id).collect::<Vec<_>>())
-        );
+        let demoted: Vec<ServerSpec> =
+            voters.iter().take(k).filter_map(|m| m.spec.map(|s| s.with_role(Role::Observer))).collect();
+        let why =
+            format!("{v} voters, {desired} wanted: demote {}", ids(&demoted.iter().map(|s| s.id).collect::<Vec<_>>()));
         let change = ctx.change(demoted, vec![], why);
         if ctx.safe(&change, plan, "shrink voters") {
             return Some(change);
@@ -400,36 +310,20 @@ fn shrink_voters(ctx: &Ctx, plan: &mut Plan) -> Option<MembershipChange> {
 /// Synced joiners not needed as voters join as observers, all in one reconfig.
 fn add_observers(ctx: &Ctx, plan: &mut Plan) -> Option<MembershipChange> {
     let mut joiners = Vec::new();
-    for m in ctx
-        .members
-        .iter()
-        .filter(|m| m.spec.is_none() && !m.is_leaving())
-    {
+    for m in ctx.members.iter().filter(|m| m.spec.is_none() && !m.is_leaving()) {
         if m.is_running() && m.health.mode == Mode::Follower {
             joiners.extend(ctx.spec_for(m));
-        } else if m
-            .instance
-            .is_some_and(|i| i.state == InstanceState::Running)
-        {
-            plan.skip(
-                format!("server {}", m.id),
-                "claimed but not yet a synced non-voting follower",
-            );
+        } else if m.instance.is_some_and(|i| i.state == InstanceState::Running) {
+            plan.skip(format!("server {}", m.id), "claimed but not yet a synced non-voting follower");
         }
     }
     if joiners.is_empty() {
         return None;
     }
-    let why = format!(
-        "join as observer(s): {}",
-        ids(&joiners.iter().map(|s| s.id).collect::<Vec<_>>())
-    );
+    let why = format!("join as observer(s): {}", ids(&joiners.iter().map(|s| s.id).collect::<Vec<_>>()));
     Some(ctx.change(joiners, vec![], why))
 }
 
 fn ids(v: &[ServerId]) -> String {
-    v.iter()
-        .map(|i| i.to_string())
-        .collect::<Vec<_>>()
-        .join(",")
+    v.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(",")
 }

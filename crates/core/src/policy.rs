@@ -16,11 +16,7 @@ pub struct Policy {
 
 impl Default for Policy {
     fn default() -> Self {
-        Self {
-            target_voters: 3,
-            min_voters: 1,
-            stabilization_ms: 0,
-        }
+        Self { target_voters: 3, min_voters: 1, stabilization_ms: 0 }
     }
 }
 
@@ -47,18 +43,12 @@ impl Policy {
             });
         }
         if self.target_voters > 255 {
-            return Err(PolicyError {
-                field: "target_voters",
-                why: "ZooKeeper ids stop at 255".into(),
-            });
+            return Err(PolicyError { field: "target_voters", why: "ZooKeeper ids stop at 255".into() });
         }
         if self.min_voters == 0 || self.min_voters > self.target_voters {
             return Err(PolicyError {
                 field: "min_voters",
-                why: format!(
-                    "{} must be between 1 and target_voters ({})",
-                    self.min_voters, self.target_voters
-                ),
+                why: format!("{} must be between 1 and target_voters ({})", self.min_voters, self.target_voters),
             });
         }
         Ok(())

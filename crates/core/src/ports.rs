@@ -31,19 +31,11 @@ impl PortError {
         what: impl Into<String>,
         source: impl std::error::Error + Send + Sync + 'static,
     ) -> Self {
-        Self {
-            port,
-            what: what.into(),
-            source: Some(Box::new(source)),
-        }
+        Self { port, what: what.into(), source: Some(Box::new(source)) }
     }
     /// Builds an error without a source.
     pub fn msg(port: &'static str, what: impl Into<String>) -> Self {
-        Self {
-            port,
-            what: what.into(),
-            source: None,
-        }
+        Self { port, what: what.into(), source: None }
     }
 }
 
@@ -78,24 +70,13 @@ pub trait Backend: Send + Sync {
     fn desired_capacity(&self) -> impl Future<Output = PortResult<usize>> + Send;
     /// Claims a free server id for `instance` atomically (create-exclusive); idempotent for an
     /// instance that already holds one.
-    fn claim_id(
-        &self,
-        instance: &InstanceId,
-        address: &str,
-    ) -> impl Future<Output = PortResult<ServerId>> + Send;
+    fn claim_id(&self, instance: &InstanceId, address: &str) -> impl Future<Output = PortResult<ServerId>> + Send;
     /// Returns an id to the pool.
-    fn release_id(
-        &self,
-        id: ServerId,
-        instance: &InstanceId,
-    ) -> impl Future<Output = PortResult<()>> + Send;
+    fn release_id(&self, id: ServerId, instance: &InstanceId) -> impl Future<Output = PortResult<()>> + Send;
     /// The cluster marker, if one was ever written.
     fn cluster_marker(&self) -> impl Future<Output = PortResult<Option<ClusterMarker>>> + Send;
     /// Creates the marker if none exists; returns whichever marker won.
-    fn create_cluster_marker(
-        &self,
-        marker: &ClusterMarker,
-    ) -> impl Future<Output = PortResult<ClusterMarker>> + Send;
+    fn create_cluster_marker(&self, marker: &ClusterMarker) -> impl Future<Output = PortResult<ClusterMarker>> + Send;
     /// Takes or renews the membership-change lease; true if `holder` has it until `now + ttl`.
     fn acquire_lease(
         &self,
@@ -104,11 +85,7 @@ pub trait Backend: Send + Sync {
         now_ms: u64,
     ) -> impl Future<Output = PortResult<bool>> + Send;
     /// Publishes this agent's status snapshot (JSON).
-    fn publish_status(
-        &self,
-        instance: &InstanceId,
-        status_json: &str,
-    ) -> impl Future<Output = PortResult<()>> + Send;
+    fn publish_status(&self, instance: &InstanceId, status_json: &str) -> impl Future<Output = PortResult<()>> + Send;
 }
 
 /// Why a reconfig did not commit. `Unknown` means the outcome must be read back from the config:
@@ -135,10 +112,7 @@ pub trait Zookeeper: Send + Sync {
     /// `srvr` on one server's client address; never fails, an unanswered probe is `Unreachable`.
     fn probe(&self, client_address: &str) -> impl Future<Output = Health> + Send;
     /// The committed config, read after `sync` through any of `connect_string`'s servers.
-    fn committed_config(
-        &self,
-        connect_string: &str,
-    ) -> impl Future<Output = PortResult<EnsembleConfig>> + Send;
+    fn committed_config(&self, connect_string: &str) -> impl Future<Output = PortResult<EnsembleConfig>> + Send;
     /// One conditional incremental reconfig; returns the config ZooKeeper reports back.
     fn reconfig(
         &self,
@@ -176,21 +150,14 @@ impl MembershipChange {
     /// leaver absent. Used to settle an `Unknown` reconfig outcome, and to detect ZooKeeper's
     /// silent no-op (a config version set too high makes reconfig "succeed" unchanged).
     pub fn is_reflected_in(&self, config: &EnsembleConfig) -> bool {
-        self.joining
-            .iter()
-            .all(|j| config.servers.get(&j.id) == Some(j))
-            && self
-                .leaving
-                .iter()
-                .all(|id| !config.servers.contains_key(id))
+        self.joining.iter().all(|j| config.servers.get(&j.id) == Some(j))
+            && self.leaving.iter().all(|id| !config.servers.contains_key(id))
     }
 }
 
 impl Instance {
     /// Convenience for tests and backends: the claimed id or an error naming the instance.
     pub fn claimed(&self) -> PortResult<ServerId> {
-        self.server_id.ok_or_else(|| {
-            PortError::msg("backend", format!("instance {} has no server id", self.id))
-        })
+        self.server_id.ok_or_else(|| PortError::msg("backend", format!("instance {} has no server id", self.id)))
     }
 }

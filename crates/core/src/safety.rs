@@ -25,9 +25,7 @@ pub fn max_removable(voters: usize) -> usize {
 /// (1 of 3) makes `3 → 1` impossible in one step, so a dead voter of three could otherwise never
 /// leave until a replacement is synced.
 pub fn voter_count_ok(before: usize, after: usize) -> bool {
-    !after.is_multiple_of(2)
-        || after == before
-        || (after + 1 == before && max_removable(before) < 2)
+    !after.is_multiple_of(2) || after == before || (after + 1 == before && max_removable(before) < 2)
 }
 
 /// Never shrink the voter set below the policy minimum (growing is always allowed).
@@ -56,18 +54,13 @@ pub fn genesis_size(desired_instances: usize, target_voters: usize) -> usize {
 /// and its followers, *including* non-voting followers (joiners), but not observers
 /// (ZooKeeper's `Leader.isQuorumSynced`, reference/zookeeper-reconfig.md §1.6).
 pub fn ack_capable(obs: &Observed) -> BTreeSet<ServerId> {
-    obs.health
-        .iter()
-        .filter(|(_, h)| matches!(h.mode, Mode::Leader | Mode::Follower))
-        .map(|(id, _)| *id)
-        .collect()
+    obs.health.iter().filter(|(_, h)| matches!(h.mode, Mode::Leader | Mode::Follower)).map(|(id, _)| *id).collect()
 }
 
 /// The new voter set has a synced majority; otherwise ZooKeeper answers `NewConfigNoQuorum`, and
 /// worse, an added-but-dead voter silently lowers fault tolerance.
 pub fn has_synced_quorum(voters: &[ServerId], ack_capable: &BTreeSet<ServerId>) -> bool {
-    !voters.is_empty()
-        && voters.iter().filter(|v| ack_capable.contains(v)).count() >= majority(voters.len())
+    !voters.is_empty() && voters.iter().filter(|v| ack_capable.contains(v)).count() >= majority(voters.len())
 }
 
 /// A rule a plan broke; produced by [`check_plan`].
@@ -81,25 +74,15 @@ pub struct Violation {
 }
 
 fn violation(rule: &'static str, detail: impl Into<String>) -> Violation {
-    Violation {
-        rule,
-        detail: detail.into(),
-    }
+    Violation { rule, detail: detail.into() }
 }
 
 /// Checks a plan against every rule above. Used by property tests and by the runtime in debug
 /// builds; a violation is a planner bug.
 pub fn check_plan(obs: &Observed, policy: &Policy, plan: &Plan) -> Result<(), Violation> {
-    let reconfigs = plan
-        .actions
-        .iter()
-        .filter(|a| matches!(a, Action::Reconfig(_)))
-        .count();
+    let reconfigs = plan.actions.iter().filter(|a| matches!(a, Action::Reconfig(_))).count();
     if reconfigs > 1 {
-        return Err(violation(
-            "one_change_per_pass",
-            format!("{reconfigs} reconfigs"),
-        ));
+        return Err(violation("one_change_per_pass", format!("{reconfigs} reconfigs")));
     }
     let members = obs.members();
     for action in &plan.actions {
@@ -107,24 +90,17 @@ pub fn check_plan(obs: &Observed, policy: &Policy, plan: &Plan) -> Result<(), Vi
             Action::ReleaseId { id, .. } => {
                 let m = members.iter().find(|m| m.id == *id);
                 let ok = m.is_some_and(|m| {
-                    m.spec.is_none()
-                        && m.instance
-                            .is_some_and(|i| i.state == crate::model::InstanceState::Terminated)
+                    m.spec.is_none() && m.instance.is_some_and(|i| i.state == crate::model::InstanceState::Terminated)
                 });
                 if !ok {
                     return Err(violation("release_only_gone_ids", format!("id {id}")));
                 }
             }
             Action::Reconfig(change) => {
-                let config = obs
-                    .config
-                    .as_ref()
-                    .ok_or_else(|| violation("needs_config", "reconfig without a config"))?;
+                let config =
+                    obs.config.as_ref().ok_or_else(|| violation("needs_config", "reconfig without a config"))?;
                 if change.from_version != config.version {
-                    return Err(violation(
-                        "conditional_on_observed_version",
-                        change.to_string(),
-                    ));
+                    return Err(violation("conditional_on_observed_version", change.to_string()));
                 }
                 if obs.leader().is_none() {
                     return Err(violation("needs_leader", change.to_string()));
@@ -132,70 +108,52 @@ pub fn check_plan(obs: &Observed, policy: &Policy, plan: &Plan) -> Result<(), Vi
                 let before: Vec<ServerId> = config.voters().collect();
                 let after = change.voters_after(&before);
                 if !voter_count_ok(before.len(), after.len()) {
-                    return Err(violation(
-                        "odd_voters",
-                        format!("{} -> {} voters", before.len(), after.len()),
-                    ));
+                    return Err(violation("odd_voters", format!("{} -> {} voters", before.len(), after.len())));
                 }
                 if !respects_min_voters(before.len(), after.len(), policy.min_voters) {
-                    return Err(violation(
-                        "min_voters",
-                        format!("{} -> {}", before.len(), after.len()),
-                    ));
+                    return Err(violation("min_voters", format!("{} -> {}", before.len(), after.len())));
                 }
                 // Cap on voters taken out because their instance is gone, net of replacements.
-                let removed_voters = change
-                    .leaving
-                    .iter()
-                    .filter(|id| before.contains(id))
-                    .count();
+                let removed_voters = change.leaving.iter().filter(|id| before.contains(id)).count();
                 let added_voters = after.iter().filter(|v| !before.contains(v)).count();
                 if removed_voters.saturating_sub(added_voters) > max_removable(before.len()) {
-                    return Err(violation(
-                        "removal_cap",
-                        format!("{removed_voters} voters out of {}", before.len()),
-                    ));
+                    return Err(violation("removal_cap", format!("{removed_voters} voters out of {}", before.len())));
                 }
-                // Removal is only for members the backend confirmed gone or going.
+                // Removal is only for members the backend confirmed gone or going, except a
+                // serving observer taken out alone so it can be promoted (it keeps running as a
+                // non-voting follower; no quorum depends on it).
+                let recycle = change.joining.is_empty()
+                    && change.leaving.len() == 1
+                    && members.iter().any(|m| m.id == change.leaving[0] && m.is_observer() && m.is_serving());
                 for id in &change.leaving {
                     let leaving = members.iter().any(|m| m.id == *id && m.is_leaving());
-                    if !leaving {
-                        return Err(violation(
-                            "remove_only_confirmed_leavers",
-                            format!("server {id}"),
-                        ));
+                    if !leaving && !recycle {
+                        return Err(violation("remove_only_confirmed_leavers", format!("server {id}")));
                     }
                 }
                 // Promotion (observer/joiner -> participant) and demotion (participant -> observer)
                 // of live voters never share a change: a promotion inflates the quorum while a
                 // demotion shrinks it, and together they can swing the majority (raft-autopilot).
-                let promotes = change.joining.iter().any(|j| {
-                    j.role == Role::Participant && config.role_of(j.id) != Some(Role::Participant)
-                });
-                let demotes = change.joining.iter().any(|j| {
-                    j.role == Role::Observer && config.role_of(j.id) == Some(Role::Participant)
-                });
+                let promotes = change
+                    .joining
+                    .iter()
+                    .any(|j| j.role == Role::Participant && config.role_of(j.id) != Some(Role::Participant));
+                let demotes = change
+                    .joining
+                    .iter()
+                    .any(|j| j.role == Role::Observer && config.role_of(j.id) == Some(Role::Participant));
                 if promotes && demotes {
                     return Err(violation("no_promote_and_demote", change.to_string()));
                 }
                 let acks = ack_capable(obs);
                 if after != before && !has_synced_quorum(&after, &acks) {
-                    return Err(violation(
-                        "new_config_synced_quorum",
-                        format!("{after:?} with synced {acks:?}"),
-                    ));
+                    return Err(violation("new_config_synced_quorum", format!("{after:?} with synced {acks:?}")));
                 }
                 for j in &change.joining {
-                    let joiner_ok = members
-                        .iter()
-                        .any(|m| m.id == j.id && m.is_running() && m.is_serving());
-                    let demotion =
-                        config.role_of(j.id) == Some(Role::Participant) && j.role == Role::Observer;
+                    let joiner_ok = members.iter().any(|m| m.id == j.id && m.is_running() && m.is_serving());
+                    let demotion = config.role_of(j.id) == Some(Role::Participant) && j.role == Role::Observer;
                     if !joiner_ok && !demotion {
-                        return Err(violation(
-                            "add_only_synced_servers",
-                            format!("server {}", j.id),
-                        ));
+                        return Err(violation("add_only_synced_servers", format!("server {}", j.id)));
                     }
                 }
             }
@@ -210,43 +168,15 @@ mod tests {
 
     #[test]
     fn quorum_arithmetic() {
-        assert_eq!(
-            (majority(1), majority(3), majority(4), majority(5)),
-            (1, 2, 3, 3)
-        );
-        assert_eq!(
-            (
-                max_removable(1),
-                max_removable(3),
-                max_removable(5),
-                max_removable(7)
-            ),
-            (0, 1, 2, 3)
-        );
-        assert_eq!(
-            (
-                genesis_size(5, 3),
-                genesis_size(2, 3),
-                genesis_size(1, 5),
-                genesis_size(4, 7)
-            ),
-            (3, 1, 1, 3)
-        );
+        assert_eq!((majority(1), majority(3), majority(4), majority(5)), (1, 2, 3, 3));
+        assert_eq!((max_removable(1), max_removable(3), max_removable(5), max_removable(7)), (0, 1, 2, 3));
+        assert_eq!((genesis_size(5, 3), genesis_size(2, 3), genesis_size(1, 5), genesis_size(4, 7)), (3, 1, 1, 3));
     }
 
     #[test]
     fn voter_counts() {
-        assert!(
-            voter_count_ok(3, 5)
-                && voter_count_ok(3, 3)
-                && voter_count_ok(3, 2)
-                && voter_count_ok(2, 3)
-        );
+        assert!(voter_count_ok(3, 5) && voter_count_ok(3, 3) && voter_count_ok(3, 2) && voter_count_ok(2, 3));
         assert!(!voter_count_ok(5, 4) && !voter_count_ok(3, 4) && !voter_count_ok(1, 2));
-        assert!(
-            respects_min_voters(3, 2, 1)
-                && !respects_min_voters(3, 2, 3)
-                && respects_min_voters(1, 3, 3)
-        );
+        assert!(respects_min_voters(3, 2, 1) && !respects_min_voters(3, 2, 3) && respects_min_voters(1, 3, 3));
     }
 }

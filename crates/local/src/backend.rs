@@ -14,9 +14,7 @@ pub struct LocalBackend {
 impl LocalBackend {
     /// Opens the group at `dir`.
     pub fn open(dir: &std::path::Path) -> Result<Self, StateError> {
-        Ok(Self {
-            dir: StateDir::open(dir)?,
-        })
+        Ok(Self { dir: StateDir::open(dir)? })
     }
 
     /// The state directory.
@@ -34,10 +32,7 @@ async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, StateError> + Send + 'static,
 ) -> Result<T, StateError> {
     tokio::task::spawn_blocking(f).await.unwrap_or_else(|e| {
-        Err(StateError::Malformed {
-            path: Default::default(),
-            why: format!("blocking task failed: {e}"),
-        })
+        Err(StateError::Malformed { path: Default::default(), why: format!("blocking task failed: {e}") })
     })
 }
 
@@ -50,10 +45,7 @@ impl Backend for LocalBackend {
                 .instances()?
                 .into_iter()
                 .map(|r| Instance {
-                    server_id: claims
-                        .iter()
-                        .find(|(_, c)| c.instance == r.id)
-                        .map(|(id, _)| *id),
+                    server_id: claims.iter().find(|(_, c)| c.instance == r.id).map(|(id, _)| *id),
                     id: r.id,
                     address: r.address,
                     zone: r.zone,
@@ -67,55 +59,36 @@ impl Backend for LocalBackend {
 
     async fn desired_capacity(&self) -> PortResult<usize> {
         let dir = self.dir.clone();
-        blocking(move || Ok(dir.group()?.desired))
-            .await
-            .map_err(port("read desired capacity"))
+        blocking(move || Ok(dir.group()?.desired)).await.map_err(port("read desired capacity"))
     }
 
     async fn claim_id(&self, instance: &InstanceId, address: &str) -> PortResult<ServerId> {
         let (dir, instance, address) = (self.dir.clone(), instance.clone(), address.to_string());
-        blocking(move || dir.claim(&instance, &address))
-            .await
-            .map_err(port("claim server id"))
+        blocking(move || dir.claim(&instance, &address)).await.map_err(port("claim server id"))
     }
 
     async fn release_id(&self, id: ServerId, instance: &InstanceId) -> PortResult<()> {
         let (dir, instance) = (self.dir.clone(), instance.clone());
-        blocking(move || dir.release(id, &instance))
-            .await
-            .map_err(port("release server id"))
+        blocking(move || dir.release(id, &instance)).await.map_err(port("release server id"))
     }
 
     async fn cluster_marker(&self) -> PortResult<Option<ClusterMarker>> {
         let dir = self.dir.clone();
-        blocking(move || dir.marker())
-            .await
-            .map_err(port("read cluster marker"))
+        blocking(move || dir.marker()).await.map_err(port("read cluster marker"))
     }
 
     async fn create_cluster_marker(&self, marker: &ClusterMarker) -> PortResult<ClusterMarker> {
         let (dir, marker) = (self.dir.clone(), marker.clone());
-        blocking(move || dir.create_marker(&marker))
-            .await
-            .map_err(port("create cluster marker"))
+        blocking(move || dir.create_marker(&marker)).await.map_err(port("create cluster marker"))
     }
 
-    async fn acquire_lease(
-        &self,
-        holder: &InstanceId,
-        ttl_ms: u64,
-        now_ms: u64,
-    ) -> PortResult<bool> {
+    async fn acquire_lease(&self, holder: &InstanceId, ttl_ms: u64, now_ms: u64) -> PortResult<bool> {
         let (dir, holder) = (self.dir.clone(), holder.clone());
-        blocking(move || dir.acquire_lease(&holder, ttl_ms, now_ms))
-            .await
-            .map_err(port("acquire lease"))
+        blocking(move || dir.acquire_lease(&holder, ttl_ms, now_ms)).await.map_err(port("acquire lease"))
     }
 
     async fn publish_status(&self, instance: &InstanceId, status_json: &str) -> PortResult<()> {
         let (dir, instance, json) = (self.dir.clone(), instance.clone(), status_json.to_string());
-        blocking(move || dir.put_status(&instance, &json))
-            .await
-            .map_err(port("publish status"))
+        blocking(move || dir.put_status(&instance, &json)).await.map_err(port("publish status"))
     }
 }

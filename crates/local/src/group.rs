@@ -20,17 +20,13 @@ use crate::state::{GroupSpec, InstanceRecord, StateDir, StateError};
 
 /// Renders an instance's agent config (TOML). Injected by the binary, which owns the agent's
 /// config format, so this crate does not depend on the runtime.
-pub type RenderAgentConfig =
-    Box<dyn Fn(&GroupSpec, &InstanceRecord, &StateDir) -> String + Send + Sync>;
+pub type RenderAgentConfig = Box<dyn Fn(&GroupSpec, &InstanceRecord, &StateDir) -> String + Send + Sync>;
 
 /// Highest launch sequence: the last octet of a loopback address.
 pub const MAX_SEQ: u32 = 254;
 
 fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
 /// Signals a process group, ignoring "no such process".
@@ -44,15 +40,10 @@ pub fn signal_group(pid: u32, sig: Signal) {
 /// ZooKeeper (a stale pid file must never make us signal a recycled pid).
 pub fn zk_pid(dir: &StateDir, id: &InstanceId) -> Option<u32> {
     let idir = dir.instance_dir(id);
-    let pid: u32 = std::fs::read_to_string(idir.join("zk.pid"))
-        .ok()?
-        .trim()
-        .parse()
-        .ok()?;
+    let pid: u32 = std::fs::read_to_string(idir.join("zk.pid")).ok()?.trim().parse().ok()?;
     let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
     let cmdline = String::from_utf8_lossy(&cmdline);
-    (cmdline.contains("QuorumPeerMain") && cmdline.contains(&*idir.to_string_lossy()))
-        .then_some(pid)
+    (cmdline.contains("QuorumPeerMain") && cmdline.contains(&*idir.to_string_lossy())).then_some(pid)
 }
 
 /// Simulates an instance failure: the record becomes `terminated` first (so the controller
@@ -60,10 +51,7 @@ pub fn zk_pid(dir: &StateDir, id: &InstanceId) -> Option<u32> {
 pub fn kill_instance(dir: &StateDir, id: &InstanceId) -> Result<InstanceRecord, StateError> {
     let rec = dir
         .set_state(id, InstanceState::Terminated)?
-        .ok_or_else(|| StateError::Malformed {
-            path: dir.instance_dir(id),
-            why: "no such instance".into(),
-        })?;
+        .ok_or_else(|| StateError::Malformed { path: dir.instance_dir(id), why: "no such instance".into() })?;
     if let Some(pid) = zk_pid(dir, id) {
         signal_group(pid, Signal::SIGKILL);
     }
@@ -83,22 +71,14 @@ pub struct Controller {
 
 impl std::fmt::Debug for Controller {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Controller")
-            .field("dir", &self.dir)
-            .field("children", &self.children.len())
-            .finish()
+        f.debug_struct("Controller").field("dir", &self.dir).field("children", &self.children.len()).finish()
     }
 }
 
 impl Controller {
     /// A controller for `dir`.
     pub fn new(dir: StateDir, render: RenderAgentConfig) -> Self {
-        Self {
-            dir,
-            render,
-            children: HashMap::new(),
-            restart_at: HashMap::new(),
-        }
+        Self { dir, render, children: HashMap::new(), restart_at: HashMap::new() }
     }
 
     /// Runs until `shutdown` resolves, then stops every agent (SIGTERM, grace, SIGKILL).
@@ -126,37 +106,26 @@ impl Controller {
             if self.children.contains_key(&r.id) {
                 continue;
             }
-            let due = self
-                .restart_at
-                .get(&r.id)
-                .is_none_or(|(at, _)| Instant::now() >= *at);
+            let due = self.restart_at.get(&r.id).is_none_or(|(at, _)| Instant::now() >= *at);
             if due {
                 self.spawn_agent(&group, r)?;
             }
         }
         // Terminating instances whose agent is gone are done.
-        for r in records
-            .iter()
-            .filter(|r| r.state == InstanceState::Terminating && !self.children.contains_key(&r.id))
+        for r in records.iter().filter(|r| r.state == InstanceState::Terminating && !self.children.contains_key(&r.id))
         {
             self.dir.set_state(&r.id, InstanceState::Terminated)?;
         }
-        let active: Vec<&InstanceRecord> = records
-            .iter()
-            .filter(|r| matches!(r.state, InstanceState::Pending | InstanceState::Running))
-            .collect();
+        let active: Vec<&InstanceRecord> =
+            records.iter().filter(|r| matches!(r.state, InstanceState::Pending | InstanceState::Running)).collect();
         if active.len() < group.desired {
-            let mut next_seq = records.iter().map(|r| r.seq).max().unwrap_or(0) + 1;
-            for _ in active.len()..group.desired {
-                if next_seq > MAX_SEQ {
-                    tracing::error!(
-                        "all {MAX_SEQ} loopback addresses of {} used; no more launches",
-                        group.net
-                    );
+            let first = records.iter().map(|r| r.seq).max().unwrap_or(0) + 1;
+            for seq in first..first + (group.desired - active.len()) as u32 {
+                if seq > MAX_SEQ {
+                    tracing::error!("all {MAX_SEQ} loopback addresses of {} used; no more launches", group.net);
                     break;
                 }
-                self.launch(&group, next_seq)?;
-                next_seq += 1;
+                self.launch(&group, seq)?;
             }
         } else if active.len() > group.desired {
             for victim in self.scale_in_victims(&active, active.len() - group.desired)? {
@@ -185,11 +154,7 @@ impl Controller {
                     self.dir.set_state(&id, InstanceState::Terminated)?;
                 }
                 InstanceState::Running | InstanceState::Pending => {
-                    let (_, n) = self
-                        .restart_at
-                        .get(&id)
-                        .copied()
-                        .unwrap_or((Instant::now(), 0));
+                    let (_, n) = self.restart_at.get(&id).copied().unwrap_or((Instant::now(), 0));
                     let delay = Duration::from_millis(500 * (1u64 << n.min(5)));
                     tracing::warn!(instance = %id, %status, ?delay, "agent exited on a live instance; restarting");
                     self.restart_at.insert(id, (Instant::now() + delay, n + 1));
@@ -200,19 +165,10 @@ impl Controller {
     }
 
     /// Non-voters before voters, newest first (the agents publish their role in their status).
-    fn scale_in_victims(
-        &self,
-        active: &[&InstanceRecord],
-        n: usize,
-    ) -> Result<Vec<InstanceId>, StateError> {
-        let statuses: HashMap<InstanceId, serde_json::Value> =
-            self.dir.statuses()?.into_iter().collect();
+    fn scale_in_victims(&self, active: &[&InstanceRecord], n: usize) -> Result<Vec<InstanceId>, StateError> {
+        let statuses: HashMap<InstanceId, serde_json::Value> = self.dir.statuses()?.into_iter().collect();
         let is_voter = |id: &InstanceId| {
-            statuses
-                .get(id)
-                .and_then(|s| s.get("role"))
-                .and_then(|r| r.as_str())
-                == Some("participant")
+            statuses.get(id).and_then(|s| s.get("role")).and_then(|r| r.as_str()) == Some("participant")
         };
         let mut v: Vec<&&InstanceRecord> = active.iter().collect();
         v.sort_by_key(|r| (is_voter(&r.id), std::cmp::Reverse(r.seq)));
@@ -220,11 +176,7 @@ impl Controller {
     }
 
     fn launch(&mut self, group: &GroupSpec, seq: u32) -> Result<(), StateError> {
-        let zone = group
-            .zones
-            .get((seq as usize - 1) % group.zones.len().max(1))
-            .cloned()
-            .unwrap_or_default();
+        let zone = group.zones.get((seq as usize - 1) % group.zones.len().max(1)).cloned().unwrap_or_default();
         let rec = InstanceRecord {
             id: InstanceId(format!("i-{seq:04}")),
             seq,
@@ -234,10 +186,8 @@ impl Controller {
             agent_pid: None,
             launched_ms: now_ms(),
         };
-        std::fs::create_dir_all(self.dir.instance_dir(&rec.id)).map_err(|e| StateError::Io {
-            path: self.dir.instance_dir(&rec.id),
-            source: e,
-        })?;
+        std::fs::create_dir_all(self.dir.instance_dir(&rec.id))
+            .map_err(|e| StateError::Io { path: self.dir.instance_dir(&rec.id), source: e })?;
         self.dir.put_instance(&rec)?;
         tracing::info!(instance = %rec.id, address = %rec.address, zone = %rec.zone, "launched");
         self.spawn_agent(group, &rec)
@@ -252,13 +202,7 @@ impl Controller {
         };
         std::fs::write(&cfg_path, (self.render)(group, rec, &self.dir)).map_err(io(&cfg_path))?;
         let log_path = idir.join("agent.log");
-        let open = || {
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&log_path)
-                .map_err(io(&log_path))
-        };
+        let open = || std::fs::OpenOptions::new().create(true).append(true).open(&log_path).map_err(io(&log_path));
         let mut cmd = Command::new(&group.agent_exe);
         cmd.arg("agent")
             .arg("--config")

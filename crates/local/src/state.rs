@@ -55,10 +55,7 @@ pub enum StateError {
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StateError + '_ {
-    move |source| StateError::Io {
-        path: path.to_path_buf(),
-        source,
-    }
+    move |source| StateError::Io { path: path.to_path_buf(), source }
 }
 
 /// Settings of the whole local group.
@@ -172,17 +169,9 @@ impl StateDir {
     /// Holds the directory lock for the duration of `f`.
     pub fn locked<T>(&self, f: impl FnOnce() -> Result<T, StateError>) -> Result<T, StateError> {
         let path = self.root.join("state.lock");
-        let file = fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(io(&path))?;
-        let guard =
-            Flock::lock(file, FlockArg::LockExclusive).map_err(|(_, e)| StateError::Io {
-                path: path.clone(),
-                source: std::io::Error::from(e),
-            })?;
+        let file = fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path).map_err(io(&path))?;
+        let guard = Flock::lock(file, FlockArg::LockExclusive)
+            .map_err(|(_, e)| StateError::Io { path: path.clone(), source: std::io::Error::from(e) })?;
         let out = f();
         drop(guard);
         out
@@ -192,30 +181,20 @@ impl StateDir {
         match fs::read_to_string(path) {
             Ok(t) => serde_json::from_str(&t)
                 .map(Some)
-                .map_err(|e| StateError::Malformed {
-                    path: path.to_path_buf(),
-                    why: e.to_string(),
-                }),
+                .map_err(|e| StateError::Malformed { path: path.to_path_buf(), why: e.to_string() }),
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(StateError::Io {
-                path: path.to_path_buf(),
-                source: e,
-            }),
+            Err(e) => Err(StateError::Io { path: path.to_path_buf(), source: e }),
         }
     }
 
     fn temp_with<T: Serialize>(&self, path: &Path, value: &T) -> Result<PathBuf, StateError> {
         let dir = path.parent().unwrap_or(&self.root);
         fs::create_dir_all(dir).map_err(io(dir))?;
-        let nonce = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
+        let nonce =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
         let tmp = dir.join(format!(".tmp-{}-{nonce}", std::process::id()));
-        let text = serde_json::to_string_pretty(value).map_err(|e| StateError::Malformed {
-            path: path.to_path_buf(),
-            why: e.to_string(),
-        })?;
+        let text = serde_json::to_string_pretty(value)
+            .map_err(|e| StateError::Malformed { path: path.to_path_buf(), why: e.to_string() })?;
         fs::write(&tmp, text).map_err(io(&tmp))?;
         Ok(tmp)
     }
@@ -234,18 +213,14 @@ impl StateDir {
         match linked {
             Ok(()) => Ok(true),
             Err(e) if e.kind() == ErrorKind::AlreadyExists => Ok(false),
-            Err(e) => Err(StateError::Io {
-                path: path.to_path_buf(),
-                source: e,
-            }),
+            Err(e) => Err(StateError::Io { path: path.to_path_buf(), source: e }),
         }
     }
 
     /// The group spec.
     pub fn group(&self) -> Result<GroupSpec, StateError> {
         let p = self.root.join("group.json");
-        self.read_json(&p)?
-            .ok_or(StateError::NotAGroup(self.root.clone()))
+        self.read_json(&p)?.ok_or(StateError::NotAGroup(self.root.clone()))
     }
 
     /// Changes the desired size.
@@ -277,11 +252,7 @@ impl StateDir {
     }
 
     /// Changes one record's state under the lock; returns the updated record.
-    pub fn set_state(
-        &self,
-        id: &InstanceId,
-        state: InstanceState,
-    ) -> Result<Option<InstanceRecord>, StateError> {
+    pub fn set_state(&self, id: &InstanceId, state: InstanceState) -> Result<Option<InstanceRecord>, StateError> {
         self.locked(|| {
             let p = self.instance_dir(id).join("instance.json");
             let Some(mut r) = self.read_json::<InstanceRecord>(&p)? else {
@@ -303,10 +274,7 @@ impl StateDir {
         for e in fs::read_dir(&dir).map_err(io(&dir))? {
             let e = e.map_err(io(&dir))?;
             let name = e.file_name().to_string_lossy().into_owned();
-            let Some(n) = name
-                .strip_suffix(".json")
-                .and_then(|n| n.parse::<u32>().ok())
-            else {
+            let Some(n) = name.strip_suffix(".json").and_then(|n| n.parse::<u32>().ok()) else {
                 continue;
             };
             if let Some(c) = self.read_json::<Claim>(&e.path())? {
@@ -320,17 +288,10 @@ impl StateDir {
     /// Claims the lowest free id for `instance` (or returns the one it holds). Correct with many
     /// processes at once: each id file is created exclusively, a loser moves on to the next id.
     pub fn claim(&self, instance: &InstanceId, address: &str) -> Result<ServerId, StateError> {
-        if let Some((id, _)) = self
-            .claims()?
-            .into_iter()
-            .find(|(_, c)| &c.instance == instance)
-        {
+        if let Some((id, _)) = self.claims()?.into_iter().find(|(_, c)| &c.instance == instance) {
             return Ok(id);
         }
-        let claim = Claim {
-            instance: instance.clone(),
-            address: address.to_string(),
-        };
+        let claim = Claim { instance: instance.clone(), address: address.to_string() };
         for n in 1..=ServerId::MAX {
             let p = self.root.join("ids").join(format!("{n}.json"));
             if p.exists() {
@@ -365,20 +326,12 @@ impl StateDir {
     pub fn create_marker(&self, m: &ClusterMarker) -> Result<ClusterMarker, StateError> {
         let p = self.root.join("cluster").join("marker.json");
         self.create_exclusive(&p, m)?;
-        self.read_json(&p)?.ok_or_else(|| StateError::Malformed {
-            path: p,
-            why: "vanished after creation".into(),
-        })
+        self.read_json(&p)?.ok_or_else(|| StateError::Malformed { path: p, why: "vanished after creation".into() })
     }
 
     /// Takes or renews the lease. Free when absent, expired, already `holder`'s, or held by an
     /// instance the group has terminated (a dead holder must not stall healing for a whole TTL).
-    pub fn acquire_lease(
-        &self,
-        holder: &InstanceId,
-        ttl_ms: u64,
-        now_ms: u64,
-    ) -> Result<bool, StateError> {
+    pub fn acquire_lease(&self, holder: &InstanceId, ttl_ms: u64, now_ms: u64) -> Result<bool, StateError> {
         self.locked(|| {
             let p = self.root.join("cluster").join("lease.json");
             let current: Option<Lease> = self.read_json(&p)?;
@@ -386,19 +339,11 @@ impl StateDir {
                 None => true,
                 Some(l) if &l.holder == holder || l.expires_ms <= now_ms => true,
                 Some(l) => self
-                    .read_json::<InstanceRecord>(
-                        &self.instance_dir(&l.holder).join("instance.json"),
-                    )?
+                    .read_json::<InstanceRecord>(&self.instance_dir(&l.holder).join("instance.json"))?
                     .is_none_or(|r| r.state == InstanceState::Terminated),
             };
             if free {
-                self.write_json(
-                    &p,
-                    &Lease {
-                        holder: holder.clone(),
-                        expires_ms: now_ms + ttl_ms,
-                    },
-                )?;
+                self.write_json(&p, &Lease { holder: holder.clone(), expires_ms: now_ms + ttl_ms })?;
             }
             Ok(free)
         })
@@ -455,15 +400,10 @@ mod tests {
         let handles: Vec<_> = (0..64)
             .map(|i| {
                 let s = s.clone();
-                std::thread::spawn(move || {
-                    s.claim(&InstanceId(format!("i-{i}")), "a").expect("claim")
-                })
+                std::thread::spawn(move || s.claim(&InstanceId(format!("i-{i}")), "a").expect("claim"))
             })
             .collect();
-        let mut ids: Vec<u32> = handles
-            .into_iter()
-            .map(|h| h.join().expect("join").0)
-            .collect();
+        let mut ids: Vec<u32> = handles.into_iter().map(|h| h.join().expect("join").0).collect();
         ids.sort();
         assert_eq!(ids, (1..=64).collect::<Vec<_>>());
         // Idempotent for a holder; a released id is reused.
@@ -486,14 +426,8 @@ mod tests {
             created_by: InstanceId(who.into()),
             created_ms: 1,
         };
-        assert_eq!(
-            s.create_marker(&m("first")).expect("create").cluster_id,
-            "first"
-        );
-        assert_eq!(
-            s.create_marker(&m("second")).expect("create").cluster_id,
-            "first"
-        );
+        assert_eq!(s.create_marker(&m("first")).expect("create").cluster_id, "first");
+        assert_eq!(s.create_marker(&m("second")).expect("create").cluster_id, "first");
         let (a, b) = (InstanceId("a".into()), InstanceId("b".into()));
         assert!(s.acquire_lease(&a, 1000, 0).expect("lease"));
         assert!(!s.acquire_lease(&b, 1000, 500).expect("lease"));

@@ -15,9 +15,7 @@ use zkpilot_core::boot::{BootDecision, BootInputs, decide};
 use zkpilot_core::model::{InstanceState, ServerId, ServerSpec};
 use zkpilot_core::observed::Observed;
 use zkpilot_core::plan::{Action, MembershipChange, Plan};
-use zkpilot_core::ports::{
-    Backend, Clock, ClusterMarker, PortError, ReconfigError, ServerProcess, Zookeeper,
-};
+use zkpilot_core::ports::{Backend, Clock, ClusterMarker, PortError, ReconfigError, ServerProcess, Zookeeper};
 use zkpilot_core::safety::check_plan;
 use zkpilot_supervisor::{Backoff, Spec, Supervisor};
 use zkpilot_zk::files::{self, Layout, LocalState, Stamp};
@@ -55,10 +53,7 @@ pub struct SystemClock;
 
 impl Clock for SystemClock {
     fn now_ms(&self) -> u64 {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as u64)
-            .unwrap_or(0)
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
     }
 }
 
@@ -89,16 +84,14 @@ pub struct Agent<B, Z, C> {
     backoff: Backoff,
     marker_seen: bool,
     no_quorum_since: Option<u64>,
+    last_boot_log: Option<String>,
     events: VecDeque<Event>,
     status: watch::Sender<Arc<AgentStatus>>,
 }
 
 impl<B, Z, C> std::fmt::Debug for Agent<B, Z, C> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Agent")
-            .field("instance", &self.cfg.instance.id)
-            .field("server_id", &self.my_id)
-            .finish()
+        f.debug_struct("Agent").field("instance", &self.cfg.instance.id).field("server_id", &self.my_id).finish()
     }
 }
 
@@ -141,6 +134,7 @@ impl<B: Backend, Z: Zookeeper, C: Clock> Agent<B, Z, C> {
             backoff: Backoff::new(Duration::from_secs(1), Duration::from_secs(30)),
             marker_seen: false,
             no_quorum_since: None,
+            last_boot_log: None,
             events: VecDeque::new(),
             status: watch::channel(Arc::new(initial)).0,
         })
@@ -153,10 +147,7 @@ impl<B: Backend, Z: Zookeeper, C: Clock> Agent<B, Z, C> {
 
     /// Runs until `shutdown`, then stops ZooKeeper gracefully. Returns early (Ok) once this
     /// instance's server has been removed from the ensemble on scale-in.
-    pub async fn run(
-        mut self,
-        shutdown: impl std::future::Future<Output = ()>,
-    ) -> Result<(), AgentError> {
+    pub async fn run(mut self, shutdown: impl std::future::Future<Output = ()>) -> Result<(), AgentError> {
         tokio::pin!(shutdown);
         let pass = Duration::from_millis(self.cfg.agent.pass_interval_ms);
         let result = loop {
@@ -172,14 +163,7 @@ impl<B: Backend, Z: Zookeeper, C: Clock> Agent<B, Z, C> {
         };
         self.stop_server().await;
         if let Err(e) = &result {
-            self.publish(
-                Phase::Waiting,
-                format!("stopped: {e}"),
-                None,
-                &Plan::default(),
-                false,
-            )
-            .await;
+            self.publish(Phase::Waiting, format!("stopped: {e}"), None, &Plan::default(), false).await;
         }
         result
     }
@@ -193,42 +177,23 @@ impl<B: Backend, Z: Zookeeper, C: Clock> Agent<B, Z, C> {
             match self.boot().await? {
                 Boot::Started => {}
                 Boot::Waiting(why) => {
-                    let phase = if self.marker_seen && self.quorum_lost_for() {
-                        Phase::QuorumLost
-                    } else {
-                        Phase::Waiting
-                    };
-                    self.publish(phase, why, None, &Plan::default(), false)
-                        .await;
+                    let phase =
+                        if self.marker_seen && self.quorum_lost_for() { Phase::QuorumLost } else { Phase::Waiting };
+                    self.publish(phase, why, None, &Plan::default(), false).await;
                     return Ok(false);
                 }
             }
         }
         let now = self.clock.now_ms();
-        let obs = self
-            .observer
-            .observe(&self.backend, &self.zk, self.cfg.server.client_port, now)
-            .await;
+        let obs = self.observer.observe(&self.backend, &self.zk, self.cfg.server.client_port, now).await;
         let plan = zkpilot_core::plan(&obs, &self.cfg.policy, now);
-        debug_assert_eq!(
-            check_plan(&obs, &self.cfg.policy, &plan),
-            Ok(()),
-            "planner broke a safety rule"
-        );
+        debug_assert_eq!(check_plan(&obs, &self.cfg.policy, &plan), Ok(()), "planner broke a safety rule");
         self.track_quorum(&obs, now);
 
         let me = self.my_id;
-        let my_instance = obs
-            .instances
-            .iter()
-            .flatten()
-            .find(|i| i.id == self.cfg.instance.id);
+        let my_instance = obs.instances.iter().flatten().find(|i| i.id == self.cfg.instance.id);
         let leaving = my_instance.is_some_and(|i| i.state.is_leaving());
-        let in_config = obs
-            .config
-            .as_ref()
-            .zip(me)
-            .is_some_and(|(c, id)| c.servers.contains_key(&id));
+        let in_config = obs.config.as_ref().zip(me).is_some_and(|(c, id)| c.servers.contains_key(&id));
         if leaving && obs.config.is_some() && !in_config {
             // Out of the committed config (the lease holder removed it and confirmed with a write):
             // the scale-in lifecycle is complete.
@@ -256,23 +221,13 @@ impl<B: Backend, Z: Zookeeper, C: Clock> Agent<B, Z, C> {
             }
         }
         let (phase, detail) = if leaving {
-            (
-                Phase::Leaving,
-                "instance terminating; waiting for its server's removal".to_string(),
-            )
+            (Phase::Leaving, "instance terminating; waiting for its server's removal".to_string())
         } else if in_config {
             (Phase::Member, String::new())
         } else if obs.config.is_none() && self.quorum_lost_for() {
-            (
-                Phase::QuorumLost,
-                "no member serves although the ensemble exists; waiting, nothing is wiped"
-                    .to_string(),
-            )
+            (Phase::QuorumLost, "no member serves although the ensemble exists; waiting, nothing is wiped".to_string())
         } else {
-            (
-                Phase::Joining,
-                "running as a non-voting follower until the lease holder adds it".to_string(),
-            )
+            (Phase::Joining, "running as a non-voting follower until the lease holder adds it".to_string())
         };
         self.publish(phase, detail, Some(&obs), &plan, lease).await;
         Ok(false)
@@ -287,8 +242,7 @@ impl<B: Backend, Z: Zookeeper, C: Clock> Agent<B, Z, C> {
     }
 
     fn quorum_lost_for(&self) -> bool {
-        self.no_quorum_since
-            .is_some_and(|t| self.clock.now_ms().saturating_sub(t) >= QUORUM_LOSS_DEBOUNCE_MS)
+        self.no_quorum_since.is_some_and(|t| self.clock.now_ms().saturating_sub(t) >= QUORUM_LOSS_DEBOUNCE_MS)
     }
 
     /// Reaps an unexpected ZooKeeper exit and schedules a restart with backoff.
@@ -301,10 +255,7 @@ impl<B: Backend, Z: Zookeeper, C: Clock> Agent<B, Z, C> {
         };
         self.server = None;
         self.remove_pid_file();
-        if self
-            .started_at
-            .is_some_and(|t| t.elapsed() > Duration::from_secs(60))
-        {
+        if self.started_at.is_some_and(|t| t.elapsed() > Duration::from_secs(60)) {
             self.backoff.reset();
         }
         let delay = self.backoff.next_delay();
@@ -331,10 +282,7 @@ impl<B: Backend, Z: Zookeeper, C: Clock> Agent<B, Z, C> {
                         m.cluster_id
                     )));
                 }
-                let claimed = self
-                    .backend
-                    .claim_id(&self.cfg.instance.id, &self.cfg.instance.address)
-                    .await?;
+                let claimed = self.backend.claim_id(&self.cfg.instance.id, &self.cfg.instance.address).await?;
                 if claimed != state.myid {
                     return Err(AgentError::Refused(format!(
                         "{} says server {} but instance {} holds the claim for {claimed}",
@@ -345,18 +293,11 @@ impl<B: Backend, Z: Zookeeper, C: Clock> Agent<B, Z, C> {
                 }
                 state.myid
             }
-            None => {
-                self.backend
-                    .claim_id(&self.cfg.instance.id, &self.cfg.instance.address)
-                    .await?
-            }
+            None => self.backend.claim_id(&self.cfg.instance.id, &self.cfg.instance.address).await?,
         };
         self.my_id = Some(id);
         let me = self.cfg.server_spec(id);
-        let obs = self
-            .observer
-            .observe(&self.backend, &self.zk, self.cfg.server.client_port, now)
-            .await;
+        let obs = self.observer.observe(&self.backend, &self.zk, self.cfg.server.client_port, now).await;
         self.track_quorum(&obs, now);
         let claimed: Vec<ServerSpec> = obs
             .instances
@@ -373,9 +314,7 @@ impl<B: Backend, Z: Zookeeper, C: Clock> Agent<B, Z, C> {
         let desired = self.backend.desired_capacity().await?;
         let inputs = BootInputs {
             me: &me,
-            local_lists_me: local
-                .as_ref()
-                .map(|s| s.dynamic.1.servers.contains_key(&id)),
+            local_lists_me: local.as_ref().map(|s| s.dynamic.1.servers.contains_key(&id)),
             serving_config: obs.config.as_ref(),
             marker: marker.as_ref(),
             claimed: &claimed,
@@ -383,7 +322,11 @@ impl<B: Backend, Z: Zookeeper, C: Clock> Agent<B, Z, C> {
             target_voters: self.cfg.policy.target_voters,
         };
         let decision = decide(&inputs);
-        tracing::info!(server_id = %id, ?decision, "boot decision");
+        let said = decision.to_string();
+        if self.last_boot_log.as_deref() != Some(said.as_str()) {
+            tracing::info!(server_id = %id, "boot decision: {said}");
+            self.last_boot_log = Some(said);
+        }
         let digest = self.secret.super_digest();
         let keys = self.cfg.static_keys(&digest);
         match (decision, local) {
@@ -415,9 +358,7 @@ impl<B: Backend, Z: Zookeeper, C: Clock> Agent<B, Z, C> {
                 };
                 let won = self.backend.create_cluster_marker(&proposal).await?;
                 tracing::info!(cluster_id = %won.cluster_id, genesis = ?zkpilot_core::boot::genesis_ids(&won), "cluster marker");
-                return Ok(Boot::Waiting(
-                    "cluster marker written; starting genesis".into(),
-                ));
+                return Ok(Boot::Waiting("cluster marker written; starting genesis".into()));
             }
             (BootDecision::Wait(why), _) => return Ok(Boot::Waiting(why)),
             (d, _) => return Ok(Boot::Waiting(format!("inconsistent boot decision {d:?}"))),
@@ -434,10 +375,7 @@ impl<B: Backend, Z: Zookeeper, C: Clock> Agent<B, Z, C> {
         cfg: &zkpilot_core::EnsembleConfig,
         genesis: bool,
     ) -> Result<(), AgentError> {
-        let stamp = Stamp {
-            cluster_id: marker.cluster_id.clone(),
-            server_id: id,
-        };
+        let stamp = Stamp { cluster_id: marker.cluster_id.clone(), server_id: id };
         files::prepare_new(&self.layout, &stamp, keys, cfg, genesis)?;
         Ok(())
     }
@@ -448,9 +386,7 @@ impl<B: Backend, Z: Zookeeper, C: Clock> Agent<B, Z, C> {
         let (program, args) = self.install.server_command(
             &conf,
             &self.layout.zoo_cfg(),
-            &JvmSettings {
-                heap_mb: self.cfg.server.heap_mb,
-            },
+            &JvmSettings { heap_mb: self.cfg.server.heap_mb },
         );
         let mut sup = Supervisor::new(Spec {
             program,
@@ -461,12 +397,7 @@ impl<B: Backend, Z: Zookeeper, C: Clock> Agent<B, Z, C> {
         });
         sup.start()?;
         if let Some(pid) = sup.pid() {
-            let pid_file = self
-                .layout
-                .base
-                .parent()
-                .unwrap_or(&self.layout.base)
-                .join("zk.pid");
+            let pid_file = self.layout.base.parent().unwrap_or(&self.layout.base).join("zk.pid");
             if let Err(e) = std::fs::write(&pid_file, pid.to_string()) {
                 tracing::warn!(error = %e, path = %pid_file.display(), "cannot record ZooKeeper pid");
             }
@@ -478,13 +409,7 @@ impl<B: Backend, Z: Zookeeper, C: Clock> Agent<B, Z, C> {
     }
 
     fn remove_pid_file(&self) {
-        let _ignored = std::fs::remove_file(
-            self.layout
-                .base
-                .parent()
-                .unwrap_or(&self.layout.base)
-                .join("zk.pid"),
-        );
+        let _ignored = std::fs::remove_file(self.layout.base.parent().unwrap_or(&self.layout.base).join("zk.pid"));
     }
 
     async fn stop_server(&mut self) {
@@ -503,12 +428,10 @@ impl<B: Backend, Z: Zookeeper, C: Clock> Agent<B, Z, C> {
             let started = Instant::now();
             let outcome = match action {
                 Action::Reconfig(change) => self.reconfig(&connect, change).await,
-                Action::ReleaseId { id, instance } => {
-                    match self.backend.release_id(*id, instance).await {
-                        Ok(()) => "applied".to_string(),
-                        Err(e) => format!("failed: {e}"),
-                    }
-                }
+                Action::ReleaseId { id, instance } => match self.backend.release_id(*id, instance).await {
+                    Ok(()) => "applied".to_string(),
+                    Err(e) => format!("failed: {e}"),
+                },
             };
             tracing::info!(%action, %outcome, "executed");
             self.events.push_back(Event {
@@ -528,19 +451,12 @@ impl<B: Backend, Z: Zookeeper, C: Clock> Agent<B, Z, C> {
     async fn reconfig(&self, connect: &str, change: &MembershipChange) -> String {
         let applied = match self.zk.reconfig(connect, change).await {
             Ok(cfg) if change.is_reflected_in(&cfg) => Ok(()),
-            Ok(cfg) => Err(format!(
-                "failed: ZooKeeper answered with config {:x} that lacks the change",
-                cfg.version
-            )),
+            Ok(cfg) => Err(format!("failed: ZooKeeper answered with config {:x} that lacks the change", cfg.version)),
             Err(ReconfigError::Unknown(why)) => match self.zk.committed_config(connect).await {
                 Ok(cfg) if change.is_reflected_in(&cfg) => Ok(()),
-                _ => Err(format!(
-                    "failed: outcome unknown ({why}) and not visible in the config"
-                )),
+                _ => Err(format!("failed: outcome unknown ({why}) and not visible in the config")),
             },
-            Err(ReconfigError::Stale) => {
-                Err("conflict: the config changed since it was observed; re-planning".into())
-            }
+            Err(ReconfigError::Stale) => Err("conflict: the config changed since it was observed; re-planning".into()),
             Err(e @ ReconfigError::Forbidden(_)) => {
                 tracing::error!(error = %e, "reconfig forbidden: check the secret file and reconfigEnabled");
                 Err(format!("failed: {e}"))
@@ -563,14 +479,7 @@ impl<B: Backend, Z: Zookeeper, C: Clock> Agent<B, Z, C> {
         }
     }
 
-    async fn publish(
-        &mut self,
-        phase: Phase,
-        detail: String,
-        obs: Option<&Observed>,
-        plan: &Plan,
-        lease: bool,
-    ) {
+    async fn publish(&mut self, phase: Phase, detail: String, obs: Option<&Observed>, plan: &Plan, lease: bool) {
         let me = self.my_id;
         let config = obs.and_then(|o| o.config.as_ref());
         let status = AgentStatus {
@@ -581,10 +490,7 @@ impl<B: Backend, Z: Zookeeper, C: Clock> Agent<B, Z, C> {
             phase,
             detail,
             role: config.zip(me).and_then(|(c, id)| c.role_of(id)),
-            mode: obs
-                .zip(me)
-                .and_then(|(o, id)| o.health.get(&id))
-                .map(|h| h.mode),
+            mode: obs.zip(me).and_then(|(o, id)| o.health.get(&id)).map(|h| h.mode),
             config_version: config.map(|c| format!("{:x}", c.version)),
             leader: obs.and_then(Observed::leader),
             connect_string: config.map(|c| c.connect_string()),
@@ -595,11 +501,7 @@ impl<B: Backend, Z: Zookeeper, C: Clock> Agent<B, Z, C> {
         };
         match serde_json::to_string_pretty(&status) {
             Ok(json) => {
-                if let Err(e) = self
-                    .backend
-                    .publish_status(&self.cfg.instance.id, &json)
-                    .await
-                {
+                if let Err(e) = self.backend.publish_status(&self.cfg.instance.id, &json).await {
                     tracing::warn!(error = %e, "publishing status");
                 }
             }

@@ -158,10 +158,7 @@ pub struct AgentSection {
 
 impl Default for AgentSection {
     fn default() -> Self {
-        Self {
-            pass_interval_ms: default_pass_ms(),
-            lease_ttl_ms: default_lease_ms(),
-        }
+        Self { pass_interval_ms: default_pass_ms(), lease_ttl_ms: default_lease_ms() }
     }
 }
 
@@ -188,35 +185,26 @@ pub struct AgentConfig {
 impl AgentConfig {
     /// Reads and validates a file.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let text =
+            std::fs::read_to_string(path).map_err(|source| ConfigError::Io { path: path.to_path_buf(), source })?;
         Self::parse(&text, path)
     }
 
     /// Parses and validates text; `path` is used in errors.
     pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
-        let cfg: Self = toml::from_str(text).map_err(|e| ConfigError::Syntax {
-            path: path.to_path_buf(),
-            message: e.to_string(),
-        })?;
+        let cfg: Self = toml::from_str(text)
+            .map_err(|e| ConfigError::Syntax { path: path.to_path_buf(), message: e.to_string() })?;
         cfg.validate(path)?;
         Ok(cfg)
     }
 
     fn validate(&self, path: &Path) -> Result<(), ConfigError> {
-        let invalid = |field: &str, why: String| ConfigError::Invalid {
-            path: path.to_path_buf(),
-            field: field.into(),
-            why,
-        };
-        let ip: Ipv4Addr = self.instance.address.parse().map_err(|_| {
-            invalid(
-                "instance.address",
-                format!("{:?} is not an IPv4 address", self.instance.address),
-            )
-        })?;
+        let invalid =
+            |field: &str, why: String| ConfigError::Invalid { path: path.to_path_buf(), field: field.into(), why };
+        let ip: Ipv4Addr =
+            self.instance.address.parse().map_err(|_| {
+                invalid("instance.address", format!("{:?} is not an IPv4 address", self.instance.address))
+            })?;
         if matches!(self.backend, BackendSection::Local { .. }) && !ip.is_loopback() {
             return Err(invalid(
                 "instance.address",
@@ -226,9 +214,7 @@ impl AgentConfig {
         if self.instance.id.0.is_empty() {
             return Err(invalid("instance.id", "empty".into()));
         }
-        self.policy
-            .validate()
-            .map_err(|e| invalid(&format!("policy.{}", e.field), e.why))?;
+        self.policy.validate().map_err(|e| invalid(&format!("policy.{}", e.field), e.why))?;
         if !self.server.base_dir.is_absolute() {
             return Err(invalid(
                 "server.base_dir",
@@ -238,31 +224,16 @@ impl AgentConfig {
         if self.server.heap_mb < 32 {
             return Err(invalid(
                 "server.heap_mb",
-                format!(
-                    "{} MiB is below the 32 MiB minimum heap",
-                    self.server.heap_mb
-                ),
+                format!("{} MiB is below the 32 MiB minimum heap", self.server.heap_mb),
             ));
         }
-        let ports = [
-            self.server.client_port,
-            self.server.quorum_port,
-            self.server.election_port,
-            self.server.admin_port,
-        ];
+        let ports =
+            [self.server.client_port, self.server.quorum_port, self.server.election_port, self.server.admin_port];
         if ports.contains(&0) || (1..ports.len()).any(|i| ports[..i].contains(&ports[i])) {
-            return Err(invalid(
-                "server.*_port",
-                format!("ports must be distinct and non-zero, got {ports:?}"),
-            ));
+            return Err(invalid("server.*_port", format!("ports must be distinct and non-zero, got {ports:?}")));
         }
-        if self.agent.pass_interval_ms == 0
-            || self.agent.lease_ttl_ms < 2 * self.agent.pass_interval_ms
-        {
-            return Err(invalid(
-                "agent.lease_ttl_ms",
-                "must be at least two pass intervals".into(),
-            ));
+        if self.agent.pass_interval_ms == 0 || self.agent.lease_ttl_ms < 2 * self.agent.pass_interval_ms {
+            return Err(invalid("agent.lease_ttl_ms", "must be at least two pass intervals".into()));
         }
         Ok(())
     }
@@ -294,10 +265,7 @@ impl AgentConfig {
             ("admin.enableServer", "true".into()),
             ("admin.serverAddress", self.instance.address.clone()),
             ("admin.serverPort", s.admin_port.to_string()),
-            (
-                "DigestAuthenticationProvider.superDigest",
-                super_digest.to_string(),
-            ),
+            ("DigestAuthenticationProvider.superDigest", super_digest.to_string()),
             ("autopurge.snapRetainCount", "10".into()),
             ("autopurge.purgeInterval", "24".into()),
         ]
@@ -335,26 +303,15 @@ dir = "/tmp/x"
     #[test]
     fn errors_name_file_and_field() {
         let cases = [
-            (
-                GOOD.replace("zone = \"local-a\"", "zone = \"local-a\"\ncolour = 1"),
-                "colour",
-            ),
+            (GOOD.replace("zone = \"local-a\"", "zone = \"local-a\"\ncolour = 1"), "colour"),
             (GOOD.replace("127.0.1.1", "10.0.0.1"), "instance.address"),
             (GOOD.replace("127.0.1.1", "banana"), "instance.address"),
-            (
-                format!("{GOOD}\n[policy]\ntarget_voters = 4\n"),
-                "policy.target_voters",
-            ),
+            (format!("{GOOD}\n[policy]\ntarget_voters = 4\n"), "policy.target_voters"),
             (GOOD.replace("/tmp/x/zk", "relative/zk"), "server.base_dir"),
-            (
-                GOOD.replace("[cluster]\nsecret_file = \"/tmp/x/secret\"", ""),
-                "cluster",
-            ),
+            (GOOD.replace("[cluster]\nsecret_file = \"/tmp/x/secret\"", ""), "cluster"),
         ];
         for (text, needle) in cases {
-            let err = AgentConfig::parse(&text, Path::new("/etc/zkpilot/agent.toml"))
-                .expect_err(needle)
-                .to_string();
+            let err = AgentConfig::parse(&text, Path::new("/etc/zkpilot/agent.toml")).expect_err(needle).to_string();
             assert!(err.starts_with("/etc/zkpilot/agent.toml"), "{err}");
             assert!(err.contains(needle), "{needle}: {err}");
         }

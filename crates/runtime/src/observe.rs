@@ -56,25 +56,13 @@ impl Observer {
                 self.serving_since.remove(id);
             }
         }
-        Observed {
-            config,
-            instances,
-            health,
-        }
+        Observed { config, instances, health }
     }
 }
 
-async fn probe_all<Z: Zookeeper>(
-    zk: &Z,
-    targets: &BTreeMap<ServerId, String>,
-) -> BTreeMap<ServerId, Health> {
-    let probes = targets
-        .iter()
-        .map(|(id, addr)| async move { (*id, zk.probe(addr).await) });
-    futures::future::join_all(probes)
-        .await
-        .into_iter()
-        .collect()
+async fn probe_all<Z: Zookeeper>(zk: &Z, targets: &BTreeMap<ServerId, String>) -> BTreeMap<ServerId, Health> {
+    let probes = targets.iter().map(|(id, addr)| async move { (*id, zk.probe(addr).await) });
+    futures::future::join_all(probes).await.into_iter().collect()
 }
 
 /// The committed config through any serving server, or `None`.

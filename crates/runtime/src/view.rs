@@ -78,12 +78,7 @@ pub fn expected_voters(desired: usize, target_voters: usize) -> usize {
 }
 
 /// Builds the view.
-pub fn build(
-    obs: &Observed,
-    statuses: &[AgentStatus],
-    desired: usize,
-    target_voters: usize,
-) -> ClusterView {
+pub fn build(obs: &Observed, statuses: &[AgentStatus], desired: usize, target_voters: usize) -> ClusterView {
     let leader = obs.leader();
     let mut members = Vec::new();
     for m in obs.members() {
@@ -117,10 +112,7 @@ pub fn build(
             state: i.state,
             server_id: i.server_id,
             phase: statuses.iter().find(|s| s.instance == i.id).map(|s| {
-                serde_json::to_value(&s.phase)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_string))
-                    .unwrap_or_default()
+                serde_json::to_value(&s.phase).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
             }),
         })
         .collect();
@@ -131,33 +123,19 @@ pub fn build(
         .or_else(|| statuses.iter().max_by_key(|s| s.updated_ms));
     let voters = members.iter().filter(|m| m.voting).count();
     let mut why = Vec::new();
-    let running: Vec<&InstanceView> = instances
-        .iter()
-        .filter(|i| i.state == InstanceState::Running)
-        .collect();
+    let running: Vec<&InstanceView> = instances.iter().filter(|i| i.state == InstanceState::Running).collect();
     if running.len() != desired {
-        why.push(format!(
-            "{} running instances, {desired} desired",
-            running.len()
-        ));
+        why.push(format!("{} running instances, {desired} desired", running.len()));
     }
-    if instances
-        .iter()
-        .any(|i| i.state == InstanceState::Terminating)
-    {
+    if instances.iter().any(|i| i.state == InstanceState::Terminating) {
         why.push("an instance is terminating".into());
     }
     for i in &running {
-        match i
-            .server_id
-            .and_then(|id| members.iter().find(|m| m.id == id))
-        {
+        match i.server_id.and_then(|id| members.iter().find(|m| m.id == id)) {
             // Serving in the role the config gives it: an observer still reporting "follower" has
             // not yet switched over, and a member mid-switch is not converged.
             Some(m) if m.mode.is_serving() && (m.voting == (m.mode != Mode::Observer)) => {}
-            Some(m) if m.mode.is_serving() => {
-                why.push(format!("server {} is {:?}, switching role", m.id, m.mode))
-            }
+            Some(m) if m.mode.is_serving() => why.push(format!("server {} is {:?}, switching role", m.id, m.mode)),
             Some(m) => why.push(format!("server {} is {:?}", m.id, m.mode)),
             None => why.push(format!("instance {} is not a member yet", i.id)),
         }

@@ -49,11 +49,7 @@ impl Supervisor {
     }
 
     fn pgid(&self) -> Option<Pid> {
-        self.child
-            .as_ref()
-            .and_then(Child::id)
-            .and_then(|p| i32::try_from(p).ok())
-            .map(Pid::from_raw)
+        self.child.as_ref().and_then(Child::id).and_then(|p| i32::try_from(p).ok()).map(Pid::from_raw)
     }
 
     fn signal_group(&self, sig: Signal) {
@@ -66,11 +62,7 @@ impl Supervisor {
 
 impl ServerProcess for Supervisor {
     fn start(&mut self) -> PortResult<()> {
-        if self
-            .child
-            .as_mut()
-            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
-        {
+        if self.child.as_mut().is_some_and(|c| matches!(c.try_wait(), Ok(None))) {
             return Ok(());
         }
         if let Some(dir) = self.spec.log.parent() {
@@ -82,13 +74,7 @@ impl ServerProcess for Supervisor {
                 .create(true)
                 .append(true)
                 .open(&self.spec.log)
-                .map_err(|e| {
-                    PortError::new(
-                        "process",
-                        format!("open log {}", self.spec.log.display()),
-                        e,
-                    )
-                })
+                .map_err(|e| PortError::new("process", format!("open log {}", self.spec.log.display()), e))
         };
         let (out, err) = (open()?, open()?);
         let mut cmd = Command::new(&self.spec.program);
@@ -107,13 +93,8 @@ impl ServerProcess for Supervisor {
                 Ok(())
             });
         }
-        let child = cmd.spawn().map_err(|e| {
-            PortError::new(
-                "process",
-                format!("spawn {}", self.spec.program.display()),
-                e,
-            )
-        })?;
+        let child =
+            cmd.spawn().map_err(|e| PortError::new("process", format!("spawn {}", self.spec.program.display()), e))?;
         tracing::info!(pid = child.id(), program = %self.spec.program.display(), "started");
         self.child = Some(child);
         Ok(())
@@ -126,25 +107,16 @@ impl ServerProcess for Supervisor {
         if let Ok(Some(_)) = child.try_wait() {
             return Ok(());
         }
-        let pg = child
-            .id()
-            .and_then(|p| i32::try_from(p).ok())
-            .map(Pid::from_raw);
+        let pg = child.id().and_then(|p| i32::try_from(p).ok()).map(Pid::from_raw);
         if let Some(pg) = pg {
             let _ignored = killpg(pg, Signal::SIGTERM);
         }
-        if tokio::time::timeout(self.spec.grace, child.wait())
-            .await
-            .is_err()
-        {
+        if tokio::time::timeout(self.spec.grace, child.wait()).await.is_err() {
             tracing::warn!(grace = ?self.spec.grace, "child ignored SIGTERM; killing its process group");
             if let Some(pg) = pg {
                 let _ignored = killpg(pg, Signal::SIGKILL);
             }
-            child
-                .wait()
-                .await
-                .map_err(|e| PortError::new("process", "wait after SIGKILL", e))?;
+            child.wait().await.map_err(|e| PortError::new("process", "wait after SIGKILL", e))?;
         }
         Ok(())
     }
@@ -153,10 +125,7 @@ impl ServerProcess for Supervisor {
         use std::os::unix::process::ExitStatusExt;
         let status = self.child.as_mut()?.try_wait().ok()??;
         self.child = None;
-        Some(ExitInfo {
-            code: status.code(),
-            signal: status.signal(),
-        })
+        Some(ExitInfo { code: status.code(), signal: status.signal() })
     }
 
     fn pid(&self) -> Option<u32> {
@@ -181,11 +150,7 @@ pub struct Backoff {
 impl Backoff {
     /// Starts at `min`, doubles up to `max`.
     pub fn new(min: Duration, max: Duration) -> Self {
-        Self {
-            next: min,
-            min,
-            max,
-        }
+        Self { next: min, min, max }
     }
     /// Delay before the next restart.
     pub fn next_delay(&mut self) -> Duration {
@@ -225,19 +190,11 @@ mod tests {
         while !pidfile.exists() && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        let gc: i32 = std::fs::read_to_string(&pidfile)
-            .expect("pid")
-            .trim()
-            .parse()
-            .expect("number");
+        let gc: i32 = std::fs::read_to_string(&pidfile).expect("pid").trim().parse().expect("number");
         s.stop().await.expect("stops");
         let alive = || {
             std::fs::read_to_string(format!("/proc/{gc}/stat"))
-                .map(|st| {
-                    !st.split_whitespace()
-                        .nth(2)
-                        .is_some_and(|state| state == "Z")
-                })
+                .map(|st| st.split_whitespace().nth(2).is_none_or(|state| state != "Z"))
                 .unwrap_or(false)
         };
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
@@ -245,11 +202,7 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         assert!(!alive(), "grandchild {gc} survived stop");
-        assert!(
-            std::fs::read_to_string(dir.path().join("out.log"))
-                .expect("log")
-                .contains("hello")
-        );
+        assert!(std::fs::read_to_string(dir.path().join("out.log")).expect("log").contains("hello"));
     }
 
     #[tokio::test]
@@ -263,13 +216,7 @@ mod tests {
             exit = s.try_exited();
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        assert_eq!(
-            exit,
-            Some(ExitInfo {
-                code: Some(3),
-                signal: None
-            })
-        );
+        assert_eq!(exit, Some(ExitInfo { code: Some(3), signal: None }));
         let mut b = Backoff::new(Duration::from_millis(100), Duration::from_millis(350));
         let d: Vec<u128> = (0..4).map(|_| b.next_delay().as_millis()).collect();
         assert_eq!(d, vec![100, 200, 350, 350]);

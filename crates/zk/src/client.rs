@@ -27,17 +27,13 @@ impl fmt::Debug for Secret {
 impl Secret {
     /// Reads the secret file: first line, trimmed; must be non-empty.
     pub fn from_file(path: &Path) -> Result<Self, String> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| format!("secret file {}: {e}", path.display()))?;
+        let text = std::fs::read_to_string(path).map_err(|e| format!("secret file {}: {e}", path.display()))?;
         let s = text.lines().next().unwrap_or("").trim().to_string();
         if s.is_empty() {
             return Err(format!("secret file {}: empty", path.display()));
         }
         if s.contains(':') {
-            return Err(format!(
-                "secret file {}: must not contain ':'",
-                path.display()
-            ));
+            return Err(format!("secret file {}: must not contain ':'", path.display()));
         }
         Ok(Self(s))
     }
@@ -51,10 +47,7 @@ impl Secret {
     /// `DigestAuthenticationProvider.superDigest`; a hash, safe to store in zoo.cfg.
     pub fn super_digest(&self) -> String {
         let hash = Sha1::digest(format!("super:{}", self.0).as_bytes());
-        format!(
-            "super:{}",
-            base64::engine::general_purpose::STANDARD.encode(hash)
-        )
+        format!("super:{}", base64::engine::general_purpose::STANDARD.encode(hash))
     }
 
     fn auth(&self) -> Vec<u8> {
@@ -79,10 +72,7 @@ const RECONFIG_IN_PROGRESS: i32 = -14;
 impl ZkClient {
     /// A client that authenticates with `secret`.
     pub fn new(secret: Secret) -> Self {
-        Self {
-            secret,
-            session: Mutex::new(None),
-        }
+        Self { secret, session: Mutex::new(None) }
     }
 
     async fn client(&self, connect: &str) -> PortResult<zk::Client> {
@@ -118,9 +108,7 @@ impl ZkClient {
 
 /// Bounds one request: a session stuck on a LOOKING server must not stall the agent's pass.
 async fn deadline<T>(fut: impl Future<Output = Result<T, zk::Error>>) -> Result<T, zk::Error> {
-    tokio::time::timeout(Duration::from_secs(8), fut)
-        .await
-        .unwrap_or(Err(zk::Error::Timeout))
+    tokio::time::timeout(Duration::from_secs(8), fut).await.unwrap_or(Err(zk::Error::Timeout))
 }
 
 impl Zookeeper for ZkClient {
@@ -145,50 +133,29 @@ impl Zookeeper for ZkClient {
         }
     }
 
-    async fn reconfig(
-        &self,
-        connect_string: &str,
-        change: &MembershipChange,
-    ) -> Result<EnsembleConfig, ReconfigError> {
-        let client = self
-            .client(connect_string)
-            .await
-            .map_err(|e| ReconfigError::Unknown(e.to_string()))?;
+    async fn reconfig(&self, connect_string: &str, change: &MembershipChange) -> Result<EnsembleConfig, ReconfigError> {
+        let client = self.client(connect_string).await.map_err(|e| ReconfigError::Unknown(e.to_string()))?;
         let joinings: Vec<String> = change.joining.iter().map(|s| s.to_string()).collect();
         let leavings: Vec<String> = change.leaving.iter().map(|s| s.to_string()).collect();
         let update = zk::EnsembleUpdate::Incremental {
-            joinings: joinings
-                .iter()
-                .map(String::as_str)
-                .collect::<Vec<_>>()
-                .into_iter(),
-            leavings: leavings
-                .iter()
-                .map(String::as_str)
-                .collect::<Vec<_>>()
-                .into_iter(),
+            joinings: joinings.iter().map(String::as_str).collect::<Vec<_>>().into_iter(),
+            leavings: leavings.iter().map(String::as_str).collect::<Vec<_>>().into_iter(),
         };
-        let version = i64::try_from(change.from_version)
-            .map_err(|_| ReconfigError::Rejected("version overflow".into()))?;
+        let version =
+            i64::try_from(change.from_version).map_err(|_| ReconfigError::Rejected("version overflow".into()))?;
         match deadline(client.update_ensemble(update, Some(version))).await {
             Ok((bytes, _)) => EnsembleConfig::parse(&String::from_utf8_lossy(&bytes))
                 .map_err(|e| ReconfigError::Unknown(format!("unparseable reply: {e}"))),
             Err(zk::Error::BadVersion) => Err(ReconfigError::Stale),
-            Err(zk::Error::NoAuth) => Err(ReconfigError::Forbidden(
-                "NoAuth: the super secret does not match".into(),
-            )),
-            Err(zk::Error::ReconfigDisabled) => {
-                Err(ReconfigError::Forbidden("reconfigEnabled=false".into()))
-            }
+            Err(zk::Error::NoAuth) => Err(ReconfigError::Forbidden("NoAuth: the super secret does not match".into())),
+            Err(zk::Error::ReconfigDisabled) => Err(ReconfigError::Forbidden("reconfigEnabled=false".into())),
             Err(zk::Error::UnexpectedErrorCode(NEW_CONFIG_NO_QUORUM)) => {
                 Err(ReconfigError::Rejected("NewConfigNoQuorum".into()))
             }
             Err(zk::Error::UnexpectedErrorCode(RECONFIG_IN_PROGRESS)) => {
                 Err(ReconfigError::Rejected("ReconfigInProgress".into()))
             }
-            Err(zk::Error::BadArguments(why)) => {
-                Err(ReconfigError::Rejected(format!("BadArguments: {why}")))
-            }
+            Err(zk::Error::BadArguments(why)) => Err(ReconfigError::Rejected(format!("BadArguments: {why}"))),
             Err(e) => {
                 self.drop_session().await;
                 Err(ReconfigError::Unknown(e.to_string()))
@@ -225,10 +192,7 @@ mod tests {
     fn super_digest_matches_zookeeper() {
         // Value printed by ZooKeeper's DigestAuthenticationProvider for super:secret
         // (reference/zookeeper-local-lab.md §2.1).
-        assert_eq!(
-            Secret::new("secret").super_digest(),
-            "super:lK75jTNcA+U9vtVEw5vB51mj/w4="
-        );
+        assert_eq!(Secret::new("secret").super_digest(), "super:lK75jTNcA+U9vtVEw5vB51mj/w4=");
         assert_eq!(format!("{:?}", Secret::new("secret")), "Secret(<redacted>)");
     }
 }

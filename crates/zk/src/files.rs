@@ -48,10 +48,7 @@ pub enum FilesError {
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> FilesError + '_ {
-    move |source| FilesError::Io {
-        path: path.to_path_buf(),
-        source,
-    }
+    move |source| FilesError::Io { path: path.to_path_buf(), source }
 }
 
 /// Writes `content` to `path` through a temporary file and a rename, so readers (ZooKeeper, other
@@ -60,9 +57,7 @@ pub fn write_atomic(path: &Path, content: &[u8]) -> Result<(), FilesError> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let tmp = dir.join(format!(
         ".{}.tmp-{}",
-        path.file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default(),
+        path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
         std::process::id()
     ));
     let mut f = fs::File::create(&tmp).map_err(io(&tmp))?;
@@ -99,14 +94,9 @@ impl ZooCfg {
                 lines.push(Line::Verbatim(raw.to_string()));
                 continue;
             }
-            let malformed = |why: String| FilesError::Malformed {
-                path: path.to_path_buf(),
-                line: n + 1,
-                why,
-            };
-            let (k, v) = trimmed
-                .split_once('=')
-                .ok_or_else(|| malformed(format!("expected key=value, found {trimmed:?}")))?;
+            let malformed = |why: String| FilesError::Malformed { path: path.to_path_buf(), line: n + 1, why };
+            let (k, v) =
+                trimmed.split_once('=').ok_or_else(|| malformed(format!("expected key=value, found {trimmed:?}")))?;
             let key = k.trim();
             if key.is_empty() || key.contains(char::is_whitespace) {
                 return Err(malformed(format!("invalid key {key:?}")));
@@ -146,8 +136,7 @@ impl ZooCfg {
                 return true;
             }
         }
-        self.lines
-            .push(Line::Entry(key.to_string(), value.to_string()));
+        self.lines.push(Line::Entry(key.to_string(), value.to_string()));
         true
     }
 
@@ -262,35 +251,29 @@ impl LocalState {
         }
         let zoo_cfg = ZooCfg::read(&layout.zoo_cfg())?;
         let myid_text = fs::read_to_string(layout.myid()).map_err(io(&layout.myid()))?;
-        let myid = myid_text
-            .trim()
-            .parse::<u32>()
-            .ok()
-            .and_then(|n| ServerId::new(n).ok())
-            .ok_or_else(|| FilesError::Malformed {
+        let myid = myid_text.trim().parse::<u32>().ok().and_then(|n| ServerId::new(n).ok()).ok_or_else(|| {
+            FilesError::Malformed {
                 path: layout.myid(),
                 line: 1,
                 why: format!("expected a server id 1..=255, found {:?}", myid_text.trim()),
-            })?;
+            }
+        })?;
         let stamp_text = fs::read_to_string(layout.stamp()).map_err(io(&layout.stamp()))?;
-        let stamp: Stamp =
-            serde_json::from_str(&stamp_text).map_err(|e| FilesError::Malformed {
-                path: layout.stamp(),
-                line: e.line(),
-                why: e.to_string(),
-            })?;
+        let stamp: Stamp = serde_json::from_str(&stamp_text).map_err(|e| FilesError::Malformed {
+            path: layout.stamp(),
+            line: e.line(),
+            why: e.to_string(),
+        })?;
         if stamp.server_id != myid {
             return Err(FilesError::Refused {
                 path: layout.stamp(),
                 why: format!("stamp is for server {} but myid is {myid}", stamp.server_id),
             });
         }
-        let dyn_path = PathBuf::from(zoo_cfg.get("dynamicConfigFile").ok_or_else(|| {
-            FilesError::Malformed {
-                path: layout.zoo_cfg(),
-                line: 0,
-                why: "no dynamicConfigFile= line".into(),
-            }
+        let dyn_path = PathBuf::from(zoo_cfg.get("dynamicConfigFile").ok_or_else(|| FilesError::Malformed {
+            path: layout.zoo_cfg(),
+            line: 0,
+            why: "no dynamicConfigFile= line".into(),
         })?);
         let dyn_text = fs::read_to_string(&dyn_path).map_err(io(&dyn_path))?;
         let dynamic = EnsembleConfig::parse(&dyn_text).map_err(|e| FilesError::Malformed {
@@ -298,13 +281,7 @@ impl LocalState {
             line: 0,
             why: e.to_string(),
         })?;
-        Ok(Some(Self {
-            myid,
-            stamp,
-            zoo_cfg,
-            dynamic: (dyn_path, dynamic),
-            has_data,
-        }))
+        Ok(Some(Self { myid, stamp, zoo_cfg, dynamic: (dyn_path, dynamic), has_data }))
     }
 }
 
@@ -312,10 +289,7 @@ fn dir_has_entries(dir: &Path) -> Result<bool, FilesError> {
     match fs::read_dir(dir) {
         Ok(mut it) => Ok(it.next().is_some()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
-        Err(e) => Err(FilesError::Io {
-            path: dir.to_path_buf(),
-            source: e,
-        }),
+        Err(e) => Err(FilesError::Io { path: dir.to_path_buf(), source: e }),
     }
 }
 
@@ -335,11 +309,7 @@ pub fn prepare_new(
             why: "already holds a ZooKeeper server; a new server is never prepared over it".into(),
         });
     }
-    for d in [
-        layout.conf_dir(),
-        layout.data_dir(),
-        layout.base.join("logs"),
-    ] {
+    for d in [layout.conf_dir(), layout.data_dir(), layout.base.join("logs")] {
         fs::create_dir_all(&d).map_err(io(&d))?;
     }
     write_atomic(&layout.myid(), format!("{}\n", stamp.server_id).as_bytes())?;
@@ -357,7 +327,9 @@ pub fn prepare_new(
     let dynamic = layout.conf_dir().join("zoo.cfg.dynamic");
     write_atomic(&dynamic, initial.render_dynamic().as_bytes())?;
     let mut cfg = ZooCfg::new();
-    cfg.comment("Written by zkpilot. ZooKeeper rewrites dynamicConfigFile= on every committed config; zkpilot keeps it.");
+    cfg.comment(
+        "Written by zkpilot. ZooKeeper rewrites dynamicConfigFile= on every committed config; zkpilot keeps it.",
+    );
     for (k, v) in static_keys {
         cfg.set(k, v);
     }
@@ -388,16 +360,10 @@ pub fn update_static(
 /// The documented fix for a joiner that restarts before it was added (its dynamic file no longer
 /// lists it and ZooKeeper exits with "My id N not in the peer list"): a fresh version-0 file with
 /// the current committed config plus itself, and zoo.cfg repointed at it. Data is untouched.
-pub fn repoint_joiner(
-    layout: &Layout,
-    state: &mut LocalState,
-    with_me: &EnsembleConfig,
-) -> Result<(), FilesError> {
+pub fn repoint_joiner(layout: &Layout, state: &mut LocalState, with_me: &EnsembleConfig) -> Result<(), FilesError> {
     let path = layout.conf_dir().join("zoo.cfg.dynamic.rejoin");
     write_atomic(&path, with_me.render_dynamic().as_bytes())?;
-    state
-        .zoo_cfg
-        .set("dynamicConfigFile", &path.to_string_lossy());
+    state.zoo_cfg.set("dynamicConfigFile", &path.to_string_lossy());
     write_atomic(&layout.zoo_cfg(), state.zoo_cfg.render().as_bytes())?;
     state.dynamic = (path, with_me.clone());
     Ok(())
@@ -414,27 +380,19 @@ mod tests {
         assert!(!c.set("tickTime", "2000"));
         assert!(c.set("tickTime", "1000"));
         assert!(c.set("initLimit", "10"));
-        assert_eq!(
-            c.render(),
-            "# mine\ntickTime=1000\ndynamicConfigFile=/x/zoo.cfg.dynamic.100000000\ninitLimit=10\n"
-        );
+        assert_eq!(c.render(), "# mine\ntickTime=1000\ndynamicConfigFile=/x/zoo.cfg.dynamic.100000000\ninitLimit=10\n");
     }
 
     #[test]
     fn zoo_cfg_errors_name_file_and_line() {
-        let err = ZooCfg::parse("a=1\nthis is not a property\n", Path::new("/c/zoo.cfg"))
-            .expect_err("malformed");
-        assert_eq!(
-            err.to_string(),
-            "/c/zoo.cfg:2: expected key=value, found \"this is not a property\""
-        );
+        let err = ZooCfg::parse("a=1\nthis is not a property\n", Path::new("/c/zoo.cfg")).expect_err("malformed");
+        assert_eq!(err.to_string(), "/c/zoo.cfg:2: expected key=value, found \"this is not a property\"");
         let dup = ZooCfg::parse("a=1\na=2\n", Path::new("z")).expect_err("duplicate");
         assert!(dup.to_string().contains("duplicate key"));
     }
 
     fn sample() -> EnsembleConfig {
-        EnsembleConfig::parse("server.1=127.0.0.1:2888:3888:participant;127.0.0.1:2181")
-            .expect("valid")
+        EnsembleConfig::parse("server.1=127.0.0.1:2888:3888:participant;127.0.0.1:2181").expect("valid")
     }
 
     #[test]
@@ -442,10 +400,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let layout = Layout::new(dir.path().join("s1"));
         assert_eq!(LocalState::read(&layout).expect("empty is fine"), None);
-        let stamp = Stamp {
-            cluster_id: "c1".into(),
-            server_id: ServerId(1),
-        };
+        let stamp = Stamp { cluster_id: "c1".into(), server_id: ServerId(1) };
         let keys = vec![("tickTime".to_string(), "2000".to_string())];
         prepare_new(&layout, &stamp, &keys, &sample(), true).expect("prepares");
         let st = LocalState::read(&layout).expect("reads").expect("present");
@@ -454,14 +409,8 @@ mod tests {
         assert!(layout.initialize().exists());
         // A second preparation over it is refused and changes nothing.
         let before = fs::read_to_string(layout.zoo_cfg()).expect("zoo.cfg");
-        assert!(matches!(
-            prepare_new(&layout, &stamp, &keys, &sample(), false),
-            Err(FilesError::Refused { .. })
-        ));
-        assert_eq!(
-            before,
-            fs::read_to_string(layout.zoo_cfg()).expect("zoo.cfg")
-        );
+        assert!(matches!(prepare_new(&layout, &stamp, &keys, &sample(), false), Err(FilesError::Refused { .. })));
+        assert_eq!(before, fs::read_to_string(layout.zoo_cfg()).expect("zoo.cfg"));
     }
 
     #[test]

@@ -35,9 +35,7 @@ pub enum InstallError {
         why: &'static str,
     },
     /// A version older than 3.5 (no dynamic reconfiguration).
-    #[error(
-        "ZooKeeper {version} at {path} predates dynamic reconfiguration; 3.5 or newer is required"
-    )]
+    #[error("ZooKeeper {version} at {path} predates dynamic reconfiguration; 3.5 or newer is required")]
     TooOld {
         /// Install path.
         path: PathBuf,
@@ -72,84 +70,45 @@ impl Install {
     pub fn detect(path: &Path, java: Option<&Path>) -> Result<Self, InstallError> {
         let java = match java {
             Some(j) => j.to_path_buf(),
-            None => find_on_path("java")
-                .ok_or_else(|| InstallError::NoJava(PathBuf::from("java (on PATH)")))?,
+            None => find_on_path("java").ok_or_else(|| InstallError::NoJava(PathBuf::from("java (on PATH)")))?,
         };
         if !java.is_file() {
             return Err(InstallError::NoJava(java));
         }
         if path.join("zookeeper.jar").is_file() {
             let mut parts = vec![path.join("zookeeper.jar")];
-            for (jar, why) in [
-                ("servlet-api.jar", "the AdminServer"),
-                ("slf4j-log4j12.jar", "logging"),
-                ("log4j-1.2.jar", "logging"),
-            ] {
+            for (jar, why) in
+                [("servlet-api.jar", "the AdminServer"), ("slf4j-log4j12.jar", "logging"), ("log4j-1.2.jar", "logging")]
+            {
                 let p = path.join(jar);
                 if !p.is_file() {
-                    return Err(InstallError::MissingJar {
-                        path: path.to_path_buf(),
-                        jar: jar.into(),
-                        why,
-                    });
+                    return Err(InstallError::MissingJar { path: path.to_path_buf(), jar: jar.into(), why });
                 }
                 parts.push(p);
             }
-            let classpath = parts
-                .iter()
-                .map(|p| p.to_string_lossy().into_owned())
-                .collect::<Vec<_>>()
-                .join(":");
-            return Ok(Self {
-                java,
-                classpath,
-                version: None,
-            });
+            let classpath = parts.iter().map(|p| p.to_string_lossy().into_owned()).collect::<Vec<_>>().join(":");
+            return Ok(Self { java, classpath, version: None });
         }
         let lib = path.join("lib");
-        let version = std::fs::read_dir(&lib)
-            .ok()
-            .into_iter()
-            .flatten()
-            .flatten()
-            .find_map(|e| {
-                let name = e.file_name().to_string_lossy().into_owned();
-                let v = name.strip_prefix("zookeeper-")?.strip_suffix(".jar")?;
-                (v.starts_with("3.") && v.chars().nth(2).is_some_and(|c| c.is_ascii_digit()))
-                    .then(|| v.to_string())
-            });
+        let version = std::fs::read_dir(&lib).ok().into_iter().flatten().flatten().find_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let v = name.strip_prefix("zookeeper-")?.strip_suffix(".jar")?;
+            (v.starts_with("3.") && v.chars().nth(2).is_some_and(|c| c.is_ascii_digit())).then(|| v.to_string())
+        });
         let Some(version) = version else {
-            return Err(InstallError::NotFound {
-                path: path.to_path_buf(),
-            });
+            return Err(InstallError::NotFound { path: path.to_path_buf() });
         };
-        let minor: u32 = version
-            .split('.')
-            .nth(1)
-            .and_then(|m| m.parse().ok())
-            .unwrap_or(0);
+        let minor: u32 = version.split('.').nth(1).and_then(|m| m.parse().ok()).unwrap_or(0);
         if minor < 5 {
-            return Err(InstallError::TooOld {
-                path: path.to_path_buf(),
-                version,
-            });
+            return Err(InstallError::TooOld { path: path.to_path_buf(), version });
         }
-        Ok(Self {
-            java,
-            classpath: format!("{}/*", lib.to_string_lossy()),
-            version: Some(version),
-        })
+        Ok(Self { java, classpath: format!("{}/*", lib.to_string_lossy()), version: Some(version) })
     }
 
     /// Program and arguments that run one server from `zoo_cfg`. Logging goes to the console (the
     /// supervisor appends it to the log file); both log4j and logback configs are passed so either
     /// binding finds one.
-    pub fn server_command(
-        &self,
-        conf_dir: &Path,
-        zoo_cfg: &Path,
-        jvm: &JvmSettings,
-    ) -> (PathBuf, Vec<String>) {
+    pub fn server_command(&self, conf_dir: &Path, zoo_cfg: &Path, jvm: &JvmSettings) -> (PathBuf, Vec<String>) {
         let args = vec![
             "-XX:-UsePerfData".to_string(),
             "-Xms32m".to_string(),
@@ -158,14 +117,8 @@ impl Install {
             "-XX:TieredStopAtLevel=1".to_string(),
             // ZOOKEEPER-261: an empty data dir (a lost disk) must not vote until synced.
             "-Dzookeeper.db.autocreate=false".to_string(),
-            format!(
-                "-Dlog4j.configuration=file:{}",
-                conf_dir.join("log4j.properties").display()
-            ),
-            format!(
-                "-Dlogback.configurationFile={}",
-                conf_dir.join("logback.xml").display()
-            ),
+            format!("-Dlog4j.configuration=file:{}", conf_dir.join("log4j.properties").display()),
+            format!("-Dlogback.configurationFile={}", conf_dir.join("logback.xml").display()),
             "-cp".to_string(),
             self.classpath.clone(),
             "org.apache.zookeeper.server.quorum.QuorumPeerMain".to_string(),
@@ -194,11 +147,7 @@ pub fn write_logging_config(conf_dir: &Path) -> Result<(), crate::files::FilesEr
 
 fn find_on_path(name: &str) -> Option<PathBuf> {
     std::env::var_os("PATH")
-        .map(|p| {
-            std::env::split_paths(&p)
-                .map(|d| d.join(name))
-                .collect::<Vec<_>>()
-        })
+        .map(|p| std::env::split_paths(&p).map(|d| d.join(name)).collect::<Vec<_>>())
         .unwrap_or_default()
         .into_iter()
         .find(|p| p.is_file())
@@ -215,8 +164,7 @@ mod tests {
         std::fs::write(&java, b"").expect("write");
         let err = Install::detect(&dir.path().join("nope"), Some(&java)).expect_err("missing");
         assert!(err.to_string().contains("no ZooKeeper install at"), "{err}");
-        let err =
-            Install::detect(dir.path(), Some(&dir.path().join("nojava"))).expect_err("no java");
+        let err = Install::detect(dir.path(), Some(&dir.path().join("nojava"))).expect_err("no java");
         assert!(err.to_string().contains("java not found"), "{err}");
     }
 
@@ -228,10 +176,7 @@ mod tests {
         let lib = dir.path().join("lib");
         std::fs::create_dir_all(&lib).expect("mkdir");
         std::fs::write(lib.join("zookeeper-3.4.14.jar"), b"").expect("write");
-        assert!(matches!(
-            Install::detect(dir.path(), Some(&java)),
-            Err(InstallError::TooOld { .. })
-        ));
+        assert!(matches!(Install::detect(dir.path(), Some(&java)), Err(InstallError::TooOld { .. })));
         std::fs::remove_file(lib.join("zookeeper-3.4.14.jar")).expect("rm");
         std::fs::write(lib.join("zookeeper-3.9.5.jar"), b"").expect("write");
         let i = Install::detect(dir.path(), Some(&java)).expect("tarball");

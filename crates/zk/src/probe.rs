@@ -24,22 +24,13 @@ pub async fn four_letter_word(address: &str, word: &str) -> std::io::Result<Stri
     };
     tokio::time::timeout(PROBE_TIMEOUT, fut)
         .await
-        .map_err(|_| {
-            std::io::Error::new(
-                std::io::ErrorKind::TimedOut,
-                format!("{word} to {address} timed out"),
-            )
-        })?
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, format!("{word} to {address} timed out")))?
 }
 
 /// Interprets a `srvr` answer.
 pub fn parse_srvr(text: &str) -> Health {
     if text.contains("not currently serving") {
-        return Health {
-            mode: Mode::NotServing,
-            zxid: None,
-            serving_since_ms: None,
-        };
+        return Health { mode: Mode::NotServing, zxid: None, serving_since_ms: None };
     }
     let mut mode = None;
     let mut zxid = None;
@@ -55,11 +46,7 @@ pub fn parse_srvr(text: &str) -> Health {
             zxid = u64::from_str_radix(z.trim().trim_start_matches("0x"), 16).ok();
         }
     }
-    Health {
-        mode: mode.unwrap_or(Mode::NotServing),
-        zxid,
-        serving_since_ms: None,
-    }
+    Health { mode: mode.unwrap_or(Mode::NotServing), zxid, serving_since_ms: None }
 }
 
 /// `srvr` on a client address.
@@ -76,35 +63,17 @@ pub async fn mntr(address: &str) -> std::io::Result<BTreeMap<String, String>> {
     Ok(text
         .lines()
         .filter_map(|l| l.split_once('\t'))
-        .map(|(k, v)| {
-            (
-                k.trim_start_matches("zk_").to_string(),
-                v.trim().to_string(),
-            )
-        })
+        .map(|(k, v)| (k.trim_start_matches("zk_").to_string(), v.trim().to_string()))
         .collect())
 }
 
 /// One AdminServer command (`http://host:port/commands/<name>`). ZooKeeper answers HTTP 200 with
 /// an `error` field when it is not serving, so that field is checked, not the status.
-pub async fn admin_command(
-    host: &str,
-    port: u16,
-    command: &str,
-) -> Result<serde_json::Value, String> {
+pub async fn admin_command(host: &str, port: u16, command: &str) -> Result<serde_json::Value, String> {
     let url = format!("http://{host}:{port}/commands/{command}");
-    let client = reqwest::Client::builder()
-        .timeout(PROBE_TIMEOUT)
-        .build()
-        .map_err(|e| e.to_string())?;
-    let v: serde_json::Value = client
-        .get(&url)
-        .send()
-        .await
-        .map_err(|e| e.to_string())?
-        .json()
-        .await
-        .map_err(|e| e.to_string())?;
+    let client = reqwest::Client::builder().timeout(PROBE_TIMEOUT).build().map_err(|e| e.to_string())?;
+    let v: serde_json::Value =
+        client.get(&url).send().await.map_err(|e| e.to_string())?.json().await.map_err(|e| e.to_string())?;
     match v.get("error") {
         Some(serde_json::Value::String(e)) => Err(format!("{url}: {e}")),
         _ => Ok(v),
@@ -120,9 +89,6 @@ mod tests {
         let text = "Zookeeper version: 3.8.0\nLatency min/avg/max: 0/0.0/0\nZxid: 0x100000003\nMode: follower\nNode count: 5\n";
         let h = parse_srvr(text);
         assert_eq!((h.mode, h.zxid), (Mode::Follower, Some(0x1_0000_0003)));
-        assert_eq!(
-            parse_srvr("This ZooKeeper instance is not currently serving requests\n").mode,
-            Mode::NotServing
-        );
+        assert_eq!(parse_srvr("This ZooKeeper instance is not currently serving requests\n").mode, Mode::NotServing);
     }
 }

@@ -1,0 +1,130 @@
+//! Real ensembles: genesis, growth and shrink, failures, concurrent boot, agent restarts.
+//! Each test has its own loopback /24 (127.1NN.1) and directory, so they can run side by side;
+//! the nextest group `ensemble` caps how many run at once.
+
+use crate::harness::*;
+
+#[test]
+fn genesis_of_three() {
+    let g = Group::up(3, "127.101.1");
+    let s = g.wait_converged();
+    assert_eq!(members(&s).len(), 3, "{s:#}");
+    assert_eq!(voters(&s), 3);
+    assert_eq!(leaders(&s).len(), 1);
+    assert!(s["config_version"].as_str().is_some_and(|v| !v.is_empty()));
+    assert_eq!(s["connect_string"].as_str().expect("connect").split(',').count(), 3);
+    for m in members(&s) {
+        assert!(m["instance"].is_string() && m["address"].as_str().expect("address").starts_with("127.101.1."), "{m}");
+    }
+    // The marker was written once, lists the three, and every data dir carries its cluster id.
+    let marker = read_json(g.path().join("cluster/marker.json"));
+    assert_eq!(marker["genesis"].as_array().expect("genesis").len(), 3);
+    let stamps: Vec<_> = std::fs::read_dir(g.path().join("instances"))
+        .expect("instances")
+        .flatten()
+        .map(|e| read_json(e.path().join("zk/data/zkpilot.stamp")))
+        .collect();
+    assert_eq!(stamps.len(), 3);
+    assert!(stamps.iter().all(|st| st["cluster_id"] == marker["cluster_id"]), "{stamps:?}");
+    // Reconfig auth is the digest superuser, never skipACL.
+    let zoo_cfg = std::fs::read_dir(g.path().join("instances")).expect("instances").flatten().next().expect("one");
+    let cfg = std::fs::read_to_string(zoo_cfg.path().join("zk/conf/zoo.cfg")).expect("zoo.cfg");
+    assert!(cfg.contains("DigestAuthenticationProvider.superDigest=super:") && !cfg.contains("skipACL"), "{cfg}");
+    assert!(!cfg.contains(&g.secret()), "the secret itself must not be in zoo.cfg");
+
+    let o = g.run(&["local", "down"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(g.processes(), Vec::<u32>::new(), "processes left after down");
+}
+
+#[test]
+fn scale_three_to_five_to_three_keeps_data() {
+    let g = Group::up(3, "127.102.1");
+    let data = Data::new(&g);
+    let s = g.wait_converged();
+    data.write(&s, "grow", 50);
+    let s = g.scale(5);
+    assert_eq!(members(&s).len(), 5, "{s:#}");
+    assert_eq!(voters(&s), 3, "target 3 voters, the rest observers: {s:#}");
+    assert_eq!(members(&s).iter().filter(|m| m["role"] == "observer").count(), 2);
+    assert_eq!(leaders(&s).len(), 1);
+    assert_eq!(data.missing(&s, "grow", 50), 0);
+    let s = g.scale(3);
+    assert_eq!(members(&s).len(), 3, "{s:#}");
+    assert_eq!(voters(&s), 3);
+    assert_eq!(data.missing(&s, "grow", 50), 0);
+}
+
+#[test]
+fn killed_follower_and_leader_are_replaced() {
+    let g = Group::up(3, "127.103.1");
+    let data = Data::new(&g);
+    let s = g.wait_converged();
+    data.write(&s, "heal", 50);
+    let victim = follower(&s);
+    g.kill(victim, false);
+    let s = g.wait_for("follower replaced", |s| s["converged"] == true && !ids(s).contains(&victim));
+    assert_eq!((members(&s).len(), voters(&s), leaders(&s).len()), (3, 3, 1), "{s:#}");
+    let leader = leaders(&s)[0];
+    g.kill(leader, false);
+    let s = g.wait_for("leader replaced", |s| s["converged"] == true && !ids(s).contains(&leader));
+    assert_eq!((members(&s).len(), voters(&s), leaders(&s).len()), (3, 3, 1), "{s:#}");
+    assert_eq!(data.missing(&s, "heal", 50), 0);
+}
+
+/// The issue's acceptance scenario: up 3, scale 5, kill the leader.
+#[test]
+fn five_members_survive_leader_kill() {
+    let g = Group::up(3, "127.104.1");
+    let data = Data::new(&g);
+    let s = g.wait_converged();
+    data.write(&s, "five", 100);
+    let s = g.scale(5);
+    let leader = leaders(&s)[0];
+    g.kill(leader, false);
+    let s = g.wait_for("leader replaced", |s| s["converged"] == true && !ids(s).contains(&leader));
+    assert_eq!(members(&s).len(), 5, "{s:#}");
+    assert_eq!(leaders(&s).len(), 1);
+    assert_eq!(voters(&s) % 2, 1, "odd voters: {s:#}");
+    assert_eq!(data.missing(&s, "five", 100), 0);
+    // The terminated instance's id went back to the pool only after its removal.
+    let claims = std::fs::read_dir(g.path().join("ids")).expect("ids").count();
+    assert_eq!(claims, 5);
+}
+
+#[test]
+fn five_instances_booting_at_once_get_unique_ids() {
+    let g = Group::up(5, "127.105.1");
+    let s = g.wait_converged();
+    let mut got = ids(&s);
+    got.sort();
+    assert_eq!(got, vec![1, 2, 3, 4, 5], "{s:#}");
+    assert_eq!(voters(&s), 3);
+    let instances: std::collections::BTreeSet<_> =
+        members(&s).iter().map(|m| m["instance"].as_str().expect("instance").to_string()).collect();
+    assert_eq!(instances.len(), 5, "one instance per id");
+}
+
+#[test]
+fn agent_restart_with_local_state_issues_no_reconfig() {
+    let g = Group::up(3, "127.106.1");
+    let s = g.wait_converged();
+    let version = s["config_version"].clone();
+    let victim = follower(&s);
+    let instance = members(&s).iter().find(|m| m["id"] == victim).expect("member")["instance"]
+        .as_str()
+        .expect("instance")
+        .to_string();
+    let record = g.path().join("instances").join(&instance).join("instance.json");
+    let old_pid = read_json(record.clone())["agent_pid"].clone();
+    g.kill(victim, true);
+    let s = g.wait_for("agent restarted and server back", |s| {
+        s["converged"] == true && read_json(record.clone())["agent_pid"] != old_pid
+    });
+    assert_eq!(s["config_version"], version, "no reconfig after an agent restart: {s:#}");
+    assert!(ids(&s).contains(&victim), "same server id kept");
+    let log = std::fs::read_to_string(g.path().join("instances").join(&instance).join("agent.log")).expect("agent log");
+    assert_eq!(log.matches("zkpilot_supervisor: started").count(), 2, "one start per agent run: {log}");
+    let restart = &log[log.find("zkpilot_supervisor: started").expect("first start")..];
+    assert!(restart.contains("boot decision: StartAsIs"), "restart started ZooKeeper unchanged: {log}");
+}

@@ -1,0 +1,214 @@
+//! A local group per test, on its own loopback /24 and in its own temp dir, always brought down.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use zookeeper_client as zk;
+
+pub const EXE: &str = env!("CARGO_BIN_EXE_zkpilot");
+
+/// Generous: JVMs on 2 loaded cores are slow.
+pub const DEADLINE: Duration = Duration::from_secs(180);
+
+pub fn zkpilot(args: &[&str]) -> Output {
+    Command::new(EXE).args(args).output().expect("run zkpilot")
+}
+
+pub fn text(o: &Output) -> String {
+    format!("status {:?}\nstdout:\n{}\nstderr:\n{}", o.status, String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+/// A running local group; dropped means down (controller, agents, JVMs).
+pub struct Group {
+    pub dir: tempfile::TempDir,
+}
+
+impl Group {
+    pub fn up(size: u32, net: &str) -> Self {
+        let dir = tempfile::Builder::new().prefix("zkpilot-it-").tempdir().expect("tempdir");
+        let g = Group { dir };
+        let o = g.run(&["local", "up", "--size", &size.to_string(), "--net", net, "--timeout", "180"]);
+        assert!(o.status.success(), "local up failed: {}", text(&o));
+        g
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        Command::new(EXE)
+            .args(args)
+            .arg("--dir")
+            .arg(self.dir.path())
+            .output()
+            .expect("run zkpilot")
+    }
+
+    pub fn status(&self) -> Value {
+        let o = self.run(&["local", "status", "--json"]);
+        assert!(o.status.success(), "status failed: {}", text(&o));
+        serde_json::from_slice(&o.stdout).expect("status is JSON")
+    }
+
+    /// Polls `status` until `pred` holds.
+    pub fn wait_for(&self, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        let start = Instant::now();
+        loop {
+            let s = self.status();
+            if pred(&s) {
+                return s;
+            }
+            assert!(start.elapsed() < DEADLINE, "timed out waiting for {what}; last status:\n{s:#}");
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    }
+
+    pub fn wait_converged(&self) -> Value {
+        self.wait_for("convergence", |s| s["converged"] == true)
+    }
+
+    pub fn scale(&self, n: u32) -> Value {
+        let o = self.run(&["local", "scale", &n.to_string(), "--timeout", "180"]);
+        assert!(o.status.success(), "scale failed: {}", text(&o));
+        self.wait_converged()
+    }
+
+    pub fn kill(&self, id: u64, agent_only: bool) {
+        let id = id.to_string();
+        let mut args = vec!["local", "kill", id.as_str()];
+        if agent_only {
+            args.push("--agent-only");
+        }
+        let o = self.run(&args);
+        assert!(o.status.success(), "kill failed: {}", text(&o));
+    }
+
+    pub fn secret(&self) -> String {
+        std::fs::read_to_string(self.path().join("secret")).expect("secret").trim().to_string()
+    }
+
+    /// Processes whose command line mentions this group's directory.
+    pub fn processes(&self) -> Vec<u32> {
+        processes_mentioning(self.path())
+    }
+}
+
+impl Drop for Group {
+    fn drop(&mut self) {
+        let o = self.run(&["local", "down"]);
+        if !o.status.success() {
+            eprintln!("local down failed: {}", text(&o));
+        }
+        // Last resort so a failed test never leaves JVMs behind.
+        for pid in self.processes() {
+            let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+        }
+    }
+}
+
+pub fn processes_mentioning(path: &Path) -> Vec<u32> {
+    let needle = path.to_string_lossy().into_owned();
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").expect("/proc").flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else { continue };
+        if pid == std::process::id() {
+            continue;
+        }
+        let Ok(cmd) = std::fs::read(e.path().join("cmdline")) else { continue };
+        let state = std::fs::read_to_string(e.path().join("stat")).unwrap_or_default();
+        let zombie = state.rsplit(')').next().and_then(|r| r.split_whitespace().next()) == Some("Z");
+        if !zombie && String::from_utf8_lossy(&cmd).contains(&needle) {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+pub fn members(s: &Value) -> &Vec<Value> {
+    s["members"].as_array().expect("members array")
+}
+
+pub fn ids(s: &Value) -> Vec<u64> {
+    members(s).iter().map(|m| m["id"].as_u64().expect("id")).collect()
+}
+
+pub fn voters(s: &Value) -> usize {
+    members(s).iter().filter(|m| m["voting"] == true).count()
+}
+
+pub fn leaders(s: &Value) -> Vec<u64> {
+    members(s).iter().filter(|m| m["role"] == "leader").map(|m| m["id"].as_u64().expect("id")).collect()
+}
+
+pub fn follower(s: &Value) -> u64 {
+    members(s).iter().find(|m| m["role"] == "follower").and_then(|m| m["id"].as_u64()).expect("a follower")
+}
+
+/// Data written by a test and checked later, through a real ZooKeeper session.
+pub struct Data {
+    rt: tokio::runtime::Runtime,
+    secret: String,
+}
+
+impl Data {
+    pub fn new(g: &Group) -> Self {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        Data { rt, secret: g.secret() }
+    }
+
+    async fn client(&self, connect: &str) -> zk::Client {
+        let auth = format!("super:{}", self.secret);
+        let start = Instant::now();
+        loop {
+            match zk::Client::connector().with_auth("digest", auth.as_bytes()).with_fail_eagerly().connect(connect).await {
+                Ok(c) => return c,
+                Err(e) if start.elapsed() < Duration::from_secs(60) => {
+                    eprintln!("connect {connect}: {e}; retrying");
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                }
+                Err(e) => panic!("cannot connect to {connect}: {e}"),
+            }
+        }
+    }
+
+    pub fn write(&self, s: &Value, prefix: &str, n: usize) {
+        let connect = s["connect_string"].as_str().expect("connect string").to_string();
+        self.rt.block_on(async {
+            let c = self.client(&connect).await;
+            let opts = zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all());
+            let root = format!("/{prefix}");
+            match c.create(&root, b"", &opts).await {
+                Ok(_) | Err(zk::Error::NodeExists) => {}
+                Err(e) => panic!("create {root}: {e}"),
+            }
+            for i in 0..n {
+                c.create(&format!("{root}/k{i}"), i.to_string().as_bytes(), &opts).await.expect("create key");
+            }
+        });
+    }
+
+    /// Number of keys of `prefix` missing or wrong.
+    pub fn missing(&self, s: &Value, prefix: &str, n: usize) -> usize {
+        let connect = s["connect_string"].as_str().expect("connect string").to_string();
+        self.rt.block_on(async {
+            let c = self.client(&connect).await;
+            c.sync(&format!("/{prefix}")).await.expect("sync");
+            let mut missing = 0;
+            for i in 0..n {
+                match c.get_data(&format!("/{prefix}/k{i}")).await {
+                    Ok((d, _)) if d == i.to_string().as_bytes() => {}
+                    _ => missing += 1,
+                }
+            }
+            missing
+        })
+    }
+}
+
+pub fn read_json(p: PathBuf) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display())))
+        .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}

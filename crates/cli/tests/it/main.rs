@@ -1,0 +1,6 @@
+//! End-to-end tests of the `zkpilot` binary against real ZooKeeper (Debian's `zookeeper` package).
+//! One test binary, so the build links once.
+
+mod bad_input;
+mod ensemble;
+mod harness;
