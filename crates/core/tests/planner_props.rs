@@ -75,12 +75,10 @@ fn observe(servers: &BTreeMap<u32, Server>, version: u64) -> Observed {
         health.insert(ServerId(id), Health { mode, zxid: Some(1), serving_since_ms: alive.then_some(0) });
     }
     // The lowest live voter leads, if the live voters are a majority.
-    let voters: Vec<u32> = servers.iter().filter(|(_, s)| s.in_config == Some(Role::Participant)).map(|(i, _)| *i).collect();
-    let live: Vec<u32> = voters
-        .iter()
-        .copied()
-        .filter(|i| servers[i].up && servers[i].state != InstanceState::Terminated)
-        .collect();
+    let voters: Vec<u32> =
+        servers.iter().filter(|(_, s)| s.in_config == Some(Role::Participant)).map(|(i, _)| *i).collect();
+    let live: Vec<u32> =
+        voters.iter().copied().filter(|i| servers[i].up && servers[i].state != InstanceState::Terminated).collect();
     if !voters.is_empty() && live.len() > voters.len() / 2 {
         health.entry(ServerId(live[0])).and_modify(|h| h.mode = Mode::Leader);
     } else {

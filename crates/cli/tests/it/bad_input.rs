@@ -91,7 +91,8 @@ fn foreign_data_dir_is_refused() {
 fn missing_zookeeper_install_is_named_before_anything_is_written() {
     let dir = tempfile::tempdir().expect("tempdir");
     let group = dir.path().join("g");
-    let o = zkpilot(&["local", "up", "--size", "1", "--dir", group.to_str().expect("utf-8"), "--zookeeper", "/opt/no-zk"]);
+    let o =
+        zkpilot(&["local", "up", "--size", "1", "--dir", group.to_str().expect("utf-8"), "--zookeeper", "/opt/no-zk"]);
     assert!(!o.status.success());
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("--zookeeper") && err.contains("/opt/no-zk"), "{err}");

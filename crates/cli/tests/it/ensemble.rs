@@ -128,3 +128,74 @@ fn agent_restart_with_local_state_issues_no_reconfig() {
     let restart = &log[log.find("zkpilot_supervisor: started").expect("first start")..];
     assert!(restart.contains("boot decision: StartAsIs"), "restart started ZooKeeper unchanged: {log}");
 }
+
+#[test]
+fn crashed_zookeeper_is_restarted_by_its_agent() {
+    let g = Group::up(3, "127.107.1");
+    let s = g.wait_converged();
+    let version = s["config_version"].clone();
+    let victim = follower(&s);
+    let instance = members(&s).iter().find(|m| m["id"] == victim).expect("member")["instance"]
+        .as_str()
+        .expect("instance")
+        .to_string();
+    let pid_file = g.path().join("instances").join(&instance).join("zk.pid");
+    let old: u32 = std::fs::read_to_string(&pid_file).expect("zk.pid").trim().parse().expect("pid");
+    let killed = std::process::Command::new("kill").args(["-9", &old.to_string()]).status().expect("kill");
+    assert!(killed.success());
+    let s = g.wait_for("ZooKeeper restarted", |s| {
+        let now = std::fs::read_to_string(&pid_file).ok().and_then(|p| p.trim().parse::<u32>().ok());
+        s["converged"] == true && now.is_some_and(|p| p != old)
+    });
+    assert_eq!(s["config_version"], version, "a restart is not a membership change: {s:#}");
+    assert!(ids(&s).contains(&victim));
+}
+
+#[test]
+fn whole_group_restarts_from_disk_with_its_data() {
+    let g = Group::up(3, "127.108.1");
+    let data = Data::new(&g);
+    let s = g.wait_converged();
+    data.write(&s, "restart", 30);
+    let version = s["config_version"].clone();
+    let o = g.run(&["local", "down"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(g.processes(), Vec::<u32>::new());
+    let o = g.run(&["local", "up", "--size", "3", "--net", "127.108.1"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let s = g.wait_converged();
+    let mut got = ids(&s);
+    got.sort();
+    assert_eq!(got, vec![1, 2, 3], "same servers, no new instances: {s:#}");
+    assert_eq!(s["config_version"], version, "no reconfig on restart");
+    assert_eq!(data.missing(&s, "restart", 30), 0);
+}
+
+/// An Apache-tarball layout (`<home>/lib/zookeeper-3.x.y.jar` + dependencies) works as well as
+/// Debian's. No tarball can be downloaded here, so the layout is assembled from Debian's jars.
+#[test]
+fn tarball_layout_install_runs() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let lib = home.path().join("lib");
+    std::fs::create_dir_all(&lib).expect("mkdir");
+    for (link, target) in [
+        ("zookeeper-3.8.0.jar", "zookeeper.jar"),
+        ("servlet-api.jar", "servlet-api.jar"),
+        ("slf4j-log4j12.jar", "slf4j-log4j12.jar"),
+        ("log4j-1.2.jar", "log4j-1.2.jar"),
+    ] {
+        std::os::unix::fs::symlink(format!("/usr/share/java/{target}"), lib.join(link)).expect("symlink");
+    }
+    let g = Group::up_with(3, "127.109.1", &["--zookeeper", home.path().to_str().expect("utf-8")]);
+    let s = g.wait_converged();
+    assert_eq!((members(&s).len(), voters(&s), leaders(&s).len()), (3, 3, 1), "{s:#}");
+    let cmdlines: Vec<String> = g
+        .processes()
+        .iter()
+        .filter_map(|p| std::fs::read(format!("/proc/{p}/cmdline")).ok())
+        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+        .filter(|c| c.contains("QuorumPeerMain"))
+        .collect();
+    assert_eq!(cmdlines.len(), 3);
+    assert!(cmdlines.iter().all(|c| c.contains(&format!("{}/*", lib.display()))), "{cmdlines:?}");
+}

@@ -17,7 +17,12 @@ pub fn zkpilot(args: &[&str]) -> Output {
 }
 
 pub fn text(o: &Output) -> String {
-    format!("status {:?}\nstdout:\n{}\nstderr:\n{}", o.status, String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+    format!(
+        "status {:?}\nstdout:\n{}\nstderr:\n{}",
+        o.status,
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
 }
 
 /// A running local group; dropped means down (controller, agents, JVMs).
@@ -27,9 +32,16 @@ pub struct Group {
 
 impl Group {
     pub fn up(size: u32, net: &str) -> Self {
+        Self::up_with(size, net, &[])
+    }
+
+    pub fn up_with(size: u32, net: &str, extra: &[&str]) -> Self {
         let dir = tempfile::Builder::new().prefix("zkpilot-it-").tempdir().expect("tempdir");
         let g = Group { dir };
-        let o = g.run(&["local", "up", "--size", &size.to_string(), "--net", net, "--timeout", "180"]);
+        let size = size.to_string();
+        let mut args = vec!["local", "up", "--size", &size, "--net", net, "--timeout", "180"];
+        args.extend_from_slice(extra);
+        let o = g.run(&args);
         assert!(o.status.success(), "local up failed: {}", text(&o));
         g
     }
@@ -39,12 +51,7 @@ impl Group {
     }
 
     pub fn run(&self, args: &[&str]) -> Output {
-        Command::new(EXE)
-            .args(args)
-            .arg("--dir")
-            .arg(self.dir.path())
-            .output()
-            .expect("run zkpilot")
+        Command::new(EXE).args(args).arg("--dir").arg(self.dir.path()).output().expect("run zkpilot")
     }
 
     pub fn status(&self) -> Value {
@@ -163,7 +170,12 @@ impl Data {
         let auth = format!("super:{}", self.secret);
         let start = Instant::now();
         loop {
-            match zk::Client::connector().with_auth("digest", auth.as_bytes()).with_fail_eagerly().connect(connect).await {
+            match zk::Client::connector()
+                .with_auth("digest", auth.as_bytes())
+                .with_fail_eagerly()
+                .connect(connect)
+                .await
+            {
                 Ok(c) => return c,
                 Err(e) if start.elapsed() < Duration::from_secs(60) => {
                     eprintln!("connect {connect}: {e}; retrying");

@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# The README's first command: install prerequisites, build zkpilot, run `zkpilot demo`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+./scripts/install-deps.sh
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/zkpilot/target}"
+cargo build --release --locked -q -p zkpilot
+exec "$CARGO_TARGET_DIR/release/zkpilot" demo "$@"

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Installs what zkpilot needs on Debian: ZooKeeper (Debian package, 3.8), the jars that make its
+# logging and AdminServer work, a JRE, and checks for the Rust toolchain.
+set -euo pipefail
+
+SUDO=""
+if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
+
+missing=()
+[ -f /usr/share/java/zookeeper.jar ] || missing+=(zookeeper)
+[ -f /usr/share/java/servlet-api.jar ] || missing+=(libservlet-api-java)
+[ -f /usr/share/java/slf4j-log4j12.jar ] || missing+=(libslf4j-java)
+[ -f /usr/share/java/log4j-1.2.jar ] || missing+=(liblog4j1.2-java)
+command -v java >/dev/null 2>&1 || missing+=(default-jre-headless)
+
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "installing Debian packages: ${missing[*]}" >&2
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if ! command -v cargo >/dev/null 2>&1; then
+  echo "error: the Rust toolchain (cargo) is required; install it with rustup (https://rustup.rs)" >&2
+  exit 1
+fi
