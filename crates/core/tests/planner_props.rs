@@ -120,8 +120,7 @@ proptest! {
         }
         // Quorum loss is not the planner's to fix (a later recovery procedure is): start with a leader.
         prop_assume!(observe(&servers, 0).leader().is_some());
-        let mut version = 0x1_0000_0000u64;
-        for _ in 0..20 {
+        for version in 0x1_0000_0000u64..0x1_0000_0014 {
             let obs = observe(&servers, version);
             let p = plan(&obs, &policy, 1_000);
             prop_assert_eq!(check_plan(&obs, &policy, &p), Ok(()));
@@ -144,7 +143,6 @@ proptest! {
             };
             for id in &change.leaving { servers.get_mut(&id.0).expect("known").in_config = None; }
             for j in &change.joining { servers.get_mut(&j.id.0).expect("known").in_config = Some(j.role); }
-            version += 1;
         }
         prop_assert!(false, "no fixed point after 20 passes");
     }

@@ -111,7 +111,9 @@ impl Drop for Group {
         }
         // Last resort so a failed test never leaves JVMs behind.
         for pid in self.processes() {
-            let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+            if let Err(e) = Command::new("kill").args(["-9", &pid.to_string()]).status() {
+                eprintln!("kill -9 {pid}: {e}");
+            }
         }
     }
 }
