@@ -338,9 +338,11 @@ impl StateDir {
             let free = match &current {
                 None => true,
                 Some(l) if &l.holder == holder || l.expires_ms <= now_ms => true,
+                // Only a holder the group *confirms* terminated frees the lease early; an unknown
+                // holder keeps it until expiry.
                 Some(l) => self
                     .read_json::<InstanceRecord>(&self.instance_dir(&l.holder).join("instance.json"))?
-                    .is_none_or(|r| r.state == InstanceState::Terminated),
+                    .is_some_and(|r| r.state == InstanceState::Terminated),
             };
             if free {
                 self.write_json(&p, &Lease { holder: holder.clone(), expires_ms: now_ms + ttl_ms })?;

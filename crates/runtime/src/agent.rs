@@ -20,11 +20,11 @@ use zkpilot_core::safety::check_plan;
 use zkpilot_supervisor::{Backoff, Spec, Supervisor};
 use zkpilot_zk::files::{self, Layout, LocalState, Stamp};
 use zkpilot_zk::install::{Install, JvmSettings, write_logging_config};
-use zkpilot_zk::{FilesError, InstallError, Secret};
+use zkpilot_zk::{FilesError, InstallError, Secret, probe};
 
 use crate::config::AgentConfig;
 use crate::observe::Observer;
-use crate::status::{AgentStatus, Event, Phase};
+use crate::status::{AgentStatus, Event, Phase, ServerDetail};
 
 /// Why the agent stopped. Everything here is fatal: retryable conditions are handled in the loop.
 #[derive(Debug, thiserror::Error)]
@@ -110,6 +110,7 @@ impl<B: Backend, Z: Zookeeper, C: Clock> Agent<B, Z, C> {
             detail: String::new(),
             role: None,
             mode: None,
+            server: None,
             config_version: None,
             leader: None,
             connect_string: None,
@@ -491,6 +492,7 @@ impl<B: Backend, Z: Zookeeper, C: Clock> Agent<B, Z, C> {
             detail,
             role: config.zip(me).and_then(|(c, id)| c.role_of(id)),
             mode: obs.zip(me).and_then(|(o, id)| o.health.get(&id)).map(|h| h.mode),
+            server: if self.server.is_some() { Some(self.server_detail().await) } else { None },
             config_version: config.map(|c| format!("{:x}", c.version)),
             leader: obs.and_then(Observed::leader),
             connect_string: config.map(|c| c.connect_string()),
@@ -508,6 +510,29 @@ impl<B: Backend, Z: Zookeeper, C: Clock> Agent<B, Z, C> {
             Err(e) => tracing::warn!(error = %e, "serializing status"),
         }
         self.status.send_replace(Arc::new(status));
+    }
+}
+
+impl<B: Backend, Z: Zookeeper, C: Clock> Agent<B, Z, C> {
+    /// The local server's own view: AdminServer `zabstate` (answers even while not serving) and,
+    /// on the leader, the synced counts from `mntr`. Missing answers stay `None`.
+    async fn server_detail(&self) -> ServerDetail {
+        let host = &self.cfg.instance.address;
+        let mut d = ServerDetail::default();
+        if let Ok(z) = probe::admin_command(host, self.cfg.server.admin_port, "zabstate").await {
+            d.zab_state = z.get("zabstate").and_then(|v| v.as_str()).map(str::to_string);
+            d.voting = z.get("voting").and_then(serde_json::Value::as_bool);
+            d.last_zxid = z.get("last_zxid").and_then(|v| v.as_str()).map(str::to_string);
+        }
+        if let Ok(m) = probe::mntr(&format!("{host}:{}", self.cfg.server.client_port)).await
+            && m.get("server_state").map(String::as_str) == Some("leader")
+        {
+            let n = |k: &str| m.get(k).and_then(|v| v.parse().ok());
+            d.synced_followers = n("synced_followers");
+            d.synced_non_voting_followers = n("synced_non_voting_followers");
+            d.synced_observers = n("synced_observers");
+        }
+        d
     }
 }
 

@@ -38,6 +38,23 @@ pub struct Event {
     pub took_ms: u64,
 }
 
+/// Detail read from the local server's AdminServer and `mntr`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ServerDetail {
+    /// `election`, `discovery`, `synchronization` or `broadcast` (AdminServer `zabstate`).
+    pub zab_state: Option<String>,
+    /// In the voting view with its current addresses.
+    pub voting: Option<bool>,
+    /// Last zxid, hex.
+    pub last_zxid: Option<String>,
+    /// Leader only: followers synced (including non-voting ones), from `mntr`.
+    pub synced_followers: Option<u64>,
+    /// Leader only: non-voting followers synced (joiners waiting to be added).
+    pub synced_non_voting_followers: Option<u64>,
+    /// Leader only: observers synced.
+    pub synced_observers: Option<u64>,
+}
+
 /// The snapshot.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AgentStatus {
@@ -55,8 +72,10 @@ pub struct AgentStatus {
     pub detail: String,
     /// Role in the committed config, if a member.
     pub role: Option<Role>,
-    /// What the local server says.
+    /// What the local server says (`srvr`).
     pub mode: Option<Mode>,
+    /// The local server's own view from its AdminServer (`zabstate`) and, on the leader, `mntr`.
+    pub server: Option<ServerDetail>,
     /// Committed config version (hex).
     pub config_version: Option<String>,
     /// Leader id.

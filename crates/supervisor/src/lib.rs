@@ -113,11 +113,12 @@ impl ServerProcess for Supervisor {
         }
         if tokio::time::timeout(self.spec.grace, child.wait()).await.is_err() {
             tracing::warn!(grace = ?self.spec.grace, "child ignored SIGTERM; killing its process group");
-            if let Some(pg) = pg {
-                let _ignored = killpg(pg, Signal::SIGKILL);
-            }
-            child.wait().await.map_err(|e| PortError::new("process", "wait after SIGKILL", e))?;
         }
+        // Always: the leader may be gone while something it started still holds the group.
+        if let Some(pg) = pg {
+            let _ignored = killpg(pg, Signal::SIGKILL);
+        }
+        child.wait().await.map_err(|e| PortError::new("process", "wait after SIGKILL", e))?;
         Ok(())
     }
 
