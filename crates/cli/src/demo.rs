@@ -87,14 +87,7 @@ async fn story(args: &DemoArgs, dir: &std::path::Path) -> anyhow::Result<()> {
 
     let t = Instant::now();
     n.say("3. local scale 5: two new instances join as non-voting followers, then as observers (3 voters kept)");
-    local::run(local::LocalCommand::Scale {
-        size: 5,
-        dir: DirArg { dir: Some(dir.to_path_buf()) },
-        no_wait: true,
-        timeout: 0,
-    })
-    .await?;
-    let v = local::wait_converged(dir, Duration::from_secs(240)).await?;
+    let v = scale(dir, 5).await?;
     n.done("scale 3 -> 5", t);
     n.say(&format!(
         "   {} members, {} voters, config {}",
@@ -121,14 +114,7 @@ async fn story(args: &DemoArgs, dir: &std::path::Path) -> anyhow::Result<()> {
 
     let t = Instant::now();
     n.say("5. local scale 3: observers leave first, each removed by reconfig before its instance goes");
-    local::run(local::LocalCommand::Scale {
-        size: 3,
-        dir: DirArg { dir: Some(dir.to_path_buf()) },
-        no_wait: true,
-        timeout: 0,
-    })
-    .await?;
-    let v = local::wait_converged(dir, Duration::from_secs(240)).await?;
+    let v = scale(dir, 3).await?;
     n.done("scale 5 -> 3", t);
 
     let t = Instant::now();
@@ -145,6 +131,11 @@ async fn story(args: &DemoArgs, dir: &std::path::Path) -> anyhow::Result<()> {
         println!("{step:<32} {s:>8.1}");
     }
     Ok(())
+}
+
+async fn scale(dir: &std::path::Path, size: u32) -> anyhow::Result<local::ClusterView> {
+    zkpilot_local::StateDir::open(dir)?.set_desired(size as usize)?;
+    local::wait_converged(dir, Duration::from_secs(240)).await
 }
 
 fn fmt_id(id: Option<zkpilot_core::ServerId>) -> String {

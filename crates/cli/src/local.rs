@@ -15,7 +15,8 @@ use zkpilot_local::{GroupSpec, InstanceRecord, LocalBackend, StateDir};
 use zkpilot_runtime::AgentConfig;
 use zkpilot_runtime::config::{AgentSection, BackendSection, ClusterSection, InstanceSection, ServerSection};
 use zkpilot_runtime::status::AgentStatus;
-use zkpilot_runtime::view::{self, ClusterView};
+use zkpilot_runtime::view;
+pub use zkpilot_runtime::view::ClusterView;
 use zkpilot_zk::{Install, Secret, ZkClient};
 
 fn default_dir() -> PathBuf {

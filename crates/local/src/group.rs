@@ -210,17 +210,10 @@ impl Controller {
             .stdin(Stdio::null())
             .stdout(open()?)
             .stderr(open()?)
-            .process_group(0)
             .kill_on_drop(true);
-        // SAFETY: prctl is async-signal-safe. The agent dies with the controller (and its ZooKeeper
-        // with it), so killing the controller can never leave a group behind.
-        #[allow(unsafe_code)]
-        unsafe {
-            cmd.pre_exec(|| {
-                nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(std::io::Error::from)?;
-                Ok(())
-            });
-        }
+        // The agent dies with the controller (and its ZooKeeper with the agent), so killing the
+        // controller can never leave a group behind.
+        zkpilot_supervisor::own_group_dies_with_parent(&mut cmd);
         let child = cmd.spawn().map_err(io(&group.agent_exe))?;
         let mut rec = rec.clone();
         rec.agent_pid = child.id();

@@ -83,16 +83,8 @@ impl ServerProcess for Supervisor {
             .stdin(Stdio::null())
             .stdout(out)
             .stderr(err)
-            .process_group(0)
             .kill_on_drop(true);
-        // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
-        #[allow(unsafe_code)]
-        unsafe {
-            cmd.pre_exec(|| {
-                nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(std::io::Error::from)?;
-                Ok(())
-            });
-        }
+        own_group_dies_with_parent(&mut cmd);
         let child =
             cmd.spawn().map_err(|e| PortError::new("process", format!("spawn {}", self.spec.program.display()), e))?;
         tracing::info!(pid = child.id(), program = %self.spec.program.display(), "started");
@@ -131,6 +123,21 @@ impl ServerProcess for Supervisor {
 
     fn pid(&self) -> Option<u32> {
         self.child.as_ref().and_then(Child::id)
+    }
+}
+
+/// Puts the child in its own process group (so signals reach everything it starts) and has the
+/// kernel SIGKILL it when this process dies (`PR_SET_PDEATHSIG`), so even a SIGKILLed parent can
+/// never leave it behind holding ports and a vote.
+pub fn own_group_dies_with_parent(cmd: &mut Command) {
+    cmd.process_group(0);
+    // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
+    #[allow(unsafe_code)]
+    unsafe {
+        cmd.pre_exec(|| {
+            nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(std::io::Error::from)?;
+            Ok(())
+        });
     }
 }
 

@@ -127,10 +127,7 @@ fn agent_restart_with_local_state_issues_no_reconfig() {
     let s = g.wait_converged();
     let version = s["config_version"].clone();
     let victim = follower(&s);
-    let instance = members(&s).iter().find(|m| m["id"] == victim).expect("member")["instance"]
-        .as_str()
-        .expect("instance")
-        .to_string();
+    let instance = instance_of(&s, victim);
     let record = g.path().join("instances").join(&instance).join("instance.json");
     let old_pid = read_json(record.clone())["agent_pid"].clone();
     g.kill(victim, true);
@@ -151,10 +148,7 @@ fn crashed_zookeeper_is_restarted_by_its_agent() {
     let s = g.wait_converged();
     let version = s["config_version"].clone();
     let victim = follower(&s);
-    let instance = members(&s).iter().find(|m| m["id"] == victim).expect("member")["instance"]
-        .as_str()
-        .expect("instance")
-        .to_string();
+    let instance = instance_of(&s, victim);
     let pid_file = g.path().join("instances").join(&instance).join("zk.pid");
     let old: u32 = std::fs::read_to_string(&pid_file).expect("zk.pid").trim().parse().expect("pid");
     let killed = std::process::Command::new("kill").args(["-9", &old.to_string()]).status().expect("kill");

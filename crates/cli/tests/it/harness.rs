@@ -152,6 +152,10 @@ pub fn leaders(s: &Value) -> Vec<u64> {
     members(s).iter().filter(|m| m["role"] == "leader").map(|m| m["id"].as_u64().expect("id")).collect()
 }
 
+pub fn instance_of(s: &Value, id: u64) -> String {
+    members(s).iter().find(|m| m["id"] == id).and_then(|m| m["instance"].as_str()).expect("member with instance").into()
+}
+
 pub fn follower(s: &Value) -> u64 {
     members(s).iter().find(|m| m["role"] == "follower").and_then(|m| m["id"].as_u64()).expect("a follower")
 }
