@@ -165,6 +165,7 @@ pub async fn up(args: &UpArgs) -> anyhow::Result<ClusterView> {
     if let Some(pid) = controller_pid(&dir) {
         bail!("a controller (pid {pid}) already runs for {}; use `zkpilot local scale` or `down`", dir.display());
     }
+    addresses_free(&args.net, args.size)?;
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let spec = GroupSpec {
         desired: args.size as usize,
@@ -190,6 +191,20 @@ pub async fn up(args: &UpArgs) -> anyhow::Result<ClusterView> {
     start_controller(&state)?;
     eprintln!("controller started for {} ({} instances)", dir.display(), args.size);
     wait_converged(&dir, Duration::from_secs(args.timeout)).await
+}
+
+/// Another group (or anything else) listening on the addresses this one would use would make its
+/// servers fail to bind, or worse, talk to a foreign ensemble: refuse up front.
+fn addresses_free(net: &str, size: u32) -> anyhow::Result<()> {
+    for n in 1..=size {
+        for port in [2181u16, 2888, 3888, 8080] {
+            let addr = format!("{net}.{n}:{port}");
+            if std::net::TcpListener::bind(&addr).is_err() {
+                bail!("{addr} is in use (another group on --net {net}?); choose another --net");
+            }
+        }
+    }
+    Ok(())
 }
 
 fn ensure_secret(path: &Path) -> anyhow::Result<()> {

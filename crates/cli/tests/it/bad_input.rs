@@ -146,3 +146,14 @@ fn group_json() -> String {
     })
     .to_string()
 }
+
+#[test]
+fn addresses_in_use_are_refused() {
+    let _busy = std::net::TcpListener::bind("127.199.2.1:2181").expect("bind");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let group = dir.path().join("g");
+    let o = zkpilot(&["local", "up", "--size", "1", "--net", "127.199.2", "--dir", group.to_str().expect("utf-8")]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("127.199.2.1:2181 is in use"), "{}", text(&o));
+    assert!(!group.exists(), "nothing created");
+}
