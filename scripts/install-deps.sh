@@ -19,6 +19,18 @@ if [ "${#missing[@]}" -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+# moto (the AWS emulator the AWS backend is tested against) and cfn-lint, in a venv of our own.
+VENV="${ZKPILOT_VENV:-$HOME/.cache/zkpilot/venv}"
+if [ ! -x "$VENV/bin/moto_server" ] || [ ! -x "$VENV/bin/cfn-lint" ]; then
+  if ! python3 -m venv --help >/dev/null 2>&1; then
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends python3 python3-venv >/dev/null
+  fi
+  echo "installing moto[server] and cfn-lint into $VENV" >&2
+  python3 -m venv "$VENV"
+  PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 "$VENV/bin/pip" install -q 'moto[server]' cfn-lint
+fi
+
 if ! command -v cargo >/dev/null 2>&1; then
   echo "error: the Rust toolchain (cargo) is required; install it with rustup (https://rustup.rs)" >&2
   exit 1

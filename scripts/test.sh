@@ -13,5 +13,5 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/zkpilot/target}"
 export CARGO_TERM_COLOR=never
 
 cargo fmt --all --check
-cargo clippy --locked --workspace --all-targets -q -- -D warnings
-cargo nextest run --locked --workspace --profile ci
+cargo clippy --locked --workspace --all-targets --all-features -q -- -D warnings
+cargo nextest run --locked --workspace --all-features --profile ci

@@ -81,8 +81,46 @@ async fn run_agent(path: &std::path::Path) -> anyhow::Result<()> {
             let agent = Agent::new(cfg, backend, zk, SystemClock)?;
             agent.run(shutdown_signal()).await?;
         }
+        zkpilot_runtime::config::BackendSection::Aws { group, bucket, prefix, region, endpoint_url } => {
+            run_aws_agent(cfg.clone(), zk, group, bucket, prefix, region, endpoint_url).await?;
+        }
     }
     Ok(())
+}
+
+#[cfg(feature = "aws")]
+async fn run_aws_agent(
+    cfg: AgentConfig,
+    zk: zkpilot_zk::ZkClient,
+    group: &str,
+    bucket: &str,
+    prefix: &str,
+    region: &Option<String>,
+    endpoint_url: &Option<String>,
+) -> anyhow::Result<()> {
+    let settings = zkpilot_aws::AwsSettings {
+        group: group.into(),
+        bucket: bucket.into(),
+        prefix: prefix.into(),
+        region: region.clone(),
+        endpoint_url: endpoint_url.clone(),
+    };
+    let backend = zkpilot_aws::AwsBackend::connect(settings).await;
+    Agent::new(cfg, backend, zk, SystemClock)?.run(shutdown_signal()).await?;
+    Ok(())
+}
+
+#[cfg(not(feature = "aws"))]
+async fn run_aws_agent(
+    _cfg: AgentConfig,
+    _zk: zkpilot_zk::ZkClient,
+    _group: &str,
+    _bucket: &str,
+    _prefix: &str,
+    _region: &Option<String>,
+    _endpoint_url: &Option<String>,
+) -> anyhow::Result<()> {
+    anyhow::bail!("this zkpilot was built without the `aws` feature; rebuild with `cargo build --features aws`")
 }
 
 /// Resolves on SIGTERM or SIGINT.

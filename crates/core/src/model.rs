@@ -272,6 +272,9 @@ pub struct Instance {
     pub state: InstanceState,
     /// Server id it holds a claim on.
     pub server_id: Option<ServerId>,
+    /// Whether the group may pick it on scale-in (`None`: the backend has no such notion).
+    #[serde(default)]
+    pub protected: Option<bool>,
 }
 
 #[cfg(test)]

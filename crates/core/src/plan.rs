@@ -63,14 +63,26 @@ pub enum Action {
         /// The terminated instance that held it.
         instance: InstanceId,
     },
+    /// Voters are protected from scale-in so the group never picks two of them at once and
+    /// breaks the quorum; non-voters are released so they go first.
+    SetScaleInProtection {
+        /// The instance.
+        instance: InstanceId,
+        /// Protect or release.
+        protected: bool,
+    },
 }
 
 impl fmt::Display for Action {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Action::Reconfig(c) => c.fmt(f),
-            Action::ReleaseId { id, instance } => {
-                write!(f, "release id {id} (instance {instance} terminated)")
+            Action::ReleaseId { id, instance } => write!(f, "release id {id} (instance {instance} terminated)"),
+            Action::SetScaleInProtection { instance, protected: true } => {
+                write!(f, "protect voter instance {instance} from scale-in")
+            }
+            Action::SetScaleInProtection { instance, protected: false } => {
+                write!(f, "release non-voter instance {instance} for scale-in")
             }
         }
     }
@@ -104,7 +116,7 @@ impl Plan {
     pub fn reconfig(&self) -> Option<&MembershipChange> {
         self.actions.iter().find_map(|a| match a {
             Action::Reconfig(c) => Some(c),
-            Action::ReleaseId { .. } => None,
+            Action::ReleaseId { .. } | Action::SetScaleInProtection { .. } => None,
         })
     }
 }

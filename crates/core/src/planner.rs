@@ -34,6 +34,7 @@ pub fn plan(obs: &Observed, policy: &Policy, now_ms: u64) -> Plan {
     };
     let members = obs.members();
     release_ids(&members, &mut plan);
+    scale_in_protection(&members, &mut plan);
     if obs.leader().is_none() {
         plan.skip("ensemble", "no leader; a reconfig needs a serving quorum");
         return plan;
@@ -167,6 +168,22 @@ fn release_ids(members: &[Member], plan: &mut Plan) {
             && inst.state == InstanceState::Terminated
         {
             plan.actions.push(Action::ReleaseId { id: m.id, instance: inst.id.clone() });
+        }
+    }
+}
+
+/// Voters' instances protected from scale-in, everybody else's released; only where the backend
+/// has protection and it differs.
+fn scale_in_protection(members: &[Member], plan: &mut Plan) {
+    for m in members {
+        let Some(inst) = m.instance else { continue };
+        let Some(current) = inst.protected else { continue };
+        if inst.state != InstanceState::Running {
+            continue;
+        }
+        let want = m.is_voter();
+        if current != want {
+            plan.actions.push(Action::SetScaleInProtection { instance: inst.id.clone(), protected: want });
         }
     }
 }

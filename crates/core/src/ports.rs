@@ -84,6 +84,21 @@ pub trait Backend: Send + Sync {
         ttl_ms: u64,
         now_ms: u64,
     ) -> impl Future<Output = PortResult<bool>> + Send;
+    /// Makes this instance's server id and advertised address visible on the instance (EC2 tags).
+    fn announce(
+        &self,
+        instance: &InstanceId,
+        id: ServerId,
+        address: &str,
+    ) -> impl Future<Output = PortResult<()>> + Send;
+    /// Publishes the committed membership: the client connection string for Kafka & co.
+    fn publish_membership(&self, config: &EnsembleConfig) -> impl Future<Output = PortResult<()>> + Send;
+    /// Protects (or releases) an instance from being picked on scale-in.
+    fn set_scale_in_protection(
+        &self,
+        instance: &InstanceId,
+        protected: bool,
+    ) -> impl Future<Output = PortResult<()>> + Send;
     /// Publishes this agent's status snapshot (JSON).
     fn publish_status(&self, instance: &InstanceId, status_json: &str) -> impl Future<Output = PortResult<()>> + Send;
 }

@@ -96,6 +96,12 @@ pub fn check_plan(obs: &Observed, policy: &Policy, plan: &Plan) -> Result<(), Vi
                     return Err(violation("release_only_gone_ids", format!("id {id}")));
                 }
             }
+            Action::SetScaleInProtection { instance, protected } => {
+                let m = members.iter().find(|m| m.instance.is_some_and(|i| &i.id == instance));
+                if m.is_some_and(|m| m.is_voter() != *protected) {
+                    return Err(violation("protect_voters_only", format!("{instance} -> {protected}")));
+                }
+            }
             Action::Reconfig(change) => {
                 let config =
                     obs.config.as_ref().ok_or_else(|| violation("needs_config", "reconfig without a config"))?;

@@ -65,6 +65,7 @@ fn observe(servers: &BTreeMap<u32, Server>, version: u64) -> Observed {
             zone: format!("z{}", id % 3),
             state: s.state,
             server_id: Some(ServerId(id)),
+            protected: Some(id % 2 == 0),
         });
         let alive = s.up && s.state != InstanceState::Terminated;
         let mode = match (alive, s.in_config) {

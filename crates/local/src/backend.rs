@@ -1,6 +1,6 @@
 //! The core's `Backend` port over a local state directory.
 
-use zkpilot_core::model::{Instance, InstanceId, ServerId};
+use zkpilot_core::model::{EnsembleConfig, Instance, InstanceId, ServerId};
 use zkpilot_core::ports::{Backend, ClusterMarker, PortError, PortResult};
 
 use crate::state::{StateDir, StateError};
@@ -50,6 +50,8 @@ impl Backend for LocalBackend {
                     address: r.address,
                     zone: r.zone,
                     state: r.state,
+                    // The local controller picks non-voters for scale-in by itself.
+                    protected: None,
                 })
                 .collect())
         })
@@ -85,6 +87,20 @@ impl Backend for LocalBackend {
     async fn acquire_lease(&self, holder: &InstanceId, ttl_ms: u64, now_ms: u64) -> PortResult<bool> {
         let (dir, holder) = (self.dir.clone(), holder.clone());
         blocking(move || dir.acquire_lease(&holder, ttl_ms, now_ms)).await.map_err(port("acquire lease"))
+    }
+
+    async fn announce(&self, _instance: &InstanceId, _id: ServerId, _address: &str) -> PortResult<()> {
+        // The claim file already records the address; there are no instance tags locally.
+        Ok(())
+    }
+
+    async fn publish_membership(&self, config: &EnsembleConfig) -> PortResult<()> {
+        let (dir, text) = (self.dir.clone(), format!("{}\n", config.connect_string()));
+        blocking(move || dir.put_connect_string(&text)).await.map_err(port("publish connection string"))
+    }
+
+    async fn set_scale_in_protection(&self, _instance: &InstanceId, _protected: bool) -> PortResult<()> {
+        Ok(())
     }
 
     async fn publish_status(&self, instance: &InstanceId, status_json: &str) -> PortResult<()> {

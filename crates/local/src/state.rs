@@ -351,6 +351,15 @@ impl StateDir {
         })
     }
 
+    /// Publishes the client connection string (`DIR/connect-string`), what Kafka's
+    /// `zookeeper.connect` wants.
+    pub fn put_connect_string(&self, text: &str) -> Result<(), StateError> {
+        let p = self.root.join("connect-string");
+        let tmp = self.root.join(format!(".connect-string.tmp-{}", std::process::id()));
+        fs::write(&tmp, text).map_err(io(&tmp))?;
+        fs::rename(&tmp, &p).map_err(io(&p))
+    }
+
     /// Writes an agent's status snapshot.
     pub fn put_status(&self, instance: &InstanceId, json: &str) -> Result<(), StateError> {
         let p = self.root.join("status").join(format!("{instance}.json"));

@@ -85,6 +85,7 @@ pub struct Agent<B, Z, C> {
     marker_seen: bool,
     no_quorum_since: Option<u64>,
     last_boot_log: Option<String>,
+    published_version: Option<u64>,
     events: VecDeque<Event>,
     status: watch::Sender<Arc<AgentStatus>>,
 }
@@ -136,6 +137,7 @@ impl<B: Backend, Z: Zookeeper, C: Clock> Agent<B, Z, C> {
             marker_seen: false,
             no_quorum_since: None,
             last_boot_log: None,
+            published_version: None,
             events: VecDeque::new(),
             status: watch::channel(Arc::new(initial)).0,
         })
@@ -190,6 +192,7 @@ impl<B: Backend, Z: Zookeeper, C: Clock> Agent<B, Z, C> {
         let plan = zkpilot_core::plan(&obs, &self.cfg.policy, now);
         debug_assert_eq!(check_plan(&obs, &self.cfg.policy, &plan), Ok(()), "planner broke a safety rule");
         self.track_quorum(&obs, now);
+        self.publish_membership(&obs).await;
 
         let me = self.my_id;
         let my_instance = obs.instances.iter().flatten().find(|i| i.id == self.cfg.instance.id);
@@ -232,6 +235,19 @@ impl<B: Backend, Z: Zookeeper, C: Clock> Agent<B, Z, C> {
         };
         self.publish(phase, detail, Some(&obs), &plan, lease).await;
         Ok(false)
+    }
+
+    /// Every agent that sees a committed config version it has not published yet publishes it:
+    /// cheap, idempotent, and no single agent has to survive for clients to learn the change.
+    async fn publish_membership(&mut self, obs: &Observed) {
+        let Some(cfg) = &obs.config else { return };
+        if self.published_version == Some(cfg.version) {
+            return;
+        }
+        match self.backend.publish_membership(cfg).await {
+            Ok(()) => self.published_version = Some(cfg.version),
+            Err(e) => tracing::warn!(error = %e, "publishing the connection string"),
+        }
     }
 
     fn track_quorum(&mut self, obs: &Observed, now: u64) {
@@ -296,7 +312,12 @@ impl<B: Backend, Z: Zookeeper, C: Clock> Agent<B, Z, C> {
             }
             None => self.backend.claim_id(&self.cfg.instance.id, &self.cfg.instance.address).await?,
         };
-        self.my_id = Some(id);
+        if self.my_id != Some(id) {
+            if let Err(e) = self.backend.announce(&self.cfg.instance.id, id, &self.cfg.instance.address).await {
+                tracing::warn!(error = %e, "announcing the server id on the instance");
+            }
+            self.my_id = Some(id);
+        }
         let me = self.cfg.server_spec(id);
         let obs = self.observer.observe(&self.backend, &self.zk, self.cfg.server.client_port, now).await;
         self.track_quorum(&obs, now);
@@ -433,6 +454,12 @@ impl<B: Backend, Z: Zookeeper, C: Clock> Agent<B, Z, C> {
                     Ok(()) => "applied".to_string(),
                     Err(e) => format!("failed: {e}"),
                 },
+                Action::SetScaleInProtection { instance, protected } => {
+                    match self.backend.set_scale_in_protection(instance, *protected).await {
+                        Ok(()) => "applied".to_string(),
+                        Err(e) => format!("failed: {e}"),
+                    }
+                }
             };
             tracing::info!(%action, %outcome, "executed");
             self.events.push_back(Event {

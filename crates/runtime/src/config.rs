@@ -135,6 +135,26 @@ pub enum BackendSection {
         /// State directory.
         dir: PathBuf,
     },
+    /// An EC2 Auto Scaling group with its records in S3 (binary built with the `aws` feature).
+    Aws {
+        /// Auto Scaling group name.
+        group: String,
+        /// S3 bucket for claims, marker, lease, status and the connection string.
+        bucket: String,
+        /// Key prefix in the bucket.
+        #[serde(default = "default_prefix")]
+        prefix: String,
+        /// Region (standard chain if unset).
+        #[serde(default)]
+        region: Option<String>,
+        /// Endpoint override, for an emulator.
+        #[serde(default)]
+        endpoint_url: Option<String>,
+    },
+}
+
+fn default_prefix() -> String {
+    "zkpilot/".into()
 }
 
 const fn default_pass_ms() -> u64 {
@@ -215,6 +235,14 @@ impl AgentConfig {
             return Err(invalid("instance.id", "empty".into()));
         }
         self.policy.validate().map_err(|e| invalid(&format!("policy.{}", e.field), e.why))?;
+        if let BackendSection::Aws { prefix, bucket, group, .. } = &self.backend {
+            if !prefix.is_empty() && !prefix.ends_with('/') {
+                return Err(invalid("backend.prefix", format!("{prefix:?} must end with '/'")));
+            }
+            if bucket.is_empty() || group.is_empty() {
+                return Err(invalid("backend", "aws needs `group` and `bucket`".into()));
+            }
+        }
         if !self.server.base_dir.is_absolute() {
             return Err(invalid(
                 "server.base_dir",

@@ -1,0 +1,467 @@
+//! The AWS backend: the core's `Backend` port over EC2 Auto Scaling, EC2 and S3.
+//!
+//! # Theory of operation
+//!
+//! * **Discovery**: the Auto Scaling group lists its instances with lifecycle state, zone and
+//!   scale-in protection; EC2 adds private addresses and tags. Instances that hold a server-id
+//!   claim but have left the group are looked up in EC2: only `terminated`/`shutting-down` (or an
+//!   id EC2 no longer knows) counts as gone. A failed call is an error, never "no instances".
+//! * **Atomic records in S3** under `s3://<bucket>/<prefix>`, with conditional writes:
+//!   `ids/<n>.json` claims are created with `If-None-Match: *` (the loser gets 412 and tries the
+//!   next id), `cluster/marker.json` likewise exactly once, and `cluster/lease.json` is a
+//!   compare-and-swap on its ETag (`If-Match`) with an expiry. The same prefix holds `status/`,
+//!   and `connect-string` for clients.
+//! * **Tags**: each agent tags its instance `zkpilot:server-id` and `zkpilot:address`.
+//! * **Scale-in protection** on voters, so the group never picks two voters at once.
+//!
+//! Lifecycle mapping: `Pending*`, `InService`, `Standby` are running (a launching instance's agent
+//! already runs and may join); `Terminating*`, `Detaching`, `Detached` are leaving.
+#![deny(missing_docs)]
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use aws_config::{BehaviorVersion, Region};
+use aws_sdk_autoscaling::types::LifecycleState;
+use aws_sdk_ec2::types::{Filter, InstanceStateName, Tag};
+use aws_sdk_s3::error::ProvideErrorMetadata;
+use aws_sdk_s3::primitives::ByteStream;
+use serde::{Deserialize, Serialize};
+use zkpilot_core::model::{EnsembleConfig, Instance, InstanceId, InstanceState, ServerId};
+use zkpilot_core::ports::{Backend, ClusterMarker, PortError, PortResult};
+
+/// Where the group and its records are.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AwsSettings {
+    /// Auto Scaling group name.
+    pub group: String,
+    /// S3 bucket for claims, marker, lease, status and the connection string.
+    pub bucket: String,
+    /// Key prefix inside the bucket (ends with `/`).
+    #[serde(default = "default_prefix")]
+    pub prefix: String,
+    /// Region; the standard chain (env, profile, IMDS) if unset.
+    #[serde(default)]
+    pub region: Option<String>,
+    /// Endpoint override (an emulator in tests); real AWS if unset.
+    #[serde(default)]
+    pub endpoint_url: Option<String>,
+}
+
+fn default_prefix() -> String {
+    "zkpilot/".into()
+}
+
+/// Tag holding the server id.
+pub const TAG_SERVER_ID: &str = "zkpilot:server-id";
+/// Tag holding the advertised address.
+pub const TAG_ADDRESS: &str = "zkpilot:address";
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Claim {
+    instance: InstanceId,
+    address: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Lease {
+    holder: InstanceId,
+    expires_ms: u64,
+}
+
+/// The backend.
+#[derive(Debug, Clone)]
+pub struct AwsBackend {
+    settings: AwsSettings,
+    asg: aws_sdk_autoscaling::Client,
+    ec2: aws_sdk_ec2::Client,
+    s3: aws_sdk_s3::Client,
+}
+
+fn err(what: impl Into<String>, e: impl std::error::Error + Send + Sync + 'static) -> PortError {
+    PortError::new("backend", what, e)
+}
+
+/// A conditional write lost (412 Precondition Failed, or 409 when S3 sees two at once).
+fn lost_race<E: ProvideErrorMetadata>(
+    e: &aws_sdk_s3::error::SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
+) -> bool {
+    let status = e.raw_response().map(|r| r.status().as_u16());
+    matches!(status, Some(412 | 409)) || matches!(e.code(), Some("PreconditionFailed" | "ConditionalRequestConflict"))
+}
+
+impl AwsBackend {
+    /// Builds the SDK clients from the standard configuration chain plus `settings`.
+    pub async fn connect(settings: AwsSettings) -> Self {
+        let mut loader = aws_config::defaults(BehaviorVersion::latest());
+        if let Some(r) = &settings.region {
+            loader = loader.region(Region::new(r.clone()));
+        }
+        if let Some(e) = &settings.endpoint_url {
+            loader = loader.endpoint_url(e.clone());
+        }
+        let conf = loader.load().await;
+        Self::from_conf(&conf, settings)
+    }
+
+    /// Builds the clients from an SDK config (tests pass one pointed at an emulator).
+    pub fn from_conf(conf: &aws_config::SdkConfig, settings: AwsSettings) -> Self {
+        // Emulators serve buckets by path, not by virtual host.
+        let path_style = settings.endpoint_url.is_some() || conf.endpoint_url().is_some();
+        let s3conf = aws_sdk_s3::config::Builder::from(conf).force_path_style(path_style).build();
+        Self {
+            asg: aws_sdk_autoscaling::Client::new(conf),
+            ec2: aws_sdk_ec2::Client::new(conf),
+            s3: aws_sdk_s3::Client::from_conf(s3conf),
+            settings,
+        }
+    }
+
+    /// The settings.
+    pub fn settings(&self) -> &AwsSettings {
+        &self.settings
+    }
+
+    fn key(&self, rest: &str) -> String {
+        format!("{}{rest}", self.settings.prefix)
+    }
+
+    /// Reads an object: `Ok(None)` if absent, with its ETag.
+    async fn get(&self, key: &str) -> PortResult<Option<(Vec<u8>, Option<String>)>> {
+        match self.s3.get_object().bucket(&self.settings.bucket).key(key).send().await {
+            Ok(out) => {
+                let etag = out.e_tag().map(str::to_string);
+                let body = out.body.collect().await.map_err(|e| err(format!("read s3 {key}"), e))?;
+                Ok(Some((body.into_bytes().to_vec(), etag)))
+            }
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => Ok(None),
+            Err(e) => Err(err(format!("get s3 {key}"), e)),
+        }
+    }
+
+    async fn get_json<T: serde::de::DeserializeOwned>(&self, key: &str) -> PortResult<Option<(T, Option<String>)>> {
+        match self.get(key).await? {
+            None => Ok(None),
+            Some((bytes, etag)) => {
+                let v = serde_json::from_slice(&bytes).map_err(|e| err(format!("parse s3 {key}"), e))?;
+                Ok(Some((v, etag)))
+            }
+        }
+    }
+
+    /// Unconditional put.
+    async fn put(&self, key: &str, body: Vec<u8>) -> PortResult<()> {
+        self.s3
+            .put_object()
+            .bucket(&self.settings.bucket)
+            .key(key)
+            .body(ByteStream::from(body))
+            .send()
+            .await
+            .map_err(|e| err(format!("put s3 {key}"), e))?;
+        Ok(())
+    }
+
+    /// Conditional put: `If-None-Match: *` when `etag` is `None`, else `If-Match: etag`. Returns
+    /// false when another writer won.
+    async fn put_if(&self, key: &str, body: Vec<u8>, etag: Option<&str>) -> PortResult<bool> {
+        let req = self.s3.put_object().bucket(&self.settings.bucket).key(key).body(ByteStream::from(body));
+        let req = match etag {
+            None => req.if_none_match("*"),
+            Some(tag) => req.if_match(tag),
+        };
+        match req.send().await {
+            Ok(_) => Ok(true),
+            Err(e) if lost_race(&e) => Ok(false),
+            Err(e) => Err(err(format!("conditional put s3 {key}"), e)),
+        }
+    }
+
+    async fn claims(&self) -> PortResult<BTreeMap<ServerId, Claim>> {
+        let prefix = self.key("ids/");
+        let mut out = BTreeMap::new();
+        let mut token = None;
+        loop {
+            let page = self
+                .s3
+                .list_objects_v2()
+                .bucket(&self.settings.bucket)
+                .prefix(&prefix)
+                .set_continuation_token(token)
+                .send()
+                .await
+                .map_err(|e| err(format!("list s3 {prefix}"), e))?;
+            for obj in page.contents() {
+                let Some(key) = obj.key() else { continue };
+                let Some(n) =
+                    key.strip_prefix(&prefix).and_then(|k| k.strip_suffix(".json")).and_then(|k| k.parse().ok())
+                else {
+                    continue;
+                };
+                if let Some((c, _)) = self.get_json::<Claim>(key).await? {
+                    out.insert(ServerId(n), c);
+                }
+            }
+            token = page.next_continuation_token().map(str::to_string);
+            if token.is_none() {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    /// EC2 view of some instances: state, private address, zone, tags.
+    async fn describe(&self, ids: &[String]) -> PortResult<BTreeMap<String, aws_sdk_ec2::types::Instance>> {
+        let mut out = BTreeMap::new();
+        if ids.is_empty() {
+            return Ok(out);
+        }
+        // A filter rather than InstanceIds: an id EC2 has forgotten is then simply absent instead
+        // of failing the whole call (InvalidInstanceID.NotFound).
+        let filter = Filter::builder().name("instance-id").set_values(Some(ids.to_vec())).build();
+        let mut token = None;
+        loop {
+            let page = self
+                .ec2
+                .describe_instances()
+                .filters(filter.clone())
+                .set_next_token(token)
+                .send()
+                .await
+                .map_err(|e| err("describe instances", e))?;
+            for r in page.reservations() {
+                for i in r.instances() {
+                    if let Some(id) = i.instance_id() {
+                        out.insert(id.to_string(), i.clone());
+                    }
+                }
+            }
+            token = page.next_token().map(str::to_string);
+            if token.is_none() {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Instance ids currently in the group.
+    pub async fn group_instance_ids(&self) -> PortResult<Vec<String>> {
+        Ok(self.group().await?.instances().iter().filter_map(|i| i.instance_id().map(str::to_string)).collect())
+    }
+
+    async fn group(&self) -> PortResult<aws_sdk_autoscaling::types::AutoScalingGroup> {
+        let out = self
+            .asg
+            .describe_auto_scaling_groups()
+            .auto_scaling_group_names(&self.settings.group)
+            .send()
+            .await
+            .map_err(|e| err(format!("describe auto scaling group {}", self.settings.group), e))?;
+        out.auto_scaling_groups()
+            .first()
+            .cloned()
+            .ok_or_else(|| PortError::msg("backend", format!("auto scaling group {} not found", self.settings.group)))
+    }
+}
+
+fn tag<'a>(i: &'a aws_sdk_ec2::types::Instance, key: &str) -> Option<&'a str> {
+    i.tags().iter().find(|t| t.key() == Some(key)).and_then(|t| t.value())
+}
+
+fn lifecycle(state: Option<&LifecycleState>) -> Option<InstanceState> {
+    use LifecycleState as L;
+    match state? {
+        L::Pending | L::PendingWait | L::PendingProceed | L::InService | L::Standby | L::EnteringStandby => {
+            Some(InstanceState::Running)
+        }
+        L::Terminating
+        | L::TerminatingWait
+        | L::TerminatingProceed
+        | L::TerminatingRetained
+        | L::Detaching
+        | L::Detached => Some(InstanceState::Terminating),
+        L::Terminated => Some(InstanceState::Terminated),
+        // Warm-pool and maintenance states: not part of the ensemble's decisions.
+        _ => None,
+    }
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+impl Backend for AwsBackend {
+    async fn instances(&self) -> PortResult<Vec<Instance>> {
+        let group = self.group().await?;
+        let claims = self.claims().await?;
+        let by_instance: BTreeMap<&InstanceId, (&ServerId, &Claim)> =
+            claims.iter().map(|(id, c)| (&c.instance, (id, c))).collect();
+        let mut ids: BTreeSet<String> =
+            group.instances().iter().filter_map(|i| i.instance_id().map(str::to_string)).collect();
+        ids.extend(claims.values().map(|c| c.instance.0.clone()));
+        let ec2 = self.describe(&ids.iter().cloned().collect::<Vec<_>>()).await?;
+        let mut out = Vec::new();
+        for id in ids {
+            let in_group = group.instances().iter().find(|i| i.instance_id() == Some(id.as_str()));
+            let ec2i = ec2.get(&id);
+            let ec2_gone = ec2i.is_none_or(|i| {
+                matches!(
+                    i.state().and_then(|s| s.name()),
+                    Some(InstanceStateName::Terminated | InstanceStateName::ShuttingDown)
+                )
+            });
+            let state = match in_group {
+                Some(g) => match lifecycle(g.lifecycle_state()) {
+                    Some(s) => s,
+                    None => continue,
+                },
+                // Left the group: gone only if EC2 says so; alive outside the group = leaving.
+                None if ec2_gone => InstanceState::Terminated,
+                None => InstanceState::Terminating,
+            };
+            let claim = by_instance.get(&InstanceId(id.clone()));
+            let address = claim
+                .map(|(_, c)| c.address.clone())
+                .or_else(|| ec2i.and_then(|i| tag(i, TAG_ADDRESS)).map(str::to_string))
+                .or_else(|| ec2i.and_then(|i| i.private_ip_address()).map(str::to_string))
+                .unwrap_or_default();
+            let zone = in_group
+                .and_then(|g| g.availability_zone())
+                .or_else(|| ec2i.and_then(|i| i.placement()).and_then(|p| p.availability_zone()))
+                .unwrap_or_default()
+                .to_string();
+            out.push(Instance {
+                id: InstanceId(id.clone()),
+                address,
+                zone,
+                state,
+                server_id: claim.map(|(sid, _)| **sid),
+                protected: in_group.and_then(|g| g.protected_from_scale_in()),
+            });
+        }
+        Ok(out)
+    }
+
+    async fn desired_capacity(&self) -> PortResult<usize> {
+        Ok(self.group().await?.desired_capacity().unwrap_or(0).max(0) as usize)
+    }
+
+    async fn claim_id(&self, instance: &InstanceId, address: &str) -> PortResult<ServerId> {
+        let claims = self.claims().await?;
+        if let Some((id, _)) = claims.iter().find(|(_, c)| &c.instance == instance) {
+            return Ok(*id);
+        }
+        let body = serde_json::to_vec(&Claim { instance: instance.clone(), address: address.to_string() })
+            .map_err(|e| err("encode claim", e))?;
+        for n in 1..=ServerId::MAX {
+            if claims.contains_key(&ServerId(n)) {
+                continue;
+            }
+            if self.put_if(&self.key(&format!("ids/{n}.json")), body.clone(), None).await? {
+                return Ok(ServerId(n));
+            }
+        }
+        Err(PortError::msg(
+            "backend",
+            format!("all server ids are claimed in s3://{}/{}ids/", self.settings.bucket, self.settings.prefix),
+        ))
+    }
+
+    async fn release_id(&self, id: ServerId, instance: &InstanceId) -> PortResult<()> {
+        let key = self.key(&format!("ids/{id}.json"));
+        let Some((claim, etag)) = self.get_json::<Claim>(&key).await? else { return Ok(()) };
+        if &claim.instance != instance {
+            return Ok(());
+        }
+        let mut req = self.s3.delete_object().bucket(&self.settings.bucket).key(&key);
+        if let Some(tag) = etag {
+            req = req.if_match(tag);
+        }
+        match req.send().await {
+            Ok(_) => Ok(()),
+            Err(e) if lost_race(&e) => Ok(()),
+            Err(e) => Err(err(format!("delete s3 {key}"), e)),
+        }
+    }
+
+    async fn cluster_marker(&self) -> PortResult<Option<ClusterMarker>> {
+        Ok(self.get_json(&self.key("cluster/marker.json")).await?.map(|(m, _)| m))
+    }
+
+    async fn create_cluster_marker(&self, marker: &ClusterMarker) -> PortResult<ClusterMarker> {
+        let key = self.key("cluster/marker.json");
+        let body = serde_json::to_vec_pretty(marker).map_err(|e| err("encode marker", e))?;
+        self.put_if(&key, body, None).await?;
+        self.get_json(&key)
+            .await?
+            .map(|(m, _)| m)
+            .ok_or_else(|| PortError::msg("backend", format!("s3 {key} vanished after creation")))
+    }
+
+    async fn acquire_lease(&self, holder: &InstanceId, ttl_ms: u64, now_ms: u64) -> PortResult<bool> {
+        let key = self.key("cluster/lease.json");
+        let current = self.get_json::<Lease>(&key).await?;
+        let free = match &current {
+            None => true,
+            Some((l, _)) if &l.holder == holder || l.expires_ms <= now_ms => true,
+            Some((l, _)) => {
+                // A holder EC2 confirms terminated frees the lease at once.
+                let ec2 = self.describe(std::slice::from_ref(&l.holder.0)).await?;
+                ec2.get(&l.holder.0)
+                    .is_some_and(|i| matches!(i.state().and_then(|s| s.name()), Some(InstanceStateName::Terminated)))
+            }
+        };
+        if !free {
+            return Ok(false);
+        }
+        let body = serde_json::to_vec(&Lease { holder: holder.clone(), expires_ms: now_ms + ttl_ms })
+            .map_err(|e| err("encode lease", e))?;
+        let etag = current.as_ref().and_then(|(_, e)| e.as_deref());
+        // Absent: create-exclusive. Present without an ETag (should not happen): refuse rather
+        // than overwrite blindly.
+        match (current.is_some(), etag) {
+            (false, _) => self.put_if(&key, body, None).await,
+            (true, Some(tag)) => self.put_if(&key, body, Some(tag)).await,
+            (true, None) => Ok(false),
+        }
+    }
+
+    async fn announce(&self, instance: &InstanceId, id: ServerId, address: &str) -> PortResult<()> {
+        self.ec2
+            .create_tags()
+            .resources(&instance.0)
+            .tags(Tag::builder().key(TAG_SERVER_ID).value(id.to_string()).build())
+            .tags(Tag::builder().key(TAG_ADDRESS).value(address).build())
+            .send()
+            .await
+            .map_err(|e| err(format!("tag {instance}"), e))?;
+        Ok(())
+    }
+
+    async fn publish_membership(&self, config: &EnsembleConfig) -> PortResult<()> {
+        self.put(&self.key("connect-string"), format!("{}\n", config.connect_string()).into_bytes()).await?;
+        let doc = serde_json::json!({
+            "version": format!("{:x}", config.version),
+            "connect_string": config.connect_string(),
+            "servers": config.servers.values().map(|s| s.to_string()).collect::<Vec<_>>(),
+            "published_ms": now_ms(),
+        });
+        self.put(&self.key("membership.json"), doc.to_string().into_bytes()).await
+    }
+
+    async fn set_scale_in_protection(&self, instance: &InstanceId, protected: bool) -> PortResult<()> {
+        self.asg
+            .set_instance_protection()
+            .auto_scaling_group_name(&self.settings.group)
+            .instance_ids(&instance.0)
+            .protected_from_scale_in(protected)
+            .send()
+            .await
+            .map_err(|e| err(format!("set scale-in protection of {instance}"), e))?;
+        Ok(())
+    }
+
+    async fn publish_status(&self, instance: &InstanceId, status_json: &str) -> PortResult<()> {
+        self.put(&self.key(&format!("status/{instance}.json")), status_json.as_bytes().to_vec()).await
+    }
+}

@@ -1,0 +1,137 @@
+//! The AWS backend against moto server: discovery, tags, claims under contention, marker, lease,
+//! scale-in protection, publishing. Every test has its own moto process.
+
+use std::collections::BTreeSet;
+
+use zkpilot_aws::{AwsBackend, AwsSettings, TAG_ADDRESS, TAG_SERVER_ID};
+use zkpilot_core::model::{EnsembleConfig, InstanceId, InstanceState};
+use zkpilot_core::ports::{Backend, ClusterMarker};
+use zkpilot_testkit::{Moto, create_group, group_instances, set_desired};
+
+async fn setup(name: &str, n: i32) -> (Moto, aws_config::SdkConfig, AwsBackend) {
+    let moto = Moto::start();
+    let conf = moto.sdk_config().await;
+    let g = create_group(&conf, name, n).await;
+    let settings =
+        AwsSettings { group: g.name, bucket: g.bucket, prefix: "zkpilot/".into(), region: None, endpoint_url: None };
+    let backend = AwsBackend::from_conf(&conf, settings);
+    (moto, conf, backend)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn discovery_tags_and_termination() {
+    let (_moto, conf, b) = setup("disco", 3).await;
+    let inst = b.instances().await.expect("instances");
+    assert_eq!(inst.len(), 3);
+    assert!(inst.iter().all(|i| i.state == InstanceState::Running && i.server_id.is_none() && !i.zone.is_empty()));
+    assert!(inst.iter().all(|i| i.protected == Some(false)), "{inst:?}");
+    assert_eq!(b.desired_capacity().await.expect("desired"), 3);
+
+    let first = inst[0].id.clone();
+    let id = b.claim_id(&first, "127.0.0.9").await.expect("claim");
+    b.announce(&first, id, "127.0.0.9").await.expect("tags");
+    let tags = aws_sdk_ec2::Client::new(&conf)
+        .describe_tags()
+        .filters(aws_sdk_ec2::types::Filter::builder().name("resource-id").values(&first.0).build())
+        .send()
+        .await
+        .expect("describe tags");
+    let got: BTreeSet<(String, String)> = tags
+        .tags()
+        .iter()
+        .map(|t| (t.key().unwrap_or_default().to_string(), t.value().unwrap_or_default().to_string()))
+        .collect();
+    assert!(got.contains(&(TAG_SERVER_ID.to_string(), id.to_string())), "{got:?}");
+    assert!(got.contains(&(TAG_ADDRESS.to_string(), "127.0.0.9".to_string())), "{got:?}");
+    let me = b.instances().await.expect("instances").into_iter().find(|i| i.id == first).expect("claimed instance");
+    assert_eq!((me.server_id, me.address.as_str()), (Some(id), "127.0.0.9"));
+
+    // Protect the claimed one, scale in by one: moto terminates an unprotected instance, and
+    // a claimed instance that left the group is reported by its EC2 state.
+    b.set_scale_in_protection(&first, true).await.expect("protect");
+    let protected: Vec<_> = group_instances(&conf, &b.settings().group).await.into_iter().filter(|i| i.2).collect();
+    assert_eq!(protected.len(), 1);
+    assert_eq!(protected[0].0, first.0);
+    set_desired(&conf, &b.settings().group, 2).await;
+    let after = b.instances().await.expect("instances");
+    assert_eq!(after.iter().filter(|i| i.state == InstanceState::Running).count(), 2);
+    assert!(after.iter().any(|i| i.id == first && i.state == InstanceState::Running), "protected instance kept");
+    aws_sdk_ec2::Client::new(&conf).terminate_instances().instance_ids(&first.0).send().await.expect("terminate");
+    let gone =
+        b.instances().await.expect("instances").into_iter().find(|i| i.id == first).expect("claimed instance listed");
+    assert_eq!(gone.state, InstanceState::Terminated, "{gone:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sixty_four_concurrent_claims_are_unique() {
+    let (_moto, _conf, b) = setup("claims", 0).await;
+    let claims = (0..64).map(|i| {
+        let b = b.clone();
+        async move { b.claim_id(&InstanceId(format!("i-{i:03}")), &format!("127.0.1.{i}")).await.expect("claim") }
+    });
+    let mut ids: Vec<u32> = futures::future::join_all(claims).await.into_iter().map(|id| id.0).collect();
+    ids.sort();
+    assert_eq!(ids, (1..=64).collect::<Vec<_>>());
+    // Idempotent for the holder; a released id is reused; releasing someone else's is a no-op.
+    let holder = InstanceId("i-007".into());
+    let id = b.claim_id(&holder, "x").await.expect("claim again");
+    b.release_id(id, &InstanceId("not-the-holder".into())).await.expect("foreign release");
+    assert_eq!(b.claim_id(&holder, "x").await.expect("still held"), id);
+    b.release_id(id, &holder).await.expect("release");
+    assert_eq!(b.claim_id(&InstanceId("new".into()), "y").await.expect("reuse"), id);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn marker_once_and_lease_exclusive_with_expiry() {
+    let (_moto, _conf, b) = setup("lease", 0).await;
+    let m = |who: &str| ClusterMarker {
+        cluster_id: who.into(),
+        genesis: vec![],
+        created_by: InstanceId(who.into()),
+        created_ms: 1,
+    };
+    assert_eq!(b.cluster_marker().await.expect("read"), None);
+    let (ma, mb) = (m("a"), m("b"));
+    let (first, second) = tokio::join!(b.create_cluster_marker(&ma), b.create_cluster_marker(&mb));
+    let (first, second) = (first.expect("a"), second.expect("b"));
+    assert_eq!(first, second, "both see the one marker that won");
+    assert_eq!(b.create_cluster_marker(&m("c")).await.expect("c").cluster_id, first.cluster_id);
+
+    let (a, c) = (InstanceId("i-a".into()), InstanceId("i-c".into()));
+    assert!(b.acquire_lease(&a, 1_000, 10_000).await.expect("take"));
+    assert!(!b.acquire_lease(&c, 1_000, 10_500).await.expect("held"));
+    assert!(b.acquire_lease(&a, 1_000, 10_500).await.expect("renew"));
+    assert!(!b.acquire_lease(&c, 1_000, 11_400).await.expect("renewed, still held"));
+    assert!(b.acquire_lease(&c, 1_000, 11_600).await.expect("expired: takeover"));
+    // Concurrent takeovers of an expired lease: exactly one wins.
+    let contenders = (0..8).map(|i| {
+        let b = b.clone();
+        async move { b.acquire_lease(&InstanceId(format!("i-{i}")), 1_000, 20_000).await.expect("lease") }
+    });
+    let winners = futures::future::join_all(contenders).await.into_iter().filter(|w| *w).count();
+    assert_eq!(winners, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn membership_and_status_are_published() {
+    let (_moto, conf, b) = setup("publish", 0).await;
+    let cfg = EnsembleConfig::parse(
+        "server.1=127.0.0.1:2888:3888:participant;127.0.0.1:2181\nserver.2=127.0.0.2:2888:3888:observer;127.0.0.2:2181\nversion=100000003",
+    )
+    .expect("config");
+    b.publish_membership(&cfg).await.expect("publish");
+    b.publish_status(&InstanceId("i-1".into()), "{\"phase\":\"member\"}").await.expect("status");
+    let s3 = aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&conf).force_path_style(true).build());
+    let get = |key: &'static str| {
+        let s3 = s3.clone();
+        let bucket = b.settings().bucket.clone();
+        async move {
+            let o = s3.get_object().bucket(bucket).key(key).send().await.expect("get");
+            String::from_utf8(o.body.collect().await.expect("body").into_bytes().to_vec()).expect("utf-8")
+        }
+    };
+    assert_eq!(get("zkpilot/connect-string").await, "127.0.0.1:2181,127.0.0.2:2181\n");
+    let m: serde_json::Value = serde_json::from_str(&get("zkpilot/membership.json").await).expect("json");
+    assert_eq!(m["version"], "100000003");
+    assert_eq!(get("zkpilot/status/i-1.json").await, "{\"phase\":\"member\"}");
+}
