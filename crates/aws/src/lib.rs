@@ -18,6 +18,8 @@
 //! already runs and may join); `Terminating*`, `Detaching`, `Detached` are leaving.
 #![deny(missing_docs)]
 
+pub mod template;
+
 use std::collections::{BTreeMap, BTreeSet};
 
 use aws_config::{BehaviorVersion, Region};
@@ -93,7 +95,9 @@ fn lost_race<E: ProvideErrorMetadata>(
 impl AwsBackend {
     /// Builds the SDK clients from the standard configuration chain plus `settings`.
     pub async fn connect(settings: AwsSettings) -> Self {
-        let mut loader = aws_config::defaults(BehaviorVersion::latest());
+        // Agents run unattended: ride out throttling and brief outages rather than fail a pass.
+        let mut loader = aws_config::defaults(BehaviorVersion::latest())
+            .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(5));
         if let Some(r) = &settings.region {
             loader = loader.region(Region::new(r.clone()));
         }

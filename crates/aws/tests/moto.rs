@@ -67,7 +67,11 @@ async fn sixty_four_concurrent_claims_are_unique() {
     let (_moto, _conf, b) = setup("claims", 0).await;
     let claims = (0..64).map(|i| {
         let b = b.clone();
-        async move { b.claim_id(&InstanceId(format!("i-{i:03}")), &format!("127.0.1.{i}")).await.expect("claim") }
+        async move {
+            b.claim_id(&InstanceId(format!("i-{i:03}")), &format!("127.0.1.{i}"))
+                .await
+                .unwrap_or_else(|e| panic!("claim {i}: {e:?}"))
+        }
     });
     let mut ids: Vec<u32> = futures::future::join_all(claims).await.into_iter().map(|id| id.0).collect();
     ids.sort();

@@ -30,6 +30,22 @@ enum Command {
     Local(local::LocalCommand),
     /// Up 3, write data, scale to 5, kill the leader, heal, scale to 3, check every key.
     Demo(demo::DemoArgs),
+    /// AWS deployment helpers.
+    #[command(subcommand)]
+    Aws(AwsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum AwsCommand {
+    /// Print a CloudFormation template (JSON) for an ensemble on an Auto Scaling group.
+    Template {
+        /// `elastic` (a replacement is a new server) or `slot` (fixed interfaces and volumes).
+        #[arg(long, default_value = "elastic", value_parser = ["elastic", "slot"])]
+        identity: String,
+        /// Number of identity slots (slot mode).
+        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=31))]
+        slots: u32,
+    },
 }
 
 fn main() -> ExitCode {
@@ -68,7 +84,25 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Agent { config } => run_agent(&config).await,
         Command::Local(cmd) => local::run(cmd).await,
         Command::Demo(args) => demo::run(args).await,
+        Command::Aws(cmd) => aws_command(cmd),
     }
+}
+
+#[cfg(feature = "aws")]
+fn aws_command(cmd: AwsCommand) -> anyhow::Result<()> {
+    use zkpilot_aws::template::{Identity, TemplateOptions, render};
+    match cmd {
+        AwsCommand::Template { identity, slots } => {
+            let identity = if identity == "slot" { Identity::Slot { slots } } else { Identity::Elastic };
+            println!("{}", serde_json::to_string_pretty(&render(&TemplateOptions { identity }))?);
+        }
+    }
+    Ok(())
+}
+
+#[cfg(not(feature = "aws"))]
+fn aws_command(_cmd: AwsCommand) -> anyhow::Result<()> {
+    anyhow::bail!("this zkpilot was built without the `aws` feature; rebuild with `cargo build --features aws`")
 }
 
 async fn run_agent(path: &std::path::Path) -> anyhow::Result<()> {

@@ -70,6 +70,8 @@ impl Moto {
             .region(Region::new(REGION))
             .endpoint_url(&self.endpoint)
             .credentials_provider(aws_sdk_s3::config::Credentials::new("testing", "testing", None, None, "moto"))
+            // A 2-core machine running several emulators and JVMs answers slowly at times.
+            .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(8))
             .load()
             .await
     }
