@@ -28,7 +28,7 @@ use aws_sdk_ec2::types::{Filter, InstanceStateName, Tag};
 use aws_sdk_s3::error::ProvideErrorMetadata;
 use aws_sdk_s3::primitives::ByteStream;
 use serde::{Deserialize, Serialize};
-use zkpilot_core::model::{EnsembleConfig, Instance, InstanceId, InstanceState, ServerId};
+use zkpilot_core::model::{EnsembleConfig, Instance, InstanceId, InstanceState, LifecycleHook, ServerId};
 use zkpilot_core::ports::{Backend, ClusterMarker, PortError, PortResult};
 
 /// Where the group and its records are.
@@ -48,6 +48,22 @@ pub struct AwsSettings {
     /// Endpoint override (an emulator in tests); real AWS if unset.
     #[serde(default)]
     pub endpoint_url: Option<String>,
+    /// Lifecycle hook on launch (completed once the server is a synced member).
+    #[serde(default = "default_launch_hook")]
+    pub launch_hook: String,
+    /// Lifecycle hook on termination (completed once the server is out of the config).
+    #[serde(default = "default_terminate_hook")]
+    pub terminate_hook: String,
+}
+
+/// Hook name the template creates for launches.
+pub fn default_launch_hook() -> String {
+    "zkpilot-launch".into()
+}
+
+/// Hook name the template creates for terminations.
+pub fn default_terminate_hook() -> String {
+    "zkpilot-terminate".into()
 }
 
 fn default_prefix() -> String {
@@ -119,6 +135,17 @@ impl AwsBackend {
             s3: aws_sdk_s3::Client::from_conf(s3conf),
             settings,
         }
+    }
+
+    /// Builds the backend from ready clients: for tests that use the SDK's own mock clients
+    /// (`aws-smithy-mocks`) for calls the emulator does not implement.
+    pub fn from_clients(
+        settings: AwsSettings,
+        asg: aws_sdk_autoscaling::Client,
+        ec2: aws_sdk_ec2::Client,
+        s3: aws_sdk_s3::Client,
+    ) -> Self {
+        Self { settings, asg, ec2, s3 }
     }
 
     /// The settings.
@@ -341,6 +368,11 @@ impl Backend for AwsBackend {
                 state,
                 server_id: claim.map(|(sid, _)| **sid),
                 protected: in_group.and_then(|g| g.protected_from_scale_in()),
+                hook: match in_group.and_then(|g| g.lifecycle_state()) {
+                    Some(LifecycleState::PendingWait) => Some(LifecycleHook::Launching),
+                    Some(LifecycleState::TerminatingWait) => Some(LifecycleHook::Terminating),
+                    _ => None,
+                },
             });
         }
         Ok(out)
@@ -462,6 +494,23 @@ impl Backend for AwsBackend {
             .send()
             .await
             .map_err(|e| err(format!("set scale-in protection of {instance}"), e))?;
+        Ok(())
+    }
+
+    async fn complete_lifecycle(&self, instance: &InstanceId, hook: LifecycleHook) -> PortResult<()> {
+        let name = match hook {
+            LifecycleHook::Launching => &self.settings.launch_hook,
+            LifecycleHook::Terminating => &self.settings.terminate_hook,
+        };
+        self.asg
+            .complete_lifecycle_action()
+            .auto_scaling_group_name(&self.settings.group)
+            .lifecycle_hook_name(name)
+            .instance_id(&instance.0)
+            .lifecycle_action_result("CONTINUE")
+            .send()
+            .await
+            .map_err(|e| err(format!("complete lifecycle action {name} of {instance}"), e))?;
         Ok(())
     }
 

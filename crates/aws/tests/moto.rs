@@ -12,8 +12,15 @@ async fn setup(name: &str, n: i32) -> (Moto, aws_config::SdkConfig, AwsBackend) 
     let moto = Moto::start();
     let conf = moto.sdk_config().await;
     let g = create_group(&conf, name, n).await;
-    let settings =
-        AwsSettings { group: g.name, bucket: g.bucket, prefix: "zkpilot/".into(), region: None, endpoint_url: None };
+    let settings = AwsSettings {
+        group: g.name,
+        bucket: g.bucket,
+        prefix: "zkpilot/".into(),
+        region: None,
+        endpoint_url: None,
+        launch_hook: zkpilot_aws::default_launch_hook(),
+        terminate_hook: zkpilot_aws::default_terminate_hook(),
+    };
     let backend = AwsBackend::from_conf(&conf, settings);
     (moto, conf, backend)
 }

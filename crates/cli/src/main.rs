@@ -138,6 +138,8 @@ async fn run_aws_agent(
         prefix: prefix.into(),
         region: region.clone(),
         endpoint_url: endpoint_url.clone(),
+        launch_hook: zkpilot_aws::default_launch_hook(),
+        terminate_hook: zkpilot_aws::default_terminate_hook(),
     };
     let backend = zkpilot_aws::AwsBackend::connect(settings).await;
     Agent::new(cfg, backend, zk, SystemClock)?.run(shutdown_signal()).await?;

@@ -24,6 +24,8 @@ pub struct BootInputs<'a> {
     pub desired_instances: usize,
     /// Voter target.
     pub target_voters: usize,
+    /// The backend reports this instance terminating: never (re)start, never rejoin.
+    pub leaving: bool,
 }
 
 /// What to do.
@@ -65,6 +67,9 @@ impl std::fmt::Display for BootDecision {
 /// Decides. Never returns a genesis when a marker exists or an ensemble serves: a second
 /// bootstrap over an existing ensemble is the one mistake that cannot be undone.
 pub fn decide(i: &BootInputs) -> BootDecision {
+    if i.leaving {
+        return BootDecision::Wait("instance is terminating; its server stays stopped".into());
+    }
     match (i.local_lists_me, i.serving_config) {
         (Some(true), _) => return BootDecision::StartAsIs,
         (Some(false), Some(cfg)) => return BootDecision::Rejoin(with_me(cfg, i.me)),
@@ -147,6 +152,7 @@ mod tests {
             claimed,
             desired_instances: 5,
             target_voters: 3,
+            leaving: false,
         }
     }
 
@@ -192,5 +198,7 @@ mod tests {
         assert_eq!(decide(&i), BootDecision::StartAsIs);
         i.local_lists_me = Some(false);
         assert!(matches!(decide(&i), BootDecision::Rejoin(_)));
+        i.leaving = true;
+        assert!(matches!(decide(&i), BootDecision::Wait(_)), "a terminating instance never rejoins");
     }
 }

@@ -275,6 +275,19 @@ pub struct Instance {
     /// Whether the group may pick it on scale-in (`None`: the backend has no such notion).
     #[serde(default)]
     pub protected: Option<bool>,
+    /// A lifecycle hook holding the instance until zkpilot completes it.
+    #[serde(default)]
+    pub hook: Option<LifecycleHook>,
+}
+
+/// Which lifecycle hook an instance waits in (EC2 Auto Scaling `Pending:Wait` / `Terminating:Wait`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LifecycleHook {
+    /// Launching: completed once its server is a synced member.
+    Launching,
+    /// Terminating: completed once its server is out of the committed config.
+    Terminating,
 }
 
 #[cfg(test)]

@@ -63,6 +63,14 @@ pub enum Action {
         /// The terminated instance that held it.
         instance: InstanceId,
     },
+    /// Lets a launch or termination proceed: the launched server is a synced member, or the
+    /// terminating one is out of the config.
+    CompleteLifecycle {
+        /// The instance.
+        instance: InstanceId,
+        /// The hook it waits in.
+        hook: crate::model::LifecycleHook,
+    },
     /// Voters are protected from scale-in so the group never picks two of them at once and
     /// breaks the quorum; non-voters are released so they go first.
     SetScaleInProtection {
@@ -80,6 +88,9 @@ impl fmt::Display for Action {
             Action::ReleaseId { id, instance } => write!(f, "release id {id} (instance {instance} terminated)"),
             Action::SetScaleInProtection { instance, protected: true } => {
                 write!(f, "protect voter instance {instance} from scale-in")
+            }
+            Action::CompleteLifecycle { instance, hook } => {
+                write!(f, "complete {hook:?} lifecycle action of {instance}")
             }
             Action::SetScaleInProtection { instance, protected: false } => {
                 write!(f, "release non-voter instance {instance} for scale-in")
@@ -116,7 +127,7 @@ impl Plan {
     pub fn reconfig(&self) -> Option<&MembershipChange> {
         self.actions.iter().find_map(|a| match a {
             Action::Reconfig(c) => Some(c),
-            Action::ReleaseId { .. } | Action::SetScaleInProtection { .. } => None,
+            Action::ReleaseId { .. } | Action::SetScaleInProtection { .. } | Action::CompleteLifecycle { .. } => None,
         })
     }
 }

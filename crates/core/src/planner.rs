@@ -13,7 +13,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::model::{EnsembleConfig, InstanceState, Role, ServerId, ServerSpec};
+use crate::model::{EnsembleConfig, InstanceState, LifecycleHook, Role, ServerId, ServerSpec};
 use crate::observed::{Member, Mode, Observed};
 use crate::plan::{Action, MembershipChange, Plan};
 use crate::policy::Policy;
@@ -35,6 +35,7 @@ pub fn plan(obs: &Observed, policy: &Policy, now_ms: u64) -> Plan {
     let members = obs.members();
     release_ids(&members, &mut plan);
     scale_in_protection(&members, &mut plan);
+    lifecycle_hooks(obs, &members, &mut plan);
     if obs.leader().is_none() {
         plan.skip("ensemble", "no leader; a reconfig needs a serving quorum");
         return plan;
@@ -184,6 +185,32 @@ fn scale_in_protection(members: &[Member], plan: &mut Plan) {
         let want = m.is_voter();
         if current != want {
             plan.actions.push(Action::SetScaleInProtection { instance: inst.id.clone(), protected: want });
+        }
+    }
+}
+
+/// Completes lifecycle hooks whose condition holds. An instance with no claim yet has no server
+/// to wait for on termination; on launch it waits (its agent claims first).
+fn lifecycle_hooks(obs: &Observed, members: &[Member], plan: &mut Plan) {
+    let config = obs.config.as_ref();
+    for inst in obs.instances.iter().flatten() {
+        let Some(hook) = inst.hook else { continue };
+        let member = inst.server_id.and_then(|id| members.iter().find(|m| m.id == id));
+        let done = match hook {
+            LifecycleHook::Launching => member.is_some_and(|m| {
+                m.spec.is_some()
+                    && match m.spec.map(|s| s.role) {
+                        Some(Role::Participant) => matches!(m.health.mode, Mode::Leader | Mode::Follower),
+                        _ => m.health.mode == Mode::Observer,
+                    }
+            }),
+            // Only with a config read: "not in the config" must not come from not knowing it.
+            LifecycleHook::Terminating => config.is_some() && member.is_none_or(|m| m.spec.is_none()),
+        };
+        if done {
+            plan.actions.push(Action::CompleteLifecycle { instance: inst.id.clone(), hook });
+        } else {
+            plan.skip(format!("instance {}", inst.id), format!("{hook:?} lifecycle hook waits for its server"));
         }
     }
 }
@@ -343,4 +370,68 @@ fn add_observers(ctx: &Ctx, plan: &mut Plan) -> Option<MembershipChange> {
 
 fn ids(v: &[ServerId]) -> String {
     v.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(",")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Instance, InstanceId};
+    use crate::observed::Health;
+
+    fn obs_with(hook: LifecycleHook, in_config: Option<Role>, mode: Mode) -> Observed {
+        let text = "server.1=127.0.0.1:2888:3888:participant;127.0.0.1:2181\nversion=100000000";
+        let mut config = EnsembleConfig::parse(text).expect("config");
+        if let Some(role) = in_config {
+            let mut s = config.servers[&ServerId(1)].clone();
+            s.id = ServerId(2);
+            s.host = "127.0.0.2".into();
+            s.client_host = "127.0.0.2".into();
+            s.role = role;
+            config.servers.insert(ServerId(2), s);
+        }
+        let inst = |n: u32, hook: Option<LifecycleHook>, state| Instance {
+            id: InstanceId(format!("i-{n}")),
+            address: format!("127.0.0.{n}"),
+            zone: "a".into(),
+            state,
+            server_id: Some(ServerId(n)),
+            protected: None,
+            hook,
+        };
+        let state =
+            if hook == LifecycleHook::Terminating { InstanceState::Terminating } else { InstanceState::Running };
+        let h = |mode| Health { mode, zxid: None, serving_since_ms: Some(0) };
+        Observed {
+            config: Some(config),
+            instances: Some(vec![inst(1, None, InstanceState::Running), inst(2, Some(hook), state)]),
+            health: [(ServerId(1), h(Mode::Leader)), (ServerId(2), h(mode))].into_iter().collect(),
+        }
+    }
+
+    fn completes(o: &Observed) -> bool {
+        plan(o, &Policy::default(), 0).actions.iter().any(|a| matches!(a, Action::CompleteLifecycle { .. }))
+    }
+
+    #[test]
+    fn launch_hook_completes_once_the_server_serves_in_its_role() {
+        assert!(!completes(&obs_with(LifecycleHook::Launching, None, Mode::Follower)), "joiner not yet added");
+        assert!(
+            !completes(&obs_with(LifecycleHook::Launching, Some(Role::Observer), Mode::Follower)),
+            "not switched yet"
+        );
+        assert!(completes(&obs_with(LifecycleHook::Launching, Some(Role::Observer), Mode::Observer)));
+        assert!(completes(&obs_with(LifecycleHook::Launching, Some(Role::Participant), Mode::Follower)));
+    }
+
+    #[test]
+    fn terminate_hook_completes_only_after_removal() {
+        let still_member = obs_with(LifecycleHook::Terminating, Some(Role::Observer), Mode::Observer);
+        assert!(!completes(&still_member));
+        let p = plan(&still_member, &Policy::default(), 0);
+        assert!(p.reconfig().is_some_and(|c| c.leaving == vec![ServerId(2)]), "{p:?}");
+        assert!(completes(&obs_with(LifecycleHook::Terminating, None, Mode::Follower)));
+        let mut unknown = obs_with(LifecycleHook::Terminating, None, Mode::Follower);
+        unknown.config = None;
+        assert!(!completes(&unknown), "no config read, no completion");
+    }
 }

@@ -7,7 +7,7 @@ use std::future::Future;
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::{EnsembleConfig, Instance, InstanceId, ServerId, ServerSpec};
+use crate::model::{EnsembleConfig, Instance, InstanceId, LifecycleHook, ServerId, ServerSpec};
 use crate::observed::Health;
 use crate::plan::MembershipChange;
 
@@ -98,6 +98,12 @@ pub trait Backend: Send + Sync {
         &self,
         instance: &InstanceId,
         protected: bool,
+    ) -> impl Future<Output = PortResult<()>> + Send;
+    /// Completes a lifecycle action with CONTINUE.
+    fn complete_lifecycle(
+        &self,
+        instance: &InstanceId,
+        hook: LifecycleHook,
     ) -> impl Future<Output = PortResult<()>> + Send;
     /// Publishes this agent's status snapshot (JSON).
     fn publish_status(&self, instance: &InstanceId, status_json: &str) -> impl Future<Output = PortResult<()>> + Send;

@@ -96,6 +96,18 @@ pub fn check_plan(obs: &Observed, policy: &Policy, plan: &Plan) -> Result<(), Vi
                     return Err(violation("release_only_gone_ids", format!("id {id}")));
                 }
             }
+            Action::CompleteLifecycle { instance, hook } => {
+                let inst = obs.instances.iter().flatten().find(|i| &i.id == instance);
+                if inst.and_then(|i| i.hook) != Some(*hook) {
+                    return Err(violation("complete_only_waiting_hooks", format!("{instance} {hook:?}")));
+                }
+                if *hook == crate::model::LifecycleHook::Terminating
+                    && let Some(id) = inst.and_then(|i| i.server_id)
+                    && obs.config.as_ref().is_none_or(|c| c.servers.contains_key(&id))
+                {
+                    return Err(violation("terminate_only_after_removal", format!("{instance} server {id}")));
+                }
+            }
             Action::SetScaleInProtection { instance, protected } => {
                 let m = members.iter().find(|m| m.instance.is_some_and(|i| &i.id == instance));
                 if m.is_some_and(|m| m.is_voter() != *protected) {

@@ -66,6 +66,11 @@ fn observe(servers: &BTreeMap<u32, Server>, version: u64) -> Observed {
             state: s.state,
             server_id: Some(ServerId(id)),
             protected: Some(id % 2 == 0),
+            hook: match (id % 3, s.state) {
+                (0, InstanceState::Running) => Some(zkpilot_core::model::LifecycleHook::Launching),
+                (0, InstanceState::Terminating) => Some(zkpilot_core::model::LifecycleHook::Terminating),
+                _ => None,
+            },
         });
         let alive = s.up && s.state != InstanceState::Terminated;
         let mode = match (alive, s.in_config) {

@@ -1,6 +1,6 @@
 //! The core's `Backend` port over a local state directory.
 
-use zkpilot_core::model::{EnsembleConfig, Instance, InstanceId, ServerId};
+use zkpilot_core::model::{EnsembleConfig, Instance, InstanceId, LifecycleHook, ServerId};
 use zkpilot_core::ports::{Backend, ClusterMarker, PortError, PortResult};
 
 use crate::state::{StateDir, StateError};
@@ -52,6 +52,7 @@ impl Backend for LocalBackend {
                     state: r.state,
                     // The local controller picks non-voters for scale-in by itself.
                     protected: None,
+                    hook: None,
                 })
                 .collect())
         })
@@ -100,6 +101,11 @@ impl Backend for LocalBackend {
     }
 
     async fn set_scale_in_protection(&self, _instance: &InstanceId, _protected: bool) -> PortResult<()> {
+        Ok(())
+    }
+
+    async fn complete_lifecycle(&self, _instance: &InstanceId, _hook: LifecycleHook) -> PortResult<()> {
+        // The local controller has no hooks: it waits for the agent's own "removed" exit instead.
         Ok(())
     }
 

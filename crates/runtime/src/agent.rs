@@ -342,6 +342,7 @@ impl<B: Backend, Z: Zookeeper, C: Clock> Agent<B, Z, C> {
             claimed: &claimed,
             desired_instances: desired,
             target_voters: self.cfg.policy.target_voters,
+            leaving: obs.instances.iter().flatten().any(|i| i.id == self.cfg.instance.id && i.state.is_leaving()),
         };
         let decision = decide(&inputs);
         let said = decision.to_string();
@@ -454,6 +455,12 @@ impl<B: Backend, Z: Zookeeper, C: Clock> Agent<B, Z, C> {
                     Ok(()) => "applied".to_string(),
                     Err(e) => format!("failed: {e}"),
                 },
+                Action::CompleteLifecycle { instance, hook } => {
+                    match self.backend.complete_lifecycle(instance, *hook).await {
+                        Ok(()) => "applied".to_string(),
+                        Err(e) => format!("failed: {e}"),
+                    }
+                }
                 Action::SetScaleInProtection { instance, protected } => {
                     match self.backend.set_scale_in_protection(instance, *protected).await {
                         Ok(()) => "applied".to_string(),

@@ -156,9 +156,24 @@ impl Fleet {
             let s3 = aws_sdk_s3::Client::from_conf(
                 aws_sdk_s3::config::Builder::from(&self.conf).force_path_style(true).build(),
             );
-            let o = s3.get_object().bucket(&self.group.bucket).key(key).send().await.expect("get object");
-            String::from_utf8(o.body.collect().await.expect("body").into_bytes().to_vec()).expect("utf-8")
+            match s3.get_object().bucket(&self.group.bucket).key(key).send().await {
+                Ok(o) => String::from_utf8(o.body.collect().await.expect("body").into_bytes().to_vec()).expect("utf-8"),
+                Err(_) => String::new(),
+            }
         })
+    }
+
+    /// Agents publish the connection string in the pass after they see a new config.
+    fn wait_published(&self, expected: &str) {
+        let start = Instant::now();
+        loop {
+            let published = self.s3_text("zkpilot/connect-string");
+            if published.trim() == expected {
+                return;
+            }
+            assert!(start.elapsed() < DEADLINE, "published {published:?}, expected {expected:?}");
+            std::thread::sleep(Duration::from_millis(200));
+        }
     }
 
     fn write_keys(&self, connect: &str, n: usize) {
@@ -199,7 +214,7 @@ impl Drop for Fleet {
 fn agents_on_an_auto_scaling_group_form_and_reshape_an_ensemble() {
     let mut f = Fleet::new("e2e", 3);
     let cfg = f.wait_converged(3, 3);
-    assert_eq!(f.s3_text("zkpilot/connect-string").trim(), cfg.connect_string(), "published for clients");
+    f.wait_published(&cfg.connect_string());
     f.write_keys(&cfg.connect_string(), 40);
 
     f.rt.block_on(set_desired(&f.conf, &f.group.name, 5));
@@ -234,6 +249,5 @@ fn agents_on_an_auto_scaling_group_form_and_reshape_an_ensemble() {
         assert!(after.contains(v), "voter {v} kept through scale-in: {after:?}");
     }
     assert_eq!(f.count_keys(&cfg.connect_string()), 40, "no data lost");
-    let published = f.s3_text("zkpilot/connect-string");
-    assert_eq!(published.trim(), cfg.connect_string());
+    f.wait_published(&cfg.connect_string());
 }
