@@ -514,6 +514,15 @@ impl Backend for AwsBackend {
         Ok(())
     }
 
+    async fn base_config(&self) -> PortResult<Option<String>> {
+        match self.get(&self.key("base.cfg")).await? {
+            None => Ok(None),
+            Some((bytes, _)) => String::from_utf8(bytes)
+                .map(Some)
+                .map_err(|e| err(format!("s3 {}base.cfg is not UTF-8", self.settings.prefix), e)),
+        }
+    }
+
     async fn publish_status(&self, instance: &InstanceId, status_json: &str) -> PortResult<()> {
         self.put(&self.key(&format!("status/{instance}.json")), status_json.as_bytes().to_vec()).await
     }

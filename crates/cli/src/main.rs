@@ -1,6 +1,7 @@
 //! `zkpilot`: wires the runtime, the backends and the CLI together. No decisions are made here.
 
 mod demo;
+mod kafka;
 mod local;
 
 use std::path::PathBuf;
@@ -30,6 +31,8 @@ enum Command {
     Local(local::LocalCommand),
     /// Up 3, write data, scale to 5, kill the leader, heal, scale to 3, check every key.
     Demo(demo::DemoArgs),
+    /// Print `zookeeper.connect` and a stable `broker.id` for a Kafka broker.
+    KafkaConfig(kafka::KafkaArgs),
     /// AWS deployment helpers.
     #[command(subcommand)]
     Aws(AwsCommand),
@@ -85,6 +88,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Local(cmd) => local::run(cmd).await,
         Command::Demo(args) => demo::run(args).await,
         Command::Aws(cmd) => aws_command(cmd),
+        Command::KafkaConfig(args) => kafka::run(args).await,
     }
 }
 

@@ -105,6 +105,8 @@ pub trait Backend: Send + Sync {
         instance: &InstanceId,
         hook: LifecycleHook,
     ) -> impl Future<Output = PortResult<()>> + Send;
+    /// The ensemble-wide base config (zoo.cfg keys shared by every member), if the operator set one.
+    fn base_config(&self) -> impl Future<Output = PortResult<Option<String>>> + Send;
     /// Publishes this agent's status snapshot (JSON).
     fn publish_status(&self, instance: &InstanceId, status_json: &str) -> impl Future<Output = PortResult<()>> + Send;
 }

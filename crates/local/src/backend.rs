@@ -109,6 +109,15 @@ impl Backend for LocalBackend {
         Ok(())
     }
 
+    async fn base_config(&self) -> PortResult<Option<String>> {
+        let path = self.dir.root().join("base.cfg");
+        match tokio::fs::read_to_string(&path).await {
+            Ok(t) => Ok(Some(t)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(PortError::new("backend", format!("read {}", path.display()), e)),
+        }
+    }
+
     async fn publish_status(&self, instance: &InstanceId, status_json: &str) -> PortResult<()> {
         let (dir, instance, json) = (self.dir.clone(), instance.clone(), status_json.to_string());
         blocking(move || dir.put_status(&instance, &json)).await.map_err(port("publish status"))

@@ -350,8 +350,7 @@ impl<B: Backend, Z: Zookeeper, C: Clock> Agent<B, Z, C> {
             tracing::info!(server_id = %id, "boot decision: {said}");
             self.last_boot_log = Some(said);
         }
-        let digest = self.secret.super_digest();
-        let keys = self.cfg.static_keys(&digest);
+        let keys = self.static_keys().await?;
         match (decision, local) {
             (BootDecision::StartAsIs, Some(mut state)) => {
                 files::update_static(&self.layout, &mut state, &keys)?;
@@ -388,6 +387,22 @@ impl<B: Backend, Z: Zookeeper, C: Clock> Agent<B, Z, C> {
         }
         self.start_server()?;
         Ok(Boot::Started)
+    }
+
+    /// zkpilot's static zoo.cfg keys with the shared base config merged in. A malformed base
+    /// config stops the boot (nothing is written); keys it may not set are ignored loudly.
+    async fn static_keys(&self) -> Result<Vec<(String, String)>, AgentError> {
+        let own = self.cfg.static_keys(&self.secret.super_digest());
+        let Some(text) = self.backend.base_config().await? else { return Ok(own) };
+        let base = zkpilot_zk::ZooCfg::parse(&text, std::path::Path::new("<backend base.cfg>"))?;
+        let (merged, ignored) = crate::config::merge_base(&own, &base);
+        if !ignored.is_empty() {
+            tracing::warn!(
+                ?ignored,
+                "base config keys ignored: zkpilot owns them (or they belong in the dynamic file)"
+            );
+        }
+        Ok(merged)
     }
 
     fn prepare(

@@ -303,6 +303,44 @@ impl AgentConfig {
     }
 }
 
+/// zoo.cfg keys a shared base config may not set: they carry zkpilot's safety and security
+/// guarantees, or belong in the dynamic file.
+pub const PROTECTED_KEYS: &[&str] = &[
+    "reconfigEnabled",
+    "standaloneEnabled",
+    "dynamicConfigFile",
+    "dataDir",
+    "dataLogDir",
+    "DigestAuthenticationProvider.superDigest",
+    "skipACL",
+    "admin.enableServer",
+    "admin.serverAddress",
+    "admin.serverPort",
+    "4lw.commands.whitelist",
+    "clientPort",
+    "clientPortAddress",
+    "peerType",
+];
+
+/// Merges a shared base config into zkpilot's static keys: base keys win, except protected ones
+/// and `server.*`/`group.*`/`weight.*` (dynamic), which are reported back as ignored.
+pub fn merge_base(own: &[(String, String)], base: &zkpilot_zk::ZooCfg) -> (Vec<(String, String)>, Vec<String>) {
+    let mut merged: Vec<(String, String)> = own.to_vec();
+    let mut ignored = Vec::new();
+    for (k, v) in base.entries() {
+        let dynamic = ["server.", "group.", "weight."].iter().any(|p| k.starts_with(p));
+        if dynamic || PROTECTED_KEYS.contains(&k) {
+            ignored.push(k.to_string());
+            continue;
+        }
+        match merged.iter_mut().find(|(mk, _)| mk == k) {
+            Some(e) => e.1 = v.to_string(),
+            None => merged.push((k.to_string(), v.to_string())),
+        }
+    }
+    (merged, ignored)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -320,6 +358,22 @@ secret_file = "/tmp/x/secret"
 kind = "local"
 dir = "/tmp/x"
 "#;
+
+    #[test]
+    fn base_config_cannot_weaken_safety() {
+        let c = AgentConfig::parse(GOOD, Path::new("a.toml")).expect("valid");
+        let own = c.static_keys("super:x");
+        let base = zkpilot_zk::ZooCfg::parse(
+            "tickTime=1000\nmaxClientCnxns=123\nskipACL=yes\nreconfigEnabled=false\nserver.9=h:1:2;h:3\n",
+            Path::new("base.cfg"),
+        )
+        .expect("base");
+        let (merged, ignored) = merge_base(&own, &base);
+        let get = |k: &str| merged.iter().find(|(mk, _)| mk == k).map(|(_, v)| v.as_str());
+        assert_eq!((get("tickTime"), get("maxClientCnxns")), (Some("1000"), Some("123")));
+        assert_eq!((get("reconfigEnabled"), get("skipACL")), (Some("true"), None));
+        assert_eq!(ignored, vec!["skipACL", "reconfigEnabled", "server.9"]);
+    }
 
     #[test]
     fn good_config_parses_with_defaults() {

@@ -123,6 +123,14 @@ impl ZooCfg {
         })
     }
 
+    /// Every `key=value` entry, in file order.
+    pub fn entries(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.lines.iter().filter_map(|l| match l {
+            Line::Entry(k, v) => Some((k.as_str(), v.as_str())),
+            Line::Verbatim(_) => None,
+        })
+    }
+
     /// Sets `key`, in place if present, appended otherwise. Returns whether anything changed.
     pub fn set(&mut self, key: &str, value: &str) -> bool {
         for l in &mut self.lines {

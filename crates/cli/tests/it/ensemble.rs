@@ -209,3 +209,64 @@ fn tarball_layout_install_runs() {
     assert_eq!(cmdlines.len(), 3);
     assert!(cmdlines.iter().all(|c| c.contains(&format!("{}/*", lib.display()))), "{cmdlines:?}");
 }
+
+#[test]
+fn kafka_config_allocates_stable_unique_broker_ids() {
+    let g = Group::up(3, "127.111.1");
+    let s = g.wait_converged();
+    let connect = s["connect_string"].as_str().expect("connect").to_string();
+    g.wait_for("connection string published", |_| {
+        std::fs::read_to_string(g.path().join("connect-string")).is_ok_and(|c| c.trim() == connect)
+    });
+    let dir = g.path().to_str().expect("utf-8").to_string();
+    // Eight brokers asking at once get eight different ids.
+    let children: Vec<_> = (0..8)
+        .map(|i| {
+            std::process::Command::new(EXE)
+                .args(["kafka-config", "--dir", &dir, "--name", &format!("broker-{i}")])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("spawn")
+        })
+        .collect();
+    let mut ids = std::collections::BTreeMap::new();
+    for (i, c) in children.into_iter().enumerate() {
+        let o = c.wait_with_output().expect("wait");
+        assert!(o.status.success(), "{}", text(&o));
+        let out = String::from_utf8_lossy(&o.stdout).into_owned();
+        assert!(out.contains(&format!("zookeeper.connect={connect}/kafka")), "{out}");
+        let id: u64 =
+            out.lines().find_map(|l| l.strip_prefix("broker.id=")).expect("broker.id").parse().expect("number");
+        ids.insert(i, id);
+    }
+    let distinct: std::collections::BTreeSet<_> = ids.values().copied().collect();
+    assert_eq!(distinct.len(), 8, "{ids:?}");
+    // The same name keeps its id.
+    let o = zkpilot(&["kafka-config", "--dir", &dir, "--name", "broker-3"]);
+    assert!(String::from_utf8_lossy(&o.stdout).contains(&format!("broker.id={}", ids[&3])), "{}", text(&o));
+}
+
+/// The group's shared base config reaches every member's zoo.cfg and ZooKeeper itself, but cannot
+/// switch off zkpilot's safety settings.
+#[test]
+fn shared_base_config_is_merged_but_cannot_weaken_safety() {
+    let g = Group::up_prepared(3, "127.112.1", &[], |dir| {
+        std::fs::write(dir.join("base.cfg"), "maxClientCnxns=123\nskipACL=yes\nreconfigEnabled=false\n")
+            .expect("base.cfg");
+    });
+    let s = g.wait_converged();
+    for m in members(&s) {
+        let instance = m["instance"].as_str().expect("instance");
+        let cfg = std::fs::read_to_string(g.path().join("instances").join(instance).join("zk/conf/zoo.cfg"))
+            .expect("zoo.cfg");
+        assert!(cfg.contains("maxClientCnxns=123"), "{cfg}");
+        assert!(cfg.contains("reconfigEnabled=true") && !cfg.contains("skipACL"), "{cfg}");
+    }
+    // ZooKeeper runs with it: its AdminServer reports the setting.
+    let leader = members(&s).iter().find(|m| m["role"] == "leader").expect("leader");
+    let addr = leader["address"].as_str().expect("address");
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let conf = rt.block_on(zkpilot_zk::probe::admin_command(addr, 8080, "configuration")).expect("admin configuration");
+    assert_eq!(conf["max_client_cnxns"], 123, "{conf}");
+}

@@ -36,7 +36,13 @@ impl Group {
     }
 
     pub fn up_with(size: u32, net: &str, extra: &[&str]) -> Self {
+        Self::up_prepared(size, net, extra, |_| {})
+    }
+
+    /// Like `up_with`, after `prepare` has put files into the (still empty) group directory.
+    pub fn up_prepared(size: u32, net: &str, extra: &[&str], prepare: impl FnOnce(&Path)) -> Self {
         let dir = tempfile::Builder::new().prefix("zkpilot-it-").tempdir().expect("tempdir");
+        prepare(dir.path());
         let g = Group { dir };
         let size = size.to_string();
         let mut args = vec!["local", "up", "--size", &size, "--net", net, "--timeout", "180"];
