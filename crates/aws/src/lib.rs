@@ -94,7 +94,13 @@ pub struct AwsBackend {
     asg: aws_sdk_autoscaling::Client,
     ec2: aws_sdk_ec2::Client,
     s3: aws_sdk_s3::Client,
+    cloudwatch: aws_sdk_cloudwatch::Client,
 }
+
+/// CloudWatch namespace of zkpilot's metrics.
+pub const METRIC_NAMESPACE: &str = "zkpilot";
+/// Client connections per server; the template's target-tracking policy scales on its average.
+pub const METRIC_CONNECTIONS: &str = "ClientConnections";
 
 fn err(what: impl Into<String>, e: impl std::error::Error + Send + Sync + 'static) -> PortError {
     PortError::new("backend", what, e)
@@ -133,6 +139,7 @@ impl AwsBackend {
             asg: aws_sdk_autoscaling::Client::new(conf),
             ec2: aws_sdk_ec2::Client::new(conf),
             s3: aws_sdk_s3::Client::from_conf(s3conf),
+            cloudwatch: aws_sdk_cloudwatch::Client::new(conf),
             settings,
         }
     }
@@ -144,8 +151,9 @@ impl AwsBackend {
         asg: aws_sdk_autoscaling::Client,
         ec2: aws_sdk_ec2::Client,
         s3: aws_sdk_s3::Client,
+        cloudwatch: aws_sdk_cloudwatch::Client,
     ) -> Self {
-        Self { settings, asg, ec2, s3 }
+        Self { settings, asg, ec2, s3, cloudwatch }
     }
 
     /// The settings.
@@ -511,6 +519,30 @@ impl Backend for AwsBackend {
             .send()
             .await
             .map_err(|e| err(format!("complete lifecycle action {name} of {instance}"), e))?;
+        Ok(())
+    }
+
+    async fn publish_connections(&self, instance: &InstanceId, connections: u64) -> PortResult<()> {
+        use aws_sdk_cloudwatch::types::{Dimension, MetricDatum, StandardUnit};
+        // Per group (what target tracking averages) and per instance (for dashboards).
+        let datum = |dims: Vec<Dimension>| {
+            MetricDatum::builder()
+                .metric_name(METRIC_CONNECTIONS)
+                .set_dimensions(Some(dims))
+                .value(connections as f64)
+                .unit(StandardUnit::Count)
+                .build()
+        };
+        let group = Dimension::builder().name("AutoScalingGroupName").value(&self.settings.group).build();
+        let inst = Dimension::builder().name("InstanceId").value(&instance.0).build();
+        self.cloudwatch
+            .put_metric_data()
+            .namespace(METRIC_NAMESPACE)
+            .metric_data(datum(vec![group.clone()]))
+            .metric_data(datum(vec![group, inst]))
+            .send()
+            .await
+            .map_err(|e| err("put metric data", e))?;
         Ok(())
     }
 

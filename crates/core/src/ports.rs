@@ -105,6 +105,13 @@ pub trait Backend: Send + Sync {
         instance: &InstanceId,
         hook: LifecycleHook,
     ) -> impl Future<Output = PortResult<()>> + Send;
+    /// Publishes this server's client connection count (the metric a target-tracking scaling
+    /// policy scales the group on).
+    fn publish_connections(
+        &self,
+        instance: &InstanceId,
+        connections: u64,
+    ) -> impl Future<Output = PortResult<()>> + Send;
     /// The ensemble-wide base config (zoo.cfg keys shared by every member), if the operator set one.
     fn base_config(&self) -> impl Future<Output = PortResult<Option<String>>> + Send;
     /// Publishes this agent's status snapshot (JSON).

@@ -109,6 +109,11 @@ impl Backend for LocalBackend {
         Ok(())
     }
 
+    async fn publish_connections(&self, _instance: &InstanceId, _connections: u64) -> PortResult<()> {
+        // No metrics service locally; the count is in the agent's status (server.connections).
+        Ok(())
+    }
+
     async fn base_config(&self) -> PortResult<Option<String>> {
         let path = self.dir.root().join("base.cfg");
         match tokio::fs::read_to_string(&path).await {

@@ -86,6 +86,7 @@ pub struct Agent<B, Z, C> {
     no_quorum_since: Option<u64>,
     last_boot_log: Option<String>,
     published_version: Option<u64>,
+    metrics_at: Option<Instant>,
     events: VecDeque<Event>,
     status: watch::Sender<Arc<AgentStatus>>,
 }
@@ -138,6 +139,7 @@ impl<B: Backend, Z: Zookeeper, C: Clock> Agent<B, Z, C> {
             no_quorum_since: None,
             last_boot_log: None,
             published_version: None,
+            metrics_at: None,
             events: VecDeque::new(),
             status: watch::channel(Arc::new(initial)).0,
         })
@@ -530,6 +532,8 @@ impl<B: Backend, Z: Zookeeper, C: Clock> Agent<B, Z, C> {
     }
 
     async fn publish(&mut self, phase: Phase, detail: String, obs: Option<&Observed>, plan: &Plan, lease: bool) {
+        let server = if self.server.is_some() { Some(self.server_detail().await) } else { None };
+        self.publish_metrics(server.as_ref()).await;
         let me = self.my_id;
         let config = obs.and_then(|o| o.config.as_ref());
         let status = AgentStatus {
@@ -541,7 +545,7 @@ impl<B: Backend, Z: Zookeeper, C: Clock> Agent<B, Z, C> {
             detail,
             role: config.zip(me).and_then(|(c, id)| c.role_of(id)),
             mode: obs.zip(me).and_then(|(o, id)| o.health.get(&id)).map(|h| h.mode),
-            server: if self.server.is_some() { Some(self.server_detail().await) } else { None },
+            server: server.clone(),
             config_version: config.map(|c| format!("{:x}", c.version)),
             leader: obs.and_then(Observed::leader),
             connect_string: config.map(|c| c.connect_string()),
@@ -573,15 +577,33 @@ impl<B: Backend, Z: Zookeeper, C: Clock> Agent<B, Z, C> {
             d.voting = z.get("voting").and_then(serde_json::Value::as_bool);
             d.last_zxid = z.get("last_zxid").and_then(|v| v.as_str()).map(str::to_string);
         }
-        if let Ok(m) = probe::mntr(&format!("{host}:{}", self.cfg.server.client_port)).await
-            && m.get("server_state").map(String::as_str) == Some("leader")
-        {
+        if let Ok(m) = probe::mntr(&format!("{host}:{}", self.cfg.server.client_port)).await {
             let n = |k: &str| m.get(k).and_then(|v| v.parse().ok());
-            d.synced_followers = n("synced_followers");
-            d.synced_non_voting_followers = n("synced_non_voting_followers");
-            d.synced_observers = n("synced_observers");
+            d.connections = n("num_alive_connections");
+            if m.get("server_state").map(String::as_str) == Some("leader") {
+                d.synced_followers = n("synced_followers");
+                d.synced_non_voting_followers = n("synced_non_voting_followers");
+                d.synced_observers = n("synced_observers");
+            }
         }
         d
+    }
+
+    /// Publishes the client connection count every `metrics_interval_ms` (what the group's
+    /// target-tracking policy scales on; new instances then join as observers).
+    async fn publish_metrics(&mut self, detail: Option<&ServerDetail>) {
+        let now = Instant::now();
+        if self
+            .metrics_at
+            .is_some_and(|t| now.duration_since(t) < Duration::from_millis(self.cfg.agent.metrics_interval_ms))
+        {
+            return;
+        }
+        let Some(connections) = detail.and_then(|d| d.connections) else { return };
+        self.metrics_at = Some(now);
+        if let Err(e) = self.backend.publish_connections(&self.cfg.instance.id, connections).await {
+            tracing::warn!(error = %e, "publishing the connection count");
+        }
     }
 }
 

@@ -174,11 +174,22 @@ pub struct AgentSection {
     /// Membership-change lease TTL, ms.
     #[serde(default = "default_lease_ms")]
     pub lease_ttl_ms: u64,
+    /// How often the client connection count is published, ms.
+    #[serde(default = "default_metrics_ms")]
+    pub metrics_interval_ms: u64,
+}
+
+const fn default_metrics_ms() -> u64 {
+    60_000
 }
 
 impl Default for AgentSection {
     fn default() -> Self {
-        Self { pass_interval_ms: default_pass_ms(), lease_ttl_ms: default_lease_ms() }
+        Self {
+            pass_interval_ms: default_pass_ms(),
+            lease_ttl_ms: default_lease_ms(),
+            metrics_interval_ms: default_metrics_ms(),
+        }
     }
 }
 

@@ -47,6 +47,8 @@ pub struct ServerDetail {
     pub voting: Option<bool>,
     /// Last zxid, hex.
     pub last_zxid: Option<String>,
+    /// Client connections to this server (`mntr` num_alive_connections).
+    pub connections: Option<u64>,
     /// Leader only: followers synced (including non-voting ones), from `mntr`.
     pub synced_followers: Option<u64>,
     /// Leader only: non-voting followers synced (joiners waiting to be added).

@@ -1,0 +1,87 @@
+//! Calls moto 5.2.5 cannot serve, verified with the SDK's own mock clients (aws-smithy-mocks):
+//! `CompleteLifecycleAction` (moto answers HTTP 500 NotImplementedError) and CloudWatch
+//! `PutMetricData` (the current SDK speaks CloudWatch's RPCv2-CBOR protocol, which moto answers
+//! with 404). These check the requests zkpilot sends, not AWS's behaviour.
+
+use aws_sdk_autoscaling::operation::complete_lifecycle_action::CompleteLifecycleActionOutput;
+use aws_smithy_mocks::{mock, mock_client};
+use zkpilot_aws::{AwsBackend, AwsSettings};
+use zkpilot_core::model::{InstanceId, LifecycleHook};
+use zkpilot_core::ports::Backend;
+
+fn unused_clients() -> (aws_sdk_ec2::Client, aws_sdk_s3::Client, aws_sdk_cloudwatch::Client) {
+    // Never called in these tests; built without credentials or network.
+    let region = aws_sdk_ec2::config::Region::new("us-east-1");
+    (
+        aws_sdk_ec2::Client::from_conf(
+            aws_sdk_ec2::Config::builder().behavior_version_latest().region(region.clone()).build(),
+        ),
+        aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::Config::builder().behavior_version_latest().region(region.clone()).build(),
+        ),
+        aws_sdk_cloudwatch::Client::from_conf(
+            aws_sdk_cloudwatch::Config::builder().behavior_version_latest().region(region).build(),
+        ),
+    )
+}
+
+fn settings() -> AwsSettings {
+    AwsSettings {
+        group: "zk1-zk".into(),
+        bucket: "b".into(),
+        prefix: "zkpilot/".into(),
+        region: None,
+        endpoint_url: None,
+        launch_hook: "zkpilot-launch".into(),
+        terminate_hook: "zkpilot-terminate".into(),
+    }
+}
+
+#[tokio::test]
+async fn completes_each_hook_by_name_with_continue() {
+    for (hook, name) in
+        [(LifecycleHook::Launching, "zkpilot-launch"), (LifecycleHook::Terminating, "zkpilot-terminate")]
+    {
+        let rule = mock!(aws_sdk_autoscaling::Client::complete_lifecycle_action)
+            .match_requests(move |r| {
+                r.auto_scaling_group_name() == Some("zk1-zk")
+                    && r.lifecycle_hook_name() == Some(name)
+                    && r.instance_id() == Some("i-0abc")
+                    && r.lifecycle_action_result() == Some("CONTINUE")
+            })
+            .then_output(|| CompleteLifecycleActionOutput::builder().build());
+        let asg = mock_client!(aws_sdk_autoscaling, [&rule]);
+        let (ec2, s3, cloudwatch) = unused_clients();
+        let b = AwsBackend::from_clients(settings(), asg, ec2, s3, cloudwatch);
+        b.complete_lifecycle(&InstanceId("i-0abc".into()), hook).await.expect("completed");
+        assert_eq!(rule.num_calls(), 1, "{hook:?}");
+    }
+}
+
+#[tokio::test]
+async fn connection_count_is_put_per_group_and_per_instance() {
+    use aws_sdk_cloudwatch::operation::put_metric_data::PutMetricDataOutput;
+    let rule = mock!(aws_sdk_cloudwatch::Client::put_metric_data)
+        .match_requests(|r| {
+            let data = r.metric_data();
+            let dims = |i: usize| -> Vec<(String, String)> {
+                data[i]
+                    .dimensions()
+                    .iter()
+                    .map(|d| (d.name().unwrap_or_default().into(), d.value().unwrap_or_default().into()))
+                    .collect()
+            };
+            r.namespace() == Some("zkpilot")
+                && data.len() == 2
+                && data.iter().all(|d| d.metric_name() == Some("ClientConnections") && d.value() == Some(17.0))
+                && dims(0) == vec![("AutoScalingGroupName".to_string(), "zk1-zk".to_string())]
+                && dims(1).contains(&("InstanceId".to_string(), "i-0abc".to_string()))
+        })
+        .then_output(|| PutMetricDataOutput::builder().build());
+    let cloudwatch = mock_client!(aws_sdk_cloudwatch, [&rule]);
+    let asg = mock_client!(aws_sdk_autoscaling, []);
+    let (ec2, s3, _) = unused_clients();
+    let b = AwsBackend::from_clients(settings(), asg, ec2, s3, cloudwatch);
+    b.publish_connections(&InstanceId("i-0abc".into()), 17).await.expect("published");
+    assert_eq!(rule.num_calls(), 1);
+}
