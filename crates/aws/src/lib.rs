@@ -303,6 +303,25 @@ impl AwsBackend {
     }
 }
 
+/// This instance's id, availability zone and private address, from the instance metadata service
+/// (IMDSv2: a session token first; `AWS_EC2_METADATA_SERVICE_ENDPOINT` overrides the endpoint).
+pub async fn instance_identity() -> PortResult<(String, String, String)> {
+    instance_identity_with(aws_config::imds::Client::builder().build()).await
+}
+
+/// [`instance_identity`] through a given metadata client (tests pass one with a replay HTTP client).
+pub async fn instance_identity_with(imds: aws_config::imds::Client) -> PortResult<(String, String, String)> {
+    let get = |path: &'static str| {
+        let imds = imds.clone();
+        async move { imds.get(path).await.map(String::from).map_err(|e| err(format!("instance metadata {path}"), e)) }
+    };
+    Ok((
+        get("/latest/meta-data/instance-id").await?,
+        get("/latest/meta-data/placement/availability-zone").await?,
+        get("/latest/meta-data/local-ipv4").await?,
+    ))
+}
+
 fn tag<'a>(i: &'a aws_sdk_ec2::types::Instance, key: &str) -> Option<&'a str> {
     i.tags().iter().find(|t| t.key() == Some(key)).and_then(|t| t.value())
 }

@@ -40,26 +40,20 @@ fn r(name: &str) -> Value {
 const ZONES: [&str; 3] = ["1", "2", "3"];
 
 /// The agent's user data: install ZooKeeper and zkpilot, fetch the secret, write the agent
-/// config from the instance's own identity (IMDSv2), start the systemd unit.
+/// config (the agent takes its identity from IMDSv2), start the systemd unit.
 const USER_DATA: &str = r#"#!/bin/bash
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -q
-apt-get install -y -q zookeeper default-jre-headless awscli curl
+apt-get install -y -q zookeeper default-jre-headless awscli
 install -d -m 0755 /opt/zkpilot /etc/zkpilot /var/lib/zkpilot
 aws s3 cp "${ZkpilotBinaryS3Uri}" /opt/zkpilot/zkpilot
 chmod 0755 /opt/zkpilot/zkpilot
 umask 077
 aws secretsmanager get-secret-value --region "${AWS::Region}" --secret-id "${SuperSecret}" --query SecretString --output text > /etc/zkpilot/secret
 umask 022
-TOKEN=$(curl -sf -X PUT http://169.254.169.254/latest/api/token -H "X-aws-ec2-metadata-token-ttl-seconds: 300")
-md() { curl -sf -H "X-aws-ec2-metadata-token: $TOKEN" "http://169.254.169.254/latest/meta-data/$1"; }
+# No [instance]: the agent reads its id, zone and address from IMDSv2 itself.
 cat > /etc/zkpilot/agent.toml <<EOF
-[instance]
-id = "$(md instance-id)"
-address = "$(md local-ipv4)"
-zone = "$(md placement/availability-zone)"
-
 [server]
 base_dir = "/var/lib/zkpilot/zk"
 heap_mb = ${HeapMb}

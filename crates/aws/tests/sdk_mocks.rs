@@ -1,7 +1,8 @@
 //! Calls moto 5.2.5 cannot serve, verified with the SDK's own mock clients (aws-smithy-mocks):
-//! `CompleteLifecycleAction` (moto answers HTTP 500 NotImplementedError) and CloudWatch
+//! `CompleteLifecycleAction` (moto answers HTTP 500 NotImplementedError), CloudWatch
 //! `PutMetricData` (the current SDK speaks CloudWatch's RPCv2-CBOR protocol, which moto answers
-//! with 404). These check the requests zkpilot sends, not AWS's behaviour.
+//! with 404), and IMDSv2 (moto's token answer lacks the TTL header the SDK requires; the SDK's
+//! replay HTTP client stands in). These check the requests zkpilot sends, not AWS's behaviour.
 
 use aws_sdk_autoscaling::operation::complete_lifecycle_action::CompleteLifecycleActionOutput;
 use aws_smithy_mocks::{mock, mock_client};
@@ -84,4 +85,44 @@ async fn connection_count_is_put_per_group_and_per_instance() {
     let b = AwsBackend::from_clients(settings(), asg, ec2, s3, cloudwatch);
     b.publish_connections(&InstanceId("i-0abc".into()), 17).await.expect("published");
     assert_eq!(rule.num_calls(), 1);
+}
+
+#[tokio::test]
+async fn identity_comes_from_imdsv2() {
+    use aws_smithy_http_client::test_util::{ReplayEvent, StaticReplayClient};
+    use aws_smithy_types::body::SdkBody;
+    let base = "http://169.254.169.254";
+    let token = ReplayEvent::new(
+        http::Request::builder()
+            .method("PUT")
+            .uri(format!("{base}/latest/api/token"))
+            .body(SdkBody::empty())
+            .expect("req"),
+        http::Response::builder()
+            .status(200)
+            .header("x-aws-ec2-metadata-token-ttl-seconds", "21600")
+            .body(SdkBody::from("tok"))
+            .expect("resp"),
+    );
+    let get = |path: &str, value: &str| {
+        ReplayEvent::new(
+            http::Request::builder()
+                .uri(format!("{base}/latest/meta-data/{path}"))
+                .header("x-aws-ec2-metadata-token", "tok")
+                .body(SdkBody::empty())
+                .expect("req"),
+            http::Response::builder().status(200).body(SdkBody::from(value.to_string())).expect("resp"),
+        )
+    };
+    let replay = StaticReplayClient::new(vec![
+        token,
+        get("instance-id", "i-0abc"),
+        get("placement/availability-zone", "eu-west-1b"),
+        get("local-ipv4", "10.0.2.7"),
+    ]);
+    let conf = aws_config::provider_config::ProviderConfig::without_region().with_http_client(replay.clone());
+    let imds = aws_config::imds::Client::builder().configure(&conf).build();
+    let got = zkpilot_aws::instance_identity_with(imds).await.expect("identity");
+    assert_eq!(got, ("i-0abc".into(), "eu-west-1b".into(), "10.0.2.7".into()));
+    replay.assert_requests_match(&[]);
 }

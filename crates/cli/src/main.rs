@@ -110,7 +110,13 @@ fn aws_command(_cmd: AwsCommand) -> anyhow::Result<()> {
 }
 
 async fn run_agent(path: &std::path::Path) -> anyhow::Result<()> {
-    let cfg = AgentConfig::load(path)?;
+    let text = std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    let mut table = AgentConfig::table(&text, path)?;
+    let on_aws = table.get("backend").and_then(|b| b.get("kind")).and_then(|k| k.as_str()) == Some("aws");
+    if on_aws && !table.contains_key("instance") {
+        fill_instance_from_metadata(&mut table).await?;
+    }
+    let cfg = AgentConfig::from_table(table, path)?;
     let zk =
         zkpilot_zk::ZkClient::new(zkpilot_zk::Secret::from_file(&cfg.cluster.secret_file).map_err(anyhow::Error::msg)?);
     match &cfg.backend {
@@ -124,6 +130,23 @@ async fn run_agent(path: &std::path::Path) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// `[instance]` from the EC2 instance metadata service (IMDSv2) when the config leaves it out.
+#[cfg(feature = "aws")]
+async fn fill_instance_from_metadata(table: &mut toml::Table) -> anyhow::Result<()> {
+    let (id, zone, address) = zkpilot_aws::instance_identity().await?;
+    let mut instance = toml::Table::new();
+    instance.insert("id".into(), id.into());
+    instance.insert("zone".into(), zone.into());
+    instance.insert("address".into(), address.into());
+    table.insert("instance".into(), toml::Value::Table(instance));
+    Ok(())
+}
+
+#[cfg(not(feature = "aws"))]
+async fn fill_instance_from_metadata(_table: &mut toml::Table) -> anyhow::Result<()> {
+    anyhow::bail!("[instance] is missing and this zkpilot was built without the `aws` feature (instance metadata)")
 }
 
 #[cfg(feature = "aws")]

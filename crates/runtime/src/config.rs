@@ -223,8 +223,21 @@ impl AgentConfig {
 
     /// Parses and validates text; `path` is used in errors.
     pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
-        let cfg: Self = toml::from_str(text)
-            .map_err(|e| ConfigError::Syntax { path: path.to_path_buf(), message: e.to_string() })?;
+        Self::from_table(Self::table(text, path)?, path)
+    }
+
+    /// First stage: TOML syntax only, so a caller can fill `[instance]` (from instance metadata on
+    /// AWS) before the config is validated.
+    pub fn table(text: &str, path: &Path) -> Result<toml::Table, ConfigError> {
+        text.parse::<toml::Table>()
+            .map_err(|e| ConfigError::Syntax { path: path.to_path_buf(), message: e.to_string() })
+    }
+
+    /// Second stage: typed fields and validation.
+    pub fn from_table(table: toml::Table, path: &Path) -> Result<Self, ConfigError> {
+        let cfg: Self = table
+            .try_into()
+            .map_err(|e: toml::de::Error| ConfigError::Syntax { path: path.to_path_buf(), message: e.to_string() })?;
         cfg.validate(path)?;
         Ok(cfg)
     }
