@@ -39,6 +39,18 @@ fn r(name: &str) -> Value {
 
 const ZONES: [&str; 3] = ["1", "2", "3"];
 
+/// A port open between members only (source = the members' own security group).
+fn member_ingress(port: u16, description: &str) -> Value {
+    let sg = json!({ "Fn::GetAtt": ["MemberSecurityGroup", "GroupId"] });
+    json!({
+        "Type": "AWS::EC2::SecurityGroupIngress",
+        "Properties": {
+            "GroupId": sg, "SourceSecurityGroupId": sg,
+            "IpProtocol": "tcp", "FromPort": port, "ToPort": port, "Description": description
+        }
+    })
+}
+
 /// The agent's user data: install ZooKeeper and zkpilot, fetch the secret, write the agent
 /// config (the agent takes its identity from IMDSv2), start the systemd unit.
 const USER_DATA: &str = r#"#!/bin/bash
@@ -238,30 +250,9 @@ pub fn render(opts: &TemplateOptions) -> Value {
                 ]
             }
         },
-        "QuorumIngress": {
-            "Type": "AWS::EC2::SecurityGroupIngress",
-            "Properties": {
-                "GroupId": { "Fn::GetAtt": ["MemberSecurityGroup", "GroupId"] },
-                "SourceSecurityGroupId": { "Fn::GetAtt": ["MemberSecurityGroup", "GroupId"] },
-                "IpProtocol": "tcp", "FromPort": 2888, "ToPort": 2888, "Description": "quorum, members only"
-            }
-        },
-        "ElectionIngress": {
-            "Type": "AWS::EC2::SecurityGroupIngress",
-            "Properties": {
-                "GroupId": { "Fn::GetAtt": ["MemberSecurityGroup", "GroupId"] },
-                "SourceSecurityGroupId": { "Fn::GetAtt": ["MemberSecurityGroup", "GroupId"] },
-                "IpProtocol": "tcp", "FromPort": 3888, "ToPort": 3888, "Description": "election, members only"
-            }
-        },
-        "MemberClientIngress": {
-            "Type": "AWS::EC2::SecurityGroupIngress",
-            "Properties": {
-                "GroupId": { "Fn::GetAtt": ["MemberSecurityGroup", "GroupId"] },
-                "SourceSecurityGroupId": { "Fn::GetAtt": ["MemberSecurityGroup", "GroupId"] },
-                "IpProtocol": "tcp", "FromPort": 2181, "ToPort": 2181, "Description": "agents probe and reconfig through the client port"
-            }
-        },
+        "QuorumIngress": member_ingress(2888, "quorum, members only"),
+        "ElectionIngress": member_ingress(3888, "election, members only"),
+        "MemberClientIngress": member_ingress(2181, "agents probe and reconfig through the client port"),
         "MemberRole": {
             "Type": "AWS::IAM::Role",
             "Properties": {
