@@ -156,6 +156,13 @@ impl AwsBackend {
         Self { settings, asg, ec2, s3, cloudwatch }
     }
 
+    fn hook_name(&self, hook: LifecycleHook) -> &str {
+        match hook {
+            LifecycleHook::Launching => &self.settings.launch_hook,
+            LifecycleHook::Terminating => &self.settings.terminate_hook,
+        }
+    }
+
     /// The settings.
     pub fn settings(&self) -> &AwsSettings {
         &self.settings
@@ -524,11 +531,21 @@ impl Backend for AwsBackend {
         Ok(())
     }
 
+    async fn lifecycle_heartbeat(&self, instance: &InstanceId, hook: LifecycleHook) -> PortResult<()> {
+        let name = self.hook_name(hook);
+        self.asg
+            .record_lifecycle_action_heartbeat()
+            .auto_scaling_group_name(&self.settings.group)
+            .lifecycle_hook_name(name)
+            .instance_id(&instance.0)
+            .send()
+            .await
+            .map_err(|e| err(format!("lifecycle heartbeat {name} of {instance}"), e))?;
+        Ok(())
+    }
+
     async fn complete_lifecycle(&self, instance: &InstanceId, hook: LifecycleHook) -> PortResult<()> {
-        let name = match hook {
-            LifecycleHook::Launching => &self.settings.launch_hook,
-            LifecycleHook::Terminating => &self.settings.terminate_hook,
-        };
+        let name = self.hook_name(hook);
         self.asg
             .complete_lifecycle_action()
             .auto_scaling_group_name(&self.settings.group)

@@ -60,6 +60,23 @@ async fn completes_each_hook_by_name_with_continue() {
 }
 
 #[tokio::test]
+async fn heartbeats_name_the_hook() {
+    use aws_sdk_autoscaling::operation::record_lifecycle_action_heartbeat::RecordLifecycleActionHeartbeatOutput;
+    let rule = mock!(aws_sdk_autoscaling::Client::record_lifecycle_action_heartbeat)
+        .match_requests(|r| {
+            r.auto_scaling_group_name() == Some("zk1-zk")
+                && r.lifecycle_hook_name() == Some("zkpilot-terminate")
+                && r.instance_id() == Some("i-0abc")
+        })
+        .then_output(|| RecordLifecycleActionHeartbeatOutput::builder().build());
+    let asg = mock_client!(aws_sdk_autoscaling, [&rule]);
+    let (ec2, s3, cloudwatch) = unused_clients();
+    let b = AwsBackend::from_clients(settings(), asg, ec2, s3, cloudwatch);
+    b.lifecycle_heartbeat(&InstanceId("i-0abc".into()), LifecycleHook::Terminating).await.expect("heartbeat");
+    assert_eq!(rule.num_calls(), 1);
+}
+
+#[tokio::test]
 async fn connection_count_is_put_per_group_and_per_instance() {
     use aws_sdk_cloudwatch::operation::put_metric_data::PutMetricDataOutput;
     let rule = mock!(aws_sdk_cloudwatch::Client::put_metric_data)

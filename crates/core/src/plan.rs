@@ -71,6 +71,13 @@ pub enum Action {
         /// The hook it waits in.
         hook: crate::model::LifecycleHook,
     },
+    /// Extends a lifecycle hook's timeout while its condition does not hold yet.
+    LifecycleHeartbeat {
+        /// The instance.
+        instance: InstanceId,
+        /// The hook it waits in.
+        hook: crate::model::LifecycleHook,
+    },
     /// Voters are protected from scale-in so the group never picks two of them at once and
     /// breaks the quorum; non-voters are released so they go first.
     SetScaleInProtection {
@@ -91,6 +98,9 @@ impl fmt::Display for Action {
             }
             Action::CompleteLifecycle { instance, hook } => {
                 write!(f, "complete {hook:?} lifecycle action of {instance}")
+            }
+            Action::LifecycleHeartbeat { instance, hook } => {
+                write!(f, "heartbeat {hook:?} lifecycle action of {instance}")
             }
             Action::SetScaleInProtection { instance, protected: false } => {
                 write!(f, "release non-voter instance {instance} for scale-in")
@@ -127,7 +137,10 @@ impl Plan {
     pub fn reconfig(&self) -> Option<&MembershipChange> {
         self.actions.iter().find_map(|a| match a {
             Action::Reconfig(c) => Some(c),
-            Action::ReleaseId { .. } | Action::SetScaleInProtection { .. } | Action::CompleteLifecycle { .. } => None,
+            Action::ReleaseId { .. }
+            | Action::SetScaleInProtection { .. }
+            | Action::CompleteLifecycle { .. }
+            | Action::LifecycleHeartbeat { .. } => None,
         })
     }
 }

@@ -210,6 +210,9 @@ fn lifecycle_hooks(obs: &Observed, members: &[Member], plan: &mut Plan) {
         if done {
             plan.actions.push(Action::CompleteLifecycle { instance: inst.id.clone(), hook });
         } else {
+            // Keep the hook from timing out while the server gets there (the runtime sends at
+            // most one heartbeat a minute per instance).
+            plan.actions.push(Action::LifecycleHeartbeat { instance: inst.id.clone(), hook });
             plan.skip(format!("instance {}", inst.id), format!("{hook:?} lifecycle hook waits for its server"));
         }
     }
@@ -408,6 +411,10 @@ mod tests {
         }
     }
 
+    fn heartbeats(o: &Observed) -> bool {
+        plan(o, &Policy::default(), 0).actions.iter().any(|a| matches!(a, Action::LifecycleHeartbeat { .. }))
+    }
+
     fn completes(o: &Observed) -> bool {
         plan(o, &Policy::default(), 0).actions.iter().any(|a| matches!(a, Action::CompleteLifecycle { .. }))
     }
@@ -415,6 +422,8 @@ mod tests {
     #[test]
     fn launch_hook_completes_once_the_server_serves_in_its_role() {
         assert!(!completes(&obs_with(LifecycleHook::Launching, None, Mode::Follower)), "joiner not yet added");
+        assert!(heartbeats(&obs_with(LifecycleHook::Launching, None, Mode::Follower)), "kept alive meanwhile");
+        assert!(!heartbeats(&obs_with(LifecycleHook::Launching, Some(Role::Observer), Mode::Observer)));
         assert!(
             !completes(&obs_with(LifecycleHook::Launching, Some(Role::Observer), Mode::Follower)),
             "not switched yet"

@@ -99,6 +99,12 @@ pub trait Backend: Send + Sync {
         instance: &InstanceId,
         protected: bool,
     ) -> impl Future<Output = PortResult<()>> + Send;
+    /// Extends a waiting lifecycle action's timeout.
+    fn lifecycle_heartbeat(
+        &self,
+        instance: &InstanceId,
+        hook: LifecycleHook,
+    ) -> impl Future<Output = PortResult<()>> + Send;
     /// Completes a lifecycle action with CONTINUE.
     fn complete_lifecycle(
         &self,

@@ -96,6 +96,12 @@ pub fn check_plan(obs: &Observed, policy: &Policy, plan: &Plan) -> Result<(), Vi
                     return Err(violation("release_only_gone_ids", format!("id {id}")));
                 }
             }
+            Action::LifecycleHeartbeat { instance, hook } => {
+                let waiting = obs.instances.iter().flatten().any(|i| &i.id == instance && i.hook == Some(*hook));
+                if !waiting {
+                    return Err(violation("heartbeat_only_waiting_hooks", format!("{instance} {hook:?}")));
+                }
+            }
             Action::CompleteLifecycle { instance, hook } => {
                 let inst = obs.instances.iter().flatten().find(|i| &i.id == instance);
                 if inst.and_then(|i| i.hook) != Some(*hook) {

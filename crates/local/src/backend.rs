@@ -104,6 +104,10 @@ impl Backend for LocalBackend {
         Ok(())
     }
 
+    async fn lifecycle_heartbeat(&self, _instance: &InstanceId, _hook: LifecycleHook) -> PortResult<()> {
+        Ok(())
+    }
+
     async fn complete_lifecycle(&self, _instance: &InstanceId, _hook: LifecycleHook) -> PortResult<()> {
         // The local controller has no hooks: it waits for the agent's own "removed" exit instead.
         Ok(())

@@ -59,6 +59,8 @@ impl Clock for SystemClock {
 
 /// How long a marker may exist with nobody serving before status calls it quorum loss.
 const QUORUM_LOSS_DEBOUNCE_MS: u64 = 10_000;
+/// Minimum time between heartbeats of one lifecycle action (hook timeouts are minutes).
+const HEARTBEAT_EVERY: Duration = Duration::from_secs(60);
 /// Events kept in status.
 const EVENTS_KEPT: usize = 50;
 
@@ -87,6 +89,7 @@ pub struct Agent<B, Z, C> {
     last_boot_log: Option<String>,
     published_version: Option<u64>,
     metrics_at: Option<Instant>,
+    heartbeats: std::collections::HashMap<zkpilot_core::model::InstanceId, Instant>,
     events: VecDeque<Event>,
     status: watch::Sender<Arc<AgentStatus>>,
 }
@@ -140,6 +143,7 @@ impl<B: Backend, Z: Zookeeper, C: Clock> Agent<B, Z, C> {
             last_boot_log: None,
             published_version: None,
             metrics_at: None,
+            heartbeats: std::collections::HashMap::new(),
             events: VecDeque::new(),
             status: watch::channel(Arc::new(initial)).0,
         })
@@ -472,6 +476,19 @@ impl<B: Backend, Z: Zookeeper, C: Clock> Agent<B, Z, C> {
                     Ok(()) => "applied".to_string(),
                     Err(e) => format!("failed: {e}"),
                 },
+                Action::LifecycleHeartbeat { instance, hook } => {
+                    // Throttled here, not in the planner: the plan says what is wanted, this
+                    // avoids a call every pass.
+                    let due = self.heartbeats.get(instance).is_none_or(|t| t.elapsed() >= HEARTBEAT_EVERY);
+                    if !due {
+                        continue;
+                    }
+                    self.heartbeats.insert(instance.clone(), Instant::now());
+                    match self.backend.lifecycle_heartbeat(instance, *hook).await {
+                        Ok(()) => "applied".to_string(),
+                        Err(e) => format!("failed: {e}"),
+                    }
+                }
                 Action::CompleteLifecycle { instance, hook } => {
                     match self.backend.complete_lifecycle(instance, *hook).await {
                         Ok(()) => "applied".to_string(),
