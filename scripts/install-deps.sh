@@ -22,7 +22,8 @@ fi
 # moto (the AWS emulator the AWS backend is tested against) and cfn-lint, in a venv of our own.
 VENV="${ZKPILOT_VENV:-$HOME/.cache/zkpilot/venv}"
 if [ ! -x "$VENV/bin/moto_server" ] || [ ! -x "$VENV/bin/cfn-lint" ]; then
-  if ! python3 -m venv --help >/dev/null 2>&1; then
+  # Debian's python3 has the venv module but needs python3-venv (ensurepip) to create one.
+  if ! command -v python3 >/dev/null 2>&1 || ! python3 -c 'import ensurepip' >/dev/null 2>&1; then
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends python3 python3-venv >/dev/null
   fi

@@ -81,6 +81,9 @@ struct Claim {
     address: String,
 }
 
+/// S3 key → (ETag, claim body).
+type ClaimCache = BTreeMap<String, (Option<String>, Claim)>;
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 struct Lease {
     holder: InstanceId,
@@ -95,6 +98,8 @@ pub struct AwsBackend {
     ec2: aws_sdk_ec2::Client,
     s3: aws_sdk_s3::Client,
     cloudwatch: aws_sdk_cloudwatch::Client,
+    /// Claim bodies by key and ETag (see `claims`).
+    claim_cache: std::sync::Arc<std::sync::Mutex<ClaimCache>>,
 }
 
 /// CloudWatch namespace of zkpilot's metrics.
@@ -141,6 +146,7 @@ impl AwsBackend {
             s3: aws_sdk_s3::Client::from_conf(s3conf),
             cloudwatch: aws_sdk_cloudwatch::Client::new(conf),
             settings,
+            claim_cache: Default::default(),
         }
     }
 
@@ -153,7 +159,7 @@ impl AwsBackend {
         s3: aws_sdk_s3::Client,
         cloudwatch: aws_sdk_cloudwatch::Client,
     ) -> Self {
-        Self { settings, asg, ec2, s3, cloudwatch }
+        Self { settings, asg, ec2, s3, cloudwatch, claim_cache: Default::default() }
     }
 
     fn hook_name(&self, hook: LifecycleHook) -> &str {
@@ -244,7 +250,21 @@ impl AwsBackend {
                 else {
                     continue;
                 };
-                if let Some((c, _)) = self.get_json::<Claim>(key).await? {
+                // A claim object is created once and never rewritten (only deleted), so its body
+                // is fetched once per key; later passes only list. The ETag guards a re-created key.
+                let etag = obj.e_tag().map(str::to_string);
+                let cached = self.claim_cache.lock().ok().and_then(|c| c.get(key).filter(|(t, _)| *t == etag).cloned());
+                let claim = match cached {
+                    Some((_, c)) => Some(c),
+                    None => {
+                        let fetched = self.get_json::<Claim>(key).await?.map(|(c, _)| c);
+                        if let (Some(c), Ok(mut cache)) = (&fetched, self.claim_cache.lock()) {
+                            cache.insert(key.to_string(), (etag, c.clone()));
+                        }
+                        fetched
+                    }
+                };
+                if let Some(c) = claim {
                     out.insert(ServerId(n), c);
                 }
             }
@@ -288,11 +308,6 @@ impl AwsBackend {
             }
         }
         Ok(out)
-    }
-
-    /// Instance ids currently in the group.
-    pub async fn group_instance_ids(&self) -> PortResult<Vec<String>> {
-        Ok(self.group().await?.instances().iter().filter_map(|i| i.instance_id().map(str::to_string)).collect())
     }
 
     async fn group(&self) -> PortResult<aws_sdk_autoscaling::types::AutoScalingGroup> {

@@ -106,12 +106,11 @@ fn aws_command(cmd: AwsCommand) -> anyhow::Result<()> {
 
 #[cfg(not(feature = "aws"))]
 fn aws_command(_cmd: AwsCommand) -> anyhow::Result<()> {
-    anyhow::bail!("this zkpilot was built without the `aws` feature; rebuild with `cargo build --features aws`")
+    Err(without_aws())
 }
 
 async fn run_agent(path: &std::path::Path) -> anyhow::Result<()> {
-    let text = std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-    let mut table = AgentConfig::table(&text, path)?;
+    let mut table = AgentConfig::read_table(path)?;
     let on_aws = table.get("backend").and_then(|b| b.get("kind")).and_then(|k| k.as_str()) == Some("aws");
     if on_aws && !table.contains_key("instance") {
         fill_instance_from_metadata(&mut table).await?;
@@ -146,7 +145,7 @@ async fn fill_instance_from_metadata(table: &mut toml::Table) -> anyhow::Result<
 
 #[cfg(not(feature = "aws"))]
 async fn fill_instance_from_metadata(_table: &mut toml::Table) -> anyhow::Result<()> {
-    anyhow::bail!("[instance] is missing and this zkpilot was built without the `aws` feature (instance metadata)")
+    Err(without_aws().context("[instance] is missing and reading it from instance metadata needs AWS"))
 }
 
 #[cfg(feature = "aws")]
@@ -183,7 +182,12 @@ async fn run_aws_agent(
     _region: &Option<String>,
     _endpoint_url: &Option<String>,
 ) -> anyhow::Result<()> {
-    anyhow::bail!("this zkpilot was built without the `aws` feature; rebuild with `cargo build --features aws`")
+    Err(without_aws())
+}
+
+#[cfg(not(feature = "aws"))]
+fn without_aws() -> anyhow::Error {
+    anyhow::anyhow!("this zkpilot was built without the `aws` feature; rebuild with `cargo build --features aws`")
 }
 
 /// Resolves on SIGTERM or SIGINT.

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::{EnsembleConfig, ServerId, ServerSpec};
 use crate::ports::ClusterMarker;
-use crate::safety::genesis_size;
+use crate::safety::voters_wanted;
 
 /// What the agent knows at boot.
 #[derive(Debug, Clone)]
@@ -103,7 +103,7 @@ pub fn decide(i: &BootInputs) -> BootDecision {
             "cluster marker exists but no member serves: genesis in progress, or quorum lost; never bootstrapping again".into(),
         );
     }
-    let n = genesis_size(i.desired_instances, i.target_voters);
+    let n = voters_wanted(i.desired_instances, i.target_voters);
     let mut claimed: Vec<&ServerSpec> = i.claimed.iter().collect();
     claimed.sort_by_key(|s| s.id);
     if claimed.len() < n {

@@ -19,6 +19,7 @@ use crate::plan::{Action, MembershipChange, Plan};
 use crate::policy::Policy;
 use crate::safety::{
     ack_capable, has_synced_quorum, largest_odd_at_most, max_removable, respects_min_voters, voter_count_ok,
+    voters_wanted,
 };
 
 /// Decides the next step. Pure: same inputs, same plan.
@@ -323,7 +324,7 @@ fn grow_voters(ctx: &Ctx, plan: &mut Plan) -> Option<MembershipChange> {
 fn desired_voters(ctx: &Ctx) -> usize {
     let eligible =
         ctx.members.iter().filter(|m| m.is_running() && (m.spec.is_some() || m.health.mode == Mode::Follower)).count();
-    ctx.policy.target_voters.min(largest_odd_at_most(eligible)).max(1)
+    voters_wanted(eligible, ctx.policy.target_voters)
 }
 
 /// More voters than wanted (target lowered, or the group shrank to an even size): demote the

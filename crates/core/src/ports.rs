@@ -190,10 +190,3 @@ impl MembershipChange {
             && self.leaving.iter().all(|id| !config.servers.contains_key(id))
     }
 }
-
-impl Instance {
-    /// Convenience for tests and backends: the claimed id or an error naming the instance.
-    pub fn claimed(&self) -> PortResult<ServerId> {
-        self.server_id.ok_or_else(|| PortError::msg("backend", format!("instance {} has no server id", self.id)))
-    }
-}

@@ -44,10 +44,10 @@ pub fn largest_odd_at_most(n: usize) -> usize {
     }
 }
 
-/// How many voters a brand-new ensemble starts with: the largest odd number within both the
-/// group's desired size and the voter target (at least 1).
-pub fn genesis_size(desired_instances: usize, target_voters: usize) -> usize {
-    largest_odd_at_most(desired_instances.min(target_voters)).max(1)
+/// Voters wanted among `members` servers: the (odd) target, but never more than the largest odd
+/// number of members, and at least 1. Genesis, the planner and the status view all use it.
+pub fn voters_wanted(members: usize, target_voters: usize) -> usize {
+    largest_odd_at_most(members).min(target_voters).max(1)
 }
 
 /// Servers that can acknowledge the history prefix the leader sends with a reconfig: the leader
@@ -194,7 +194,7 @@ mod tests {
     fn quorum_arithmetic() {
         assert_eq!((majority(1), majority(3), majority(4), majority(5)), (1, 2, 3, 3));
         assert_eq!((max_removable(1), max_removable(3), max_removable(5), max_removable(7)), (0, 1, 2, 3));
-        assert_eq!((genesis_size(5, 3), genesis_size(2, 3), genesis_size(1, 5), genesis_size(4, 7)), (3, 1, 1, 3));
+        assert_eq!((voters_wanted(5, 3), voters_wanted(2, 3), voters_wanted(1, 5), voters_wanted(4, 7)), (3, 1, 1, 3));
     }
 
     #[test]

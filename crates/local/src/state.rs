@@ -187,16 +187,27 @@ impl StateDir {
         }
     }
 
-    fn temp_with<T: Serialize>(&self, path: &Path, value: &T) -> Result<PathBuf, StateError> {
+    /// A fully written temporary file next to `path`.
+    fn temp_with_text(&self, path: &Path, text: &str) -> Result<PathBuf, StateError> {
         let dir = path.parent().unwrap_or(&self.root);
         fs::create_dir_all(dir).map_err(io(dir))?;
         let nonce =
             std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
         let tmp = dir.join(format!(".tmp-{}-{nonce}", std::process::id()));
-        let text = serde_json::to_string_pretty(value)
-            .map_err(|e| StateError::Malformed { path: path.to_path_buf(), why: e.to_string() })?;
         fs::write(&tmp, text).map_err(io(&tmp))?;
         Ok(tmp)
+    }
+
+    fn temp_with<T: Serialize>(&self, path: &Path, value: &T) -> Result<PathBuf, StateError> {
+        let text = serde_json::to_string_pretty(value)
+            .map_err(|e| StateError::Malformed { path: path.to_path_buf(), why: e.to_string() })?;
+        self.temp_with_text(path, &text)
+    }
+
+    /// Atomically replaces `path` with `text`.
+    fn write_text(&self, path: &Path, text: &str) -> Result<(), StateError> {
+        let tmp = self.temp_with_text(path, text)?;
+        fs::rename(&tmp, path).map_err(io(path))
     }
 
     /// Atomically replaces `path` with `value`.
@@ -354,18 +365,12 @@ impl StateDir {
     /// Publishes the client connection string (`DIR/connect-string`), what Kafka's
     /// `zookeeper.connect` wants.
     pub fn put_connect_string(&self, text: &str) -> Result<(), StateError> {
-        let p = self.root.join("connect-string");
-        let tmp = self.root.join(format!(".connect-string.tmp-{}", std::process::id()));
-        fs::write(&tmp, text).map_err(io(&tmp))?;
-        fs::rename(&tmp, &p).map_err(io(&p))
+        self.write_text(&self.root.join("connect-string"), text)
     }
 
     /// Writes an agent's status snapshot.
     pub fn put_status(&self, instance: &InstanceId, json: &str) -> Result<(), StateError> {
-        let p = self.root.join("status").join(format!("{instance}.json"));
-        let tmp = p.with_extension(format!("tmp-{}", std::process::id()));
-        fs::write(&tmp, json).map_err(io(&tmp))?;
-        fs::rename(&tmp, &p).map_err(io(&p))
+        self.write_text(&self.root.join("status").join(format!("{instance}.json")), json)
     }
 
     /// All status snapshots (raw JSON) by instance.

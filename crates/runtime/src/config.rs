@@ -214,11 +214,11 @@ pub struct AgentConfig {
 }
 
 impl AgentConfig {
-    /// Reads and validates a file.
-    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+    /// First stage for a file: reads it and checks TOML syntax (see [`Self::table`]).
+    pub fn read_table(path: &Path) -> Result<toml::Table, ConfigError> {
         let text =
             std::fs::read_to_string(path).map_err(|source| ConfigError::Io { path: path.to_path_buf(), source })?;
-        Self::parse(&text, path)
+        Self::table(&text, path)
     }
 
     /// Parses and validates text; `path` is used in errors.

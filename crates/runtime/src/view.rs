@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use zkpilot_core::model::{InstanceId, InstanceState, Role, ServerId};
 use zkpilot_core::observed::{Mode, Observed};
 use zkpilot_core::plan::Plan;
-use zkpilot_core::safety::largest_odd_at_most;
+use zkpilot_core::safety::voters_wanted;
 
 use crate::status::AgentStatus;
 
@@ -70,11 +70,6 @@ pub struct ClusterView {
     pub converged: bool,
     /// If not converged, why.
     pub not_converged: Vec<String>,
-}
-
-/// Voters a converged group of `desired` instances has.
-pub fn expected_voters(desired: usize, target_voters: usize) -> usize {
-    largest_odd_at_most(desired).min(target_voters).max(1)
 }
 
 /// Builds the view.
@@ -148,7 +143,7 @@ pub fn build(obs: &Observed, statuses: &[AgentStatus], desired: usize, target_vo
     if leader.is_none() {
         why.push("no leader".into());
     }
-    let want = expected_voters(desired, target_voters);
+    let want = voters_wanted(desired, target_voters);
     if voters != want {
         why.push(format!("{voters} voters, {want} expected"));
     }

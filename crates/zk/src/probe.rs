@@ -70,8 +70,12 @@ pub async fn mntr(address: &str) -> std::io::Result<BTreeMap<String, String>> {
 /// One AdminServer command (`http://host:port/commands/<name>`). ZooKeeper answers HTTP 200 with
 /// an `error` field when it is not serving, so that field is checked, not the status.
 pub async fn admin_command(host: &str, port: u16, command: &str) -> Result<serde_json::Value, String> {
+    static CLIENT: std::sync::OnceLock<Result<reqwest::Client, String>> = std::sync::OnceLock::new();
+    let client = CLIENT
+        .get_or_init(|| reqwest::Client::builder().timeout(PROBE_TIMEOUT).build().map_err(|e| e.to_string()))
+        .as_ref()
+        .map_err(Clone::clone)?;
     let url = format!("http://{host}:{port}/commands/{command}");
-    let client = reqwest::Client::builder().timeout(PROBE_TIMEOUT).build().map_err(|e| e.to_string())?;
     let v: serde_json::Value =
         client.get(&url).send().await.map_err(|e| e.to_string())?.json().await.map_err(|e| e.to_string())?;
     match v.get("error") {
