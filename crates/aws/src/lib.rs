@@ -18,7 +18,9 @@
 //! already runs and may join); `Terminating*`, `Detaching`, `Detached` are leaving.
 #![deny(missing_docs)]
 
+pub mod slots;
 pub mod template;
+pub mod volume;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -54,6 +56,9 @@ pub struct AwsSettings {
     /// Lifecycle hook on termination (completed once the server is out of the config).
     #[serde(default = "default_terminate_hook")]
     pub terminate_hook: String,
+    /// Slot mode (stable identity); elastic mode if unset.
+    #[serde(default)]
+    pub slots: Option<slots::SlotSettings>,
 }
 
 /// Hook name the template creates for launches.
@@ -229,8 +234,14 @@ impl AwsBackend {
         }
     }
 
+    /// Server-id claims (`ids/`).
     async fn claims(&self) -> PortResult<BTreeMap<ServerId, Claim>> {
-        let prefix = self.key("ids/");
+        Ok(self.records("ids/").await?.into_iter().map(|(n, (c, _))| (n, c)).collect())
+    }
+
+    /// The claim records under `dir` (`ids/` or `slots/`), with their ETags.
+    async fn records(&self, dir: &str) -> PortResult<BTreeMap<ServerId, (Claim, Option<String>)>> {
+        let prefix = self.key(dir);
         let mut out = BTreeMap::new();
         let mut token = None;
         loop {
@@ -250,8 +261,9 @@ impl AwsBackend {
                 else {
                     continue;
                 };
-                // A claim object is created once and never rewritten (only deleted), so its body
-                // is fetched once per key; later passes only list. The ETag guards a re-created key.
+                // A claim body only changes together with its ETag (created once; a slot claim is
+                // rewritten only by a conditional takeover), so each version is fetched once and
+                // later passes only list.
                 let etag = obj.e_tag().map(str::to_string);
                 let cached = self.claim_cache.lock().ok().and_then(|c| c.get(key).filter(|(t, _)| *t == etag).cloned());
                 let claim = match cached {
@@ -259,13 +271,13 @@ impl AwsBackend {
                     None => {
                         let fetched = self.get_json::<Claim>(key).await?.map(|(c, _)| c);
                         if let (Some(c), Ok(mut cache)) = (&fetched, self.claim_cache.lock()) {
-                            cache.insert(key.to_string(), (etag, c.clone()));
+                            cache.insert(key.to_string(), (etag.clone(), c.clone()));
                         }
                         fetched
                     }
                 };
                 if let Some(c) = claim {
-                    out.insert(ServerId(n), c);
+                    out.insert(ServerId(n), (c, etag));
                 }
             }
             token = page.next_continuation_token().map(str::to_string);
@@ -374,11 +386,17 @@ impl Backend for AwsBackend {
     async fn instances(&self) -> PortResult<Vec<Instance>> {
         let group = self.group().await?;
         let claims = self.claims().await?;
+        let slots = match self.settings.slots {
+            Some(_) => self.slot_claims().await?,
+            None => BTreeMap::new(),
+        };
         let by_instance: BTreeMap<&InstanceId, (&ServerId, &Claim)> =
             claims.iter().map(|(id, c)| (&c.instance, (id, c))).collect();
+        let slot_of: BTreeMap<&InstanceId, (&ServerId, &Claim)> =
+            slots.iter().map(|(id, c)| (&c.instance, (id, c))).collect();
         let mut ids: BTreeSet<String> =
             group.instances().iter().filter_map(|i| i.instance_id().map(str::to_string)).collect();
-        ids.extend(claims.values().map(|c| c.instance.0.clone()));
+        ids.extend(claims.values().chain(slots.values()).map(|c| c.instance.0.clone()));
         let ec2 = self.describe(&ids.iter().cloned().collect::<Vec<_>>()).await?;
         let mut out = Vec::new();
         for id in ids {
@@ -399,7 +417,12 @@ impl Backend for AwsBackend {
                 None if ec2_gone => InstanceState::Terminated,
                 None => InstanceState::Terminating,
             };
-            let claim = by_instance.get(&InstanceId(id.clone()));
+            let key = InstanceId(id.clone());
+            // A slot outlives its instance: once the holder is gone the server is not "leaving"
+            // but waiting for the replacement that takes the slot over, so it is attributed to
+            // nobody and the planner never removes it.
+            let claim =
+                by_instance.get(&key).or_else(|| slot_of.get(&key).filter(|_| state != InstanceState::Terminated));
             let address = claim
                 .map(|(_, c)| c.address.clone())
                 .or_else(|| ec2i.and_then(|i| tag(i, TAG_ADDRESS)).map(str::to_string))
@@ -450,6 +473,10 @@ impl Backend for AwsBackend {
             "backend",
             format!("all server ids are claimed in s3://{}/{}ids/", self.settings.bucket, self.settings.prefix),
         ))
+    }
+
+    async fn claim_slot(&self, instance: &InstanceId, zone: &str) -> PortResult<Option<zkpilot_core::ports::Slot>> {
+        self.claim_slot_ready(instance, zone).await
     }
 
     async fn release_id(&self, id: ServerId, instance: &InstanceId) -> PortResult<()> {

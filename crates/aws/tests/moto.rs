@@ -3,10 +3,11 @@
 
 use std::collections::BTreeSet;
 
+use zkpilot_aws::slots::SlotSettings;
 use zkpilot_aws::{AwsBackend, AwsSettings, TAG_ADDRESS, TAG_SERVER_ID};
-use zkpilot_core::model::{EnsembleConfig, InstanceId, InstanceState};
+use zkpilot_core::model::{EnsembleConfig, InstanceId, InstanceState, ServerId};
 use zkpilot_core::ports::{Backend, ClusterMarker};
-use zkpilot_testkit::{Moto, create_group, group_instances, set_desired};
+use zkpilot_testkit::{Moto, create_group, create_slot, group_instances, set_desired};
 
 async fn setup(name: &str, n: i32) -> (Moto, aws_config::SdkConfig, AwsBackend) {
     let moto = Moto::start();
@@ -20,6 +21,7 @@ async fn setup(name: &str, n: i32) -> (Moto, aws_config::SdkConfig, AwsBackend) 
         endpoint_url: None,
         launch_hook: zkpilot_aws::default_launch_hook(),
         terminate_hook: zkpilot_aws::default_terminate_hook(),
+        slots: Some(SlotSettings { cluster: format!("{name}-cluster"), mount: "/unused".into() }),
     };
     let backend = AwsBackend::from_conf(&conf, settings);
     (moto, conf, backend)
@@ -145,4 +147,53 @@ async fn membership_and_status_are_published() {
     let m: serde_json::Value = serde_json::from_str(&get("zkpilot/membership.json").await).expect("json");
     assert_eq!(m["version"], "100000003");
     assert_eq!(get("zkpilot/status/i-1.json").await, "{\"phase\":\"member\"}");
+}
+
+/// Slot mode: one slot, many claimants at once → one holder, with the slot's interface and volume
+/// attached to it; a holder that terminates frees the slot for its replacement, which gets the
+/// same interface (address) and volume. moto does not check that volume and instance share a
+/// zone, so the zone rule is exercised by the backend's own filter only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slot_claimed_once_attached_and_taken_over_after_termination() {
+    let (_moto, conf, b) = setup("slots", 4).await;
+    let zone = zkpilot_testkit::ZONES[0];
+    let (eni, address, volume) = create_slot(&conf, "slots-cluster", 1, zone).await;
+    let _other_zone = create_slot(&conf, "slots-cluster", 2, zkpilot_testkit::ZONES[1]).await;
+    let resources = b.slot_resources().await.expect("slot resources");
+    assert_eq!(resources.len(), 2, "{resources:?}");
+    assert_eq!(
+        (resources[&ServerId(1)].address.as_str(), resources[&ServerId(1)].zone.as_str()),
+        (address.as_str(), zone)
+    );
+
+    let instances: Vec<InstanceId> = b.instances().await.expect("instances").into_iter().map(|i| i.id).collect();
+    let attempts = futures::future::join_all(instances.iter().map(|i| {
+        let b = b.clone();
+        let i = i.clone();
+        async move { (i.clone(), b.take_slot(&i, zone).await.expect("take slot")) }
+    }))
+    .await;
+    let winners: Vec<_> = attempts.iter().filter(|(_, s)| s.is_some()).collect();
+    assert_eq!(winners.len(), 1, "exactly one instance holds slot 1 of {zone}: {attempts:?}");
+    let (holder, slot) = (winners[0].0.clone(), winners[0].1.clone().expect("slot"));
+    assert_eq!((slot.id, slot.interface.as_str(), slot.volume.as_str()), (ServerId(1), eni.as_str(), volume.as_str()));
+    let now = b.slot_resources().await.expect("slot resources");
+    assert_eq!(now[&ServerId(1)].interface_on.as_deref(), Some(holder.0.as_str()), "interface attached");
+    assert_eq!(now[&ServerId(1)].volume_on.as_deref(), Some(holder.0.as_str()), "volume attached");
+    assert_eq!(b.take_slot(&holder, zone).await.expect("again").map(|s| s.id), Some(ServerId(1)), "idempotent");
+    let seen = b.instances().await.expect("instances");
+    let h = seen.iter().find(|i| i.id == holder).expect("holder");
+    assert_eq!((h.server_id, h.address.as_str()), (Some(ServerId(1)), address.as_str()), "the slot is the identity");
+
+    // The holder dies: nobody holds server 1 (the planner then waits instead of removing it),
+    // and the next instance takes the slot over with the same interface and volume.
+    aws_sdk_ec2::Client::new(&conf).terminate_instances().instance_ids(&holder.0).send().await.expect("terminate");
+    let seen = b.instances().await.expect("instances");
+    assert!(seen.iter().all(|i| i.server_id != Some(ServerId(1))), "{seen:?}");
+    let next = instances.iter().find(|i| **i != holder).expect("another instance").clone();
+    let taken = b.take_slot(&next, zone).await.expect("take over").expect("slot free after termination");
+    assert_eq!((taken.id, taken.address.as_str()), (ServerId(1), address.as_str()));
+    let now = b.slot_resources().await.expect("slot resources");
+    assert_eq!(now[&ServerId(1)].interface_on.as_deref(), Some(next.0.as_str()));
+    assert_eq!(now[&ServerId(1)].volume_on.as_deref(), Some(next.0.as_str()));
 }

@@ -35,6 +35,7 @@ fn settings() -> AwsSettings {
         endpoint_url: None,
         launch_hook: "zkpilot-launch".into(),
         terminate_hook: "zkpilot-terminate".into(),
+        slots: None,
     }
 }
 

@@ -73,6 +73,7 @@ async fn story(args: &DemoArgs, dir: &std::path::Path) -> anyhow::Result<()> {
         zookeeper: args.zookeeper.clone(),
         heap_mb: 128,
         timeout: 240,
+        mode: "elastic".into(),
     })
     .await?;
     n.done("bootstrap 3", t);

@@ -13,7 +13,9 @@ use zkpilot_core::model::{InstanceId, InstanceState, ServerId};
 use zkpilot_local::group::{Controller, kill_instance, signal_group, zk_pid};
 use zkpilot_local::{GroupSpec, InstanceRecord, LocalBackend, StateDir};
 use zkpilot_runtime::AgentConfig;
-use zkpilot_runtime::config::{AgentSection, BackendSection, ClusterSection, InstanceSection, ServerSection};
+use zkpilot_runtime::config::{
+    AgentSection, BackendSection, ClusterSection, IdentityMode, InstanceSection, ServerSection,
+};
 use zkpilot_runtime::status::AgentStatus;
 use zkpilot_runtime::view;
 pub use zkpilot_runtime::view::ClusterView;
@@ -60,6 +62,10 @@ pub struct UpArgs {
     /// Seconds to wait for the ensemble to serve.
     #[arg(long, default_value_t = 240)]
     pub timeout: u64,
+    /// `elastic`: a replacement is a new server (new id, joined by reconfig). `slot`: it takes
+    /// over the lost instance's address and data dir and restarts the same server, no reconfig.
+    #[arg(long, default_value = "elastic", value_parser = ["elastic", "slot"])]
+    pub mode: String,
 }
 
 /// `zkpilot local` subcommands.
@@ -178,6 +184,7 @@ pub async fn up(args: &UpArgs) -> anyhow::Result<ClusterView> {
         min_voters: 1,
         heap_mb: args.heap_mb,
         tick_time_ms: 2000,
+        slot_mode: args.mode == "slot",
     };
     let state = match StateDir::open(&dir) {
         Ok(existing) => {
@@ -297,11 +304,14 @@ pub async fn wait_converged(dir: &Path, timeout: Duration) -> anyhow::Result<Clu
 /// `local kill`.
 pub fn kill(dir: &Path, id: ServerId, agent_only: bool) -> anyhow::Result<InstanceRecord> {
     let state = StateDir::open(dir)?;
+    let slots = state.slots()?.into_iter().map(|(sid, s)| (sid, s.instance));
     let holder = state
         .claims()?
         .into_iter()
+        .map(|(sid, c)| (sid, c.instance))
+        .chain(slots)
         .find(|(sid, _)| *sid == id)
-        .map(|(_, c)| c.instance)
+        .map(|(_, instance)| instance)
         .with_context(|| format!("no instance holds server id {id}"))?;
     let rec = state
         .instances()?
@@ -377,7 +387,10 @@ pub fn render_agent_config(group: &GroupSpec, rec: &InstanceRecord, state: &Stat
             election_port: 3888,
             admin_port: 8080,
         },
-        cluster: ClusterSection { secret_file: state.secret_path() },
+        cluster: ClusterSection {
+            secret_file: state.secret_path(),
+            identity: if group.slot_mode { IdentityMode::Slot } else { IdentityMode::Elastic },
+        },
         policy: zkpilot_core::Policy {
             target_voters: group.target_voters,
             min_voters: group.min_voters,

@@ -124,8 +124,9 @@ async fn run_agent(path: &std::path::Path) -> anyhow::Result<()> {
             let agent = Agent::new(cfg, backend, zk, SystemClock)?;
             agent.run(shutdown_signal()).await?;
         }
-        zkpilot_runtime::config::BackendSection::Aws { group, bucket, prefix, region, endpoint_url } => {
-            run_aws_agent(cfg.clone(), zk, group, bucket, prefix, region, endpoint_url).await?;
+        zkpilot_runtime::config::BackendSection::Aws(aws) => {
+            let aws = aws.clone();
+            run_aws_agent(cfg, zk, &aws).await?;
         }
     }
     Ok(())
@@ -152,20 +153,25 @@ async fn fill_instance_from_metadata(_table: &mut toml::Table) -> anyhow::Result
 async fn run_aws_agent(
     cfg: AgentConfig,
     zk: zkpilot_zk::ZkClient,
-    group: &str,
-    bucket: &str,
-    prefix: &str,
-    region: &Option<String>,
-    endpoint_url: &Option<String>,
+    aws: &zkpilot_runtime::config::AwsSection,
 ) -> anyhow::Result<()> {
+    let slots = match cfg.cluster.identity {
+        zkpilot_runtime::config::IdentityMode::Elastic => None,
+        zkpilot_runtime::config::IdentityMode::Slot => Some(zkpilot_aws::slots::SlotSettings {
+            // Validated: slot identity requires it.
+            cluster: aws.slot_cluster.clone().unwrap_or_default(),
+            mount: aws.slot_mount.clone().unwrap_or_else(|| "/var/lib/zkpilot/slot".into()),
+        }),
+    };
     let settings = zkpilot_aws::AwsSettings {
-        group: group.into(),
-        bucket: bucket.into(),
-        prefix: prefix.into(),
-        region: region.clone(),
-        endpoint_url: endpoint_url.clone(),
+        group: aws.group.clone(),
+        bucket: aws.bucket.clone(),
+        prefix: aws.prefix.clone(),
+        region: aws.region.clone(),
+        endpoint_url: aws.endpoint_url.clone(),
         launch_hook: zkpilot_aws::default_launch_hook(),
         terminate_hook: zkpilot_aws::default_terminate_hook(),
+        slots,
     };
     let backend = zkpilot_aws::AwsBackend::connect(settings).await;
     Agent::new(cfg, backend, zk, SystemClock)?.run(shutdown_signal()).await?;
@@ -176,11 +182,7 @@ async fn run_aws_agent(
 async fn run_aws_agent(
     _cfg: AgentConfig,
     _zk: zkpilot_zk::ZkClient,
-    _group: &str,
-    _bucket: &str,
-    _prefix: &str,
-    _region: &Option<String>,
-    _endpoint_url: &Option<String>,
+    _aws: &zkpilot_runtime::config::AwsSection,
 ) -> anyhow::Result<()> {
     Err(without_aws())
 }

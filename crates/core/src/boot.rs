@@ -34,8 +34,9 @@ pub struct BootInputs<'a> {
 pub enum BootDecision {
     /// Local state that lists this server: start ZooKeeper unchanged, no reconfig.
     StartAsIs,
-    /// Local state whose dynamic file lacks this server (a joiner restarted before it was added):
-    /// write the serving config plus this server as a fresh file, repoint, start.
+    /// Local state that the serving ensemble does not match (its file lacks this server, or the
+    /// ensemble no longer lists it): write the serving config plus this server as a fresh joiner
+    /// file, repoint, start; the data dir is kept and synced by the leader.
     Rejoin(EnsembleConfig),
     /// No local state and an ensemble serves: start as a joiner with this initial config (the
     /// committed config plus this server as a participant); the lease holder adds it once synced.
@@ -71,6 +72,12 @@ pub fn decide(i: &BootInputs) -> BootDecision {
         return BootDecision::Wait("instance is terminating; its server stays stopped".into());
     }
     match (i.local_lists_me, i.serving_config) {
+        // The ensemble removed this server while it was down (a slot whose server was retired, an
+        // instance that came back after its removal): its old file would make it a participant
+        // of a config that no longer exists. Rejoin through the current one; the data stays.
+        (Some(_), Some(cfg)) if !cfg.servers.contains_key(&i.me.id) => {
+            return BootDecision::Rejoin(with_me(cfg, i.me));
+        }
         (Some(true), _) => return BootDecision::StartAsIs,
         (Some(false), Some(cfg)) => return BootDecision::Rejoin(with_me(cfg, i.me)),
         (Some(false), None) => {
@@ -195,7 +202,16 @@ mod tests {
         assert_eq!(j.version, 0);
         assert_eq!(j.servers.len(), 2);
         i.local_lists_me = Some(true);
+        assert!(
+            matches!(decide(&i), BootDecision::Rejoin(c) if c.servers.contains_key(&me.id)),
+            "a server the ensemble no longer lists rejoins instead of starting on its old file"
+        );
+        let with_me_cfg = with_me(&cfg, &me);
+        i.serving_config = Some(&with_me_cfg);
         assert_eq!(decide(&i), BootDecision::StartAsIs);
+        i.serving_config = None;
+        assert_eq!(decide(&i), BootDecision::StartAsIs, "quorum lost: a member restarts on its own file");
+        i.serving_config = Some(&cfg);
         i.local_lists_me = Some(false);
         assert!(matches!(decide(&i), BootDecision::Rejoin(_)));
         i.leaving = true;

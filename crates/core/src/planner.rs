@@ -320,10 +320,18 @@ fn grow_voters(ctx: &Ctx, plan: &mut Plan) -> Option<MembershipChange> {
 
 /// Voters wanted now: the target, but never more than the largest odd number of members whose
 /// instances run (a crashed ZooKeeper on a running instance still counts: a restart is not a
-/// reason to demote).
+/// reason to demote). A configured server no instance holds is not known to be gone (a slot
+/// waiting for its replacement instance, an id the backend cannot attribute) and counts too:
+/// demoting it would only be undone when it returns.
 fn desired_voters(ctx: &Ctx) -> usize {
-    let eligible =
-        ctx.members.iter().filter(|m| m.is_running() && (m.spec.is_some() || m.health.mode == Mode::Follower)).count();
+    let eligible = ctx
+        .members
+        .iter()
+        .filter(|m| {
+            let awaited = m.spec.is_some() && m.instance.is_none();
+            awaited || (m.is_running() && (m.spec.is_some() || m.health.mode == Mode::Follower))
+        })
+        .count();
     voters_wanted(eligible, ctx.policy.target_voters)
 }
 
@@ -418,6 +426,32 @@ mod tests {
 
     fn completes(o: &Observed) -> bool {
         plan(o, &Policy::default(), 0).actions.iter().any(|a| matches!(a, Action::CompleteLifecycle { .. }))
+    }
+
+    /// Slot mode: a voter whose instance died is attributed to no instance until its replacement
+    /// takes the slot; it is neither removed nor demoted meanwhile.
+    #[test]
+    fn voter_awaiting_its_replacement_is_left_alone() {
+        let line = |n: u32| format!("server.{n}=127.0.0.{n}:2888:3888:participant;127.0.0.{n}:2181\n");
+        let config =
+            EnsembleConfig::parse(&format!("{}{}{}version=100000000", line(1), line(2), line(3))).expect("cfg");
+        let inst = |n: u32| Instance {
+            id: InstanceId(format!("i-{n}")),
+            address: format!("127.0.0.{n}"),
+            zone: "a".into(),
+            state: InstanceState::Running,
+            server_id: Some(ServerId(n)),
+            protected: None,
+            hook: None,
+        };
+        let h = |mode| Health { mode, zxid: None, serving_since_ms: Some(0) };
+        let obs = Observed {
+            config: Some(config),
+            instances: Some(vec![inst(1), inst(2)]),
+            health: [(ServerId(1), h(Mode::Leader)), (ServerId(2), h(Mode::Follower))].into_iter().collect(),
+        };
+        let p = plan(&obs, &Policy::default(), 0);
+        assert!(!p.actions.iter().any(|a| matches!(a, Action::Reconfig(_))), "{p:?}");
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! The core's `Backend` port over a local state directory.
 
 use zkpilot_core::model::{EnsembleConfig, Instance, InstanceId, LifecycleHook, ServerId};
-use zkpilot_core::ports::{Backend, ClusterMarker, PortError, PortResult};
+use zkpilot_core::ports::{Backend, ClusterMarker, PortError, PortResult, Slot};
 
 use crate::state::{StateDir, StateError};
 
@@ -41,13 +41,24 @@ impl Backend for LocalBackend {
         let dir = self.dir.clone();
         blocking(move || {
             let claims = dir.claims()?;
+            let slots = dir.slots()?;
             Ok(dir
                 .instances()?
                 .into_iter()
-                .map(|r| Instance {
-                    server_id: claims.iter().find(|(_, c)| c.instance == r.id).map(|(id, _)| *id),
+                .map(|r| {
+                    // A slot outlives its instance: a terminated holder's server waits for the
+                    // replacement that takes the slot over, attributed to nobody (never removed).
+                    let slot = slots
+                        .iter()
+                        .find(|(_, s)| s.instance == r.id)
+                        .filter(|_| r.state != zkpilot_core::model::InstanceState::Terminated);
+                    let claim = claims.iter().find(|(_, c)| c.instance == r.id).map(|(id, _)| *id);
+                    (r, slot.map(|(n, s)| (*n, s.address.clone())), claim)
+                })
+                .map(|(r, slot, claim)| Instance {
+                    server_id: slot.as_ref().map(|(n, _)| *n).or(claim),
                     id: r.id,
-                    address: r.address,
+                    address: slot.map_or(r.address, |(_, a)| a),
                     zone: r.zone,
                     state: r.state,
                     // The local controller picks non-voters for scale-in by itself.
@@ -68,6 +79,20 @@ impl Backend for LocalBackend {
     async fn claim_id(&self, instance: &InstanceId, address: &str) -> PortResult<ServerId> {
         let (dir, instance, address) = (self.dir.clone(), instance.clone(), address.to_string());
         blocking(move || dir.claim(&instance, &address)).await.map_err(port("claim server id"))
+    }
+
+    async fn claim_slot(&self, instance: &InstanceId, zone: &str) -> PortResult<Option<Slot>> {
+        let (dir, instance, zone) = (self.dir.clone(), instance.clone(), zone.to_string());
+        blocking(move || {
+            let address =
+                dir.instances()?.into_iter().find(|r| r.id == instance).map(|r| r.address).ok_or_else(|| {
+                    StateError::Malformed { path: dir.instance_dir(&instance), why: "no such instance".into() }
+                })?;
+            let (n, record) = dir.claim_slot(&instance, &zone, &address)?;
+            Ok(Some(Slot { id: n, address: record.address, base_dir: Some(dir.slot_dir(n)) }))
+        })
+        .await
+        .map_err(port("claim slot"))
     }
 
     async fn release_id(&self, id: ServerId, instance: &InstanceId) -> PortResult<()> {

@@ -82,6 +82,9 @@ pub struct GroupSpec {
     pub heap_mb: u32,
     /// ZooKeeper tickTime, ms.
     pub tick_time_ms: u32,
+    /// Slot mode: a replacement takes over a lost instance's address and data dir.
+    #[serde(default)]
+    pub slot_mode: bool,
 }
 
 /// One instance record.
@@ -110,6 +113,17 @@ pub struct Claim {
     pub instance: InstanceId,
     /// Its address.
     pub address: String,
+}
+
+/// A slot: a fixed address and directory, held by one instance at a time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SlotRecord {
+    /// Current holder.
+    pub instance: InstanceId,
+    /// The slot's address (its first holder's).
+    pub address: String,
+    /// The slot's zone.
+    pub zone: String,
 }
 
 /// The membership-change lease.
@@ -315,6 +329,71 @@ impl StateDir {
         Err(StateError::IdsExhausted(self.root.join("ids")))
     }
 
+    /// Slot mode: the slot `instance` holds, else a free slot (its holder terminated or gone),
+    /// preferring `zone`, else a new slot at `address`. Slot `n` keeps its address and its
+    /// directory `slots/<n>/` for good, the local stand-ins for an ENI and an EBS volume.
+    pub fn claim_slot(
+        &self,
+        instance: &InstanceId,
+        zone: &str,
+        address: &str,
+    ) -> Result<(ServerId, SlotRecord), StateError> {
+        self.locked(|| {
+            let slots = self.slots()?;
+            if let Some((n, r)) = slots.iter().find(|(_, r)| &r.instance == instance) {
+                return Ok((*n, r.clone()));
+            }
+            let live: std::collections::BTreeSet<InstanceId> =
+                self.instances()?.into_iter().filter(|r| r.state != InstanceState::Terminated).map(|r| r.id).collect();
+            let mut free: Vec<&(ServerId, SlotRecord)> =
+                slots.iter().filter(|(_, r)| !live.contains(&r.instance)).collect();
+            free.sort_by_key(|(n, r)| (r.zone != zone, *n));
+            let (n, record) = match free.first() {
+                Some((n, old)) => (*n, SlotRecord { instance: instance.clone(), ..old.clone() }),
+                None => {
+                    let n = (1..=ServerId::MAX)
+                        .map(ServerId)
+                        .find(|n| !slots.iter().any(|(s, _)| s == n))
+                        .ok_or_else(|| StateError::IdsExhausted(self.root.join("slots")))?;
+                    (n, SlotRecord { instance: instance.clone(), address: address.into(), zone: zone.into() })
+                }
+            };
+            self.write_json(&self.slot_record_path(n), &record)?;
+            fs::create_dir_all(self.slot_dir(n)).map_err(io(&self.slot_dir(n)))?;
+            Ok((n, record))
+        })
+    }
+
+    /// All slots.
+    pub fn slots(&self) -> Result<Vec<(ServerId, SlotRecord)>, StateError> {
+        let dir = self.root.join("slots");
+        let mut out = Vec::new();
+        let entries = match fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+            Err(e) => return Err(io(&dir)(e)),
+        };
+        for e in entries {
+            let e = e.map_err(io(&dir))?;
+            let name = e.file_name().to_string_lossy().into_owned();
+            let Some(n) = name.strip_suffix(".json").and_then(|n| n.parse::<u32>().ok()) else { continue };
+            if let Some(r) = self.read_json::<SlotRecord>(&e.path())? {
+                out.push((ServerId(n), r));
+            }
+        }
+        out.sort_by_key(|(id, _)| *id);
+        Ok(out)
+    }
+
+    fn slot_record_path(&self, n: ServerId) -> PathBuf {
+        self.root.join("slots").join(format!("{n}.json"))
+    }
+
+    /// Slot `n`'s persistent directory (the server's base dir in slot mode).
+    pub fn slot_dir(&self, n: ServerId) -> PathBuf {
+        self.root.join("slots").join(n.to_string())
+    }
+
     /// Releases `id` if `instance` still holds it.
     pub fn release(&self, id: ServerId, instance: &InstanceId) -> Result<(), StateError> {
         self.locked(|| {
@@ -406,6 +485,7 @@ mod tests {
             min_voters: 1,
             heap_mb: 128,
             tick_time_ms: 2000,
+            slot_mode: false,
         }
     }
 

@@ -15,14 +15,14 @@ use zkpilot_core::boot::{BootDecision, BootInputs, decide};
 use zkpilot_core::model::{InstanceState, ServerId, ServerSpec};
 use zkpilot_core::observed::Observed;
 use zkpilot_core::plan::{Action, MembershipChange, Plan};
-use zkpilot_core::ports::{Backend, Clock, ClusterMarker, PortError, ReconfigError, ServerProcess, Zookeeper};
+use zkpilot_core::ports::{Backend, Clock, ClusterMarker, PortError, ReconfigError, ServerProcess, Slot, Zookeeper};
 use zkpilot_core::safety::check_plan;
 use zkpilot_supervisor::{Backoff, Spec, Supervisor};
 use zkpilot_zk::files::{self, Layout, LocalState, Stamp};
 use zkpilot_zk::install::{Install, JvmSettings, write_logging_config};
 use zkpilot_zk::{FilesError, InstallError, Secret, probe};
 
-use crate::config::AgentConfig;
+use crate::config::{AgentConfig, IdentityMode};
 use crate::observe::Observer;
 use crate::status::{AgentStatus, Event, Phase, ServerDetail};
 
@@ -81,6 +81,8 @@ pub struct Agent<B, Z, C> {
     observer: Observer,
     server: Option<Supervisor>,
     my_id: Option<ServerId>,
+    slot: Option<Slot>,
+    pid_file: std::path::PathBuf,
     started_at: Option<Instant>,
     restart_at: Option<Instant>,
     backoff: Backoff,
@@ -106,6 +108,7 @@ impl<B: Backend, Z: Zookeeper, C: Clock> Agent<B, Z, C> {
         let install = Install::detect(&cfg.server.install, cfg.server.java.as_deref())?;
         let secret = Secret::from_file(&cfg.cluster.secret_file).map_err(AgentError::Secret)?;
         let layout = Layout::new(&cfg.server.base_dir);
+        let pid_file = cfg.server.base_dir.parent().unwrap_or(&cfg.server.base_dir).join("zk.pid");
         let initial = AgentStatus {
             instance: cfg.instance.id.clone(),
             address: cfg.instance.address.clone(),
@@ -135,6 +138,10 @@ impl<B: Backend, Z: Zookeeper, C: Clock> Agent<B, Z, C> {
             observer: Observer::default(),
             server: None,
             my_id: None,
+            slot: None,
+            // Beside the configured base dir (the local controller finds it there), not on the
+            // slot's storage, which a later holder reuses.
+            pid_file,
             started_at: None,
             restart_at: None,
             backoff: Backoff::new(Duration::from_secs(1), Duration::from_secs(30)),
@@ -287,8 +294,38 @@ impl<B: Backend, Z: Zookeeper, C: Clock> Agent<B, Z, C> {
         true
     }
 
+    /// Slot mode: takes this instance's slot (address and storage) before anything reads local
+    /// state, since the state lives on the slot's storage. `None` while no slot is free.
+    async fn take_slot(&mut self) -> Result<Option<Slot>, AgentError> {
+        if let Some(s) = &self.slot {
+            return Ok(Some(s.clone()));
+        }
+        let Some(slot) = self.backend.claim_slot(&self.cfg.instance.id, &self.cfg.instance.zone).await? else {
+            return Ok(None);
+        };
+        tracing::info!(slot = %slot.id, address = %slot.address, base_dir = ?slot.base_dir, "slot taken");
+        if let Some(dir) = &slot.base_dir {
+            self.layout = Layout::new(dir);
+        }
+        self.cfg.instance.address = slot.address.clone();
+        self.slot = Some(slot.clone());
+        Ok(Some(slot))
+    }
+
     /// Walks the boot decision tree once; starts ZooKeeper when it can.
     async fn boot(&mut self) -> Result<Boot, AgentError> {
+        let slot = match self.cfg.cluster.identity {
+            IdentityMode::Elastic => None,
+            IdentityMode::Slot => match self.take_slot().await? {
+                Some(s) => Some(s),
+                None => {
+                    return Ok(Boot::Waiting(format!(
+                        "slot mode: every slot of zone {} is held by a live instance",
+                        self.cfg.instance.zone
+                    )));
+                }
+            },
+        };
         let local = LocalState::read(&self.layout)?;
         let marker = self.backend.cluster_marker().await?;
         self.marker_seen = marker.is_some();
@@ -305,18 +342,25 @@ impl<B: Backend, Z: Zookeeper, C: Clock> Agent<B, Z, C> {
                         m.cluster_id
                     )));
                 }
-                let claimed = self.backend.claim_id(&self.cfg.instance.id, &self.cfg.instance.address).await?;
+                let claimed = match &slot {
+                    Some(s) => s.id,
+                    None => self.backend.claim_id(&self.cfg.instance.id, &self.cfg.instance.address).await?,
+                };
                 if claimed != state.myid {
                     return Err(AgentError::Refused(format!(
-                        "{} says server {} but instance {} holds the claim for {claimed}",
+                        "{} says server {} but instance {} holds the {} for {claimed}",
                         self.layout.myid().display(),
                         state.myid,
-                        self.cfg.instance.id
+                        self.cfg.instance.id,
+                        if slot.is_some() { "slot" } else { "claim" }
                     )));
                 }
                 state.myid
             }
-            None => self.backend.claim_id(&self.cfg.instance.id, &self.cfg.instance.address).await?,
+            None => match &slot {
+                Some(s) => s.id,
+                None => self.backend.claim_id(&self.cfg.instance.id, &self.cfg.instance.address).await?,
+            },
         };
         if self.my_id != Some(id) {
             if let Err(e) = self.backend.announce(&self.cfg.instance.id, id, &self.cfg.instance.address).await {
@@ -440,11 +484,10 @@ impl<B: Backend, Z: Zookeeper, C: Clock> Agent<B, Z, C> {
             grace: Duration::from_secs(10),
         });
         sup.start()?;
-        if let Some(pid) = sup.pid() {
-            let pid_file = self.layout.base.parent().unwrap_or(&self.layout.base).join("zk.pid");
-            if let Err(e) = std::fs::write(&pid_file, pid.to_string()) {
-                tracing::warn!(error = %e, path = %pid_file.display(), "cannot record ZooKeeper pid");
-            }
+        if let Some(pid) = sup.pid()
+            && let Err(e) = std::fs::write(&self.pid_file, pid.to_string())
+        {
+            tracing::warn!(error = %e, path = %self.pid_file.display(), "cannot record ZooKeeper pid");
         }
         self.server = Some(sup);
         self.started_at = Some(Instant::now());
@@ -453,7 +496,7 @@ impl<B: Backend, Z: Zookeeper, C: Clock> Agent<B, Z, C> {
     }
 
     fn remove_pid_file(&self) {
-        let _ignored = std::fs::remove_file(self.layout.base.parent().unwrap_or(&self.layout.base).join("zk.pid"));
+        let _ignored = std::fs::remove_file(&self.pid_file);
     }
 
     async fn stop_server(&mut self) {

@@ -118,12 +118,27 @@ pub struct ServerSection {
     pub admin_port: u16,
 }
 
-/// `[cluster]`: shared secrets.
+/// How a server's identity relates to its instance.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IdentityMode {
+    /// Every instance is a new server: a fresh id, joined by reconfig; a lost one is removed.
+    #[default]
+    Elastic,
+    /// Servers are slots with a fixed address and persistent storage: a replacement instance
+    /// takes over a lost instance's slot and restarts the same server on the same data.
+    Slot,
+}
+
+/// `[cluster]`: shared secrets and the identity mode.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ClusterSection {
     /// File holding the superuser password (reconfig is authorised only for it).
     pub secret_file: PathBuf,
+    /// `elastic` (default) or `slot`.
+    #[serde(default)]
+    pub identity: IdentityMode,
 }
 
 /// `[backend]`.
@@ -136,21 +151,32 @@ pub enum BackendSection {
         dir: PathBuf,
     },
     /// An EC2 Auto Scaling group with its records in S3 (binary built with the `aws` feature).
-    Aws {
-        /// Auto Scaling group name.
-        group: String,
-        /// S3 bucket for claims, marker, lease, status and the connection string.
-        bucket: String,
-        /// Key prefix in the bucket.
-        #[serde(default = "default_prefix")]
-        prefix: String,
-        /// Region (standard chain if unset).
-        #[serde(default)]
-        region: Option<String>,
-        /// Endpoint override, for an emulator.
-        #[serde(default)]
-        endpoint_url: Option<String>,
-    },
+    Aws(AwsSection),
+}
+
+/// `[backend] kind = "aws"`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AwsSection {
+    /// Auto Scaling group name.
+    pub group: String,
+    /// S3 bucket for claims, marker, lease, status and the connection string.
+    pub bucket: String,
+    /// Key prefix in the bucket.
+    #[serde(default = "default_prefix")]
+    pub prefix: String,
+    /// Region (standard chain if unset).
+    #[serde(default)]
+    pub region: Option<String>,
+    /// Endpoint override, for an emulator.
+    #[serde(default)]
+    pub endpoint_url: Option<String>,
+    /// Slot mode: value of the `zkpilot:cluster` tag on the slot interfaces and volumes.
+    #[serde(default)]
+    pub slot_cluster: Option<String>,
+    /// Slot mode: where the slot volume is mounted.
+    #[serde(default)]
+    pub slot_mount: Option<PathBuf>,
 }
 
 fn default_prefix() -> String {
@@ -259,12 +285,21 @@ impl AgentConfig {
             return Err(invalid("instance.id", "empty".into()));
         }
         self.policy.validate().map_err(|e| invalid(&format!("policy.{}", e.field), e.why))?;
-        if let BackendSection::Aws { prefix, bucket, group, .. } = &self.backend {
-            if !prefix.is_empty() && !prefix.ends_with('/') {
-                return Err(invalid("backend.prefix", format!("{prefix:?} must end with '/'")));
+        if let BackendSection::Aws(aws) = &self.backend {
+            if !aws.prefix.is_empty() && !aws.prefix.ends_with('/') {
+                return Err(invalid("backend.prefix", format!("{:?} must end with '/'", aws.prefix)));
             }
-            if bucket.is_empty() || group.is_empty() {
+            if aws.bucket.is_empty() || aws.group.is_empty() {
                 return Err(invalid("backend", "aws needs `group` and `bucket`".into()));
+            }
+            if self.cluster.identity == IdentityMode::Slot && aws.slot_cluster.is_none() {
+                return Err(invalid(
+                    "backend.slot_cluster",
+                    "cluster.identity = \"slot\" needs the zkpilot:cluster tag value of the slot resources".into(),
+                ));
+            }
+            if aws.slot_mount.as_ref().is_some_and(|m| !m.is_absolute()) {
+                return Err(invalid("backend.slot_mount", "must be an absolute path".into()));
             }
         }
         if !self.server.base_dir.is_absolute() {

@@ -183,3 +183,51 @@ pub async fn group_instances(conf: &SdkConfig, group: &str) -> Vec<(String, Stri
         })
         .unwrap_or_default()
 }
+
+/// Creates slot `n`'s network interface (in the group's subnet of `zone`) and volume, tagged the
+/// way the template tags them. Returns (interface id, its address, volume id).
+pub async fn create_slot(conf: &SdkConfig, cluster: &str, n: u32, zone: &str) -> (String, String, String) {
+    use aws_sdk_ec2::types::{Filter, ResourceType, Tag, TagSpecification};
+    let ec2 = aws_sdk_ec2::Client::new(conf);
+    let tags = |rt: ResourceType| {
+        TagSpecification::builder()
+            .resource_type(rt)
+            .tags(Tag::builder().key("zkpilot:cluster").value(cluster).build())
+            .tags(Tag::builder().key("zkpilot:slot").value(n.to_string()).build())
+            .build()
+    };
+    let subnets = ec2
+        .describe_subnets()
+        .filters(Filter::builder().name("availability-zone").values(zone).build())
+        .filters(
+            Filter::builder()
+                .name("cidr-block")
+                .values(format!("10.77.{}.0/24", ZONES.iter().position(|z| *z == zone).expect("zone")))
+                .build(),
+        )
+        .send()
+        .await
+        .expect("subnets");
+    let subnet = subnets.subnets().first().and_then(|s| s.subnet_id()).expect("subnet of zone").to_string();
+    let eni = ec2
+        .create_network_interface()
+        .subnet_id(subnet)
+        .tag_specifications(tags(ResourceType::NetworkInterface))
+        .send()
+        .await
+        .expect("network interface");
+    let eni = eni.network_interface().expect("eni");
+    let vol = ec2
+        .create_volume()
+        .availability_zone(zone)
+        .size(1)
+        .tag_specifications(tags(ResourceType::Volume))
+        .send()
+        .await
+        .expect("volume");
+    (
+        eni.network_interface_id().expect("eni id").to_string(),
+        eni.private_ip_address().expect("eni address").to_string(),
+        vol.volume_id().expect("volume id").to_string(),
+    )
+}

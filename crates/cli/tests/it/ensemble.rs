@@ -270,3 +270,61 @@ fn shared_base_config_is_merged_but_cannot_weaken_safety() {
     let conf = rt.block_on(zkpilot_zk::probe::admin_command(addr, 8080, "configuration")).expect("admin configuration");
     assert_eq!(conf["max_client_cnxns"], 123, "{conf}");
 }
+
+/// Slot mode: a lost instance's replacement takes over its address and data dir and restarts the
+/// same server, with no reconfig; writes made while it was down reach it by ordinary sync. A slot
+/// retired on scale-in and taken again later rejoins through the current config.
+#[test]
+fn slot_mode_replacement_keeps_identity_and_data_without_reconfig() {
+    let g = Group::up_with(3, "127.113.1", &["--mode", "slot"]);
+    let data = Data::new(&g);
+    let s = g.wait_converged();
+    data.write(&s, "slot", 50);
+    let version = s["config_version"].clone();
+    let address = |s: &serde_json::Value, id: u64| {
+        members(s).iter().find(|m| m["id"] == id).and_then(|m| m["address"].as_str()).expect("address").to_string()
+    };
+    let leader = leaders(&s)[0];
+    let (old_instance, old_address) = (instance_of(&s, leader), address(&s, leader));
+    let stamp_path = g.path().join(format!("slots/{leader}/data/zkpilot.stamp"));
+    let stamp = read_json(stamp_path.clone());
+    assert_eq!(stamp["server_id"], leader, "the slot dir holds the server's data: {stamp}");
+
+    g.kill(leader, false);
+    let s = g.wait_for("slot taken over", |s| {
+        s["converged"] == true && ids(s).contains(&leader) && instance_of(s, leader) != old_instance
+    });
+    assert_eq!(s["config_version"], version, "no reconfig in slot mode: {s:#}");
+    assert_eq!(address(&s, leader), old_address, "same address: {s:#}");
+    assert_eq!(read_json(stamp_path), stamp, "same data dir, same stamp");
+    assert_eq!((members(&s).len(), voters(&s)), (3, 3), "{s:#}");
+    data.write(&s, "after", 20);
+    assert_eq!(data.missing(&s, "slot", 50), 0);
+
+    // Kill a follower and write while it is gone: it catches up from its old data on return.
+    let victim = follower(&s);
+    let victim_instance = instance_of(&s, victim);
+    g.kill(victim, false);
+    g.wait_for("follower down", |s| s["converged"] == false || instance_of(s, victim) != victim_instance);
+    data.write(&s, "while-down", 20);
+    let s = g.wait_for("follower slot taken over", |s| {
+        s["converged"] == true && ids(s).contains(&victim) && instance_of(s, victim) != victim_instance
+    });
+    assert_eq!(s["config_version"], version, "still no reconfig: {s:#}");
+    assert_eq!(data.missing(&s, "while-down", 20) + data.missing(&s, "after", 20), 0);
+    let slot_dirs =
+        || std::fs::read_dir(g.path().join("slots")).expect("slots").flatten().filter(|e| e.path().is_dir()).count();
+    assert_eq!(slot_dirs(), 3, "no new slot was made");
+
+    // Scale-in retires slot 4's server by reconfig; the slot (and its old data) is taken again on
+    // the next scale-out, and rejoins through the current config instead of its stale file.
+    let s = g.scale(4);
+    assert!(ids(&s).contains(&4) && slot_dirs() == 4, "{s:#}");
+    let s = g.scale(3);
+    assert!(!ids(&s).contains(&4), "{s:#}");
+    let s = g.scale(4);
+    assert!(ids(&s).contains(&4) && slot_dirs() == 4, "slot 4 reused: {s:#}");
+    let role4 = members(&s).iter().find(|m| m["id"] == 4).map(|m| m["role"].clone());
+    assert_eq!(role4, Some("observer".into()), "{s:#}");
+    assert_eq!(data.missing(&s, "slot", 50), 0);
+}
