@@ -56,6 +56,9 @@ pub struct AwsSettings {
     /// Lifecycle hook on termination (completed once the server is out of the config).
     #[serde(default = "default_terminate_hook")]
     pub terminate_hook: String,
+    /// Route53 hosted zone for name indirection (`publish_name`).
+    #[serde(default)]
+    pub hosted_zone_id: Option<String>,
     /// Slot mode (stable identity); elastic mode if unset.
     #[serde(default)]
     pub slots: Option<slots::SlotSettings>,
@@ -103,8 +106,23 @@ pub struct AwsBackend {
     ec2: aws_sdk_ec2::Client,
     s3: aws_sdk_s3::Client,
     cloudwatch: aws_sdk_cloudwatch::Client,
+    route53: aws_sdk_route53::Client,
+    #[allow(dead_code)]
+    logs: aws_sdk_cloudwatchlogs::Client,
     /// Claim bodies by key and ETag (see `claims`).
     claim_cache: std::sync::Arc<std::sync::Mutex<ClaimCache>>,
+}
+
+/// The SDK clients the backend uses.
+#[derive(Debug, Clone)]
+#[allow(missing_docs)]
+pub struct Clients {
+    pub asg: aws_sdk_autoscaling::Client,
+    pub ec2: aws_sdk_ec2::Client,
+    pub s3: aws_sdk_s3::Client,
+    pub cloudwatch: aws_sdk_cloudwatch::Client,
+    pub route53: aws_sdk_route53::Client,
+    pub logs: aws_sdk_cloudwatchlogs::Client,
 }
 
 /// CloudWatch namespace of zkpilot's metrics.
@@ -145,26 +163,30 @@ impl AwsBackend {
         // Emulators serve buckets by path, not by virtual host.
         let path_style = settings.endpoint_url.is_some() || conf.endpoint_url().is_some();
         let s3conf = aws_sdk_s3::config::Builder::from(conf).force_path_style(path_style).build();
-        Self {
+        let clients = Clients {
             asg: aws_sdk_autoscaling::Client::new(conf),
             ec2: aws_sdk_ec2::Client::new(conf),
             s3: aws_sdk_s3::Client::from_conf(s3conf),
             cloudwatch: aws_sdk_cloudwatch::Client::new(conf),
-            settings,
-            claim_cache: Default::default(),
-        }
+            route53: aws_sdk_route53::Client::new(conf),
+            logs: aws_sdk_cloudwatchlogs::Client::new(conf),
+        };
+        Self::from_clients(settings, clients)
     }
 
     /// Builds the backend from ready clients: for tests that use the SDK's own mock clients
     /// (`aws-smithy-mocks`) for calls the emulator does not implement.
-    pub fn from_clients(
-        settings: AwsSettings,
-        asg: aws_sdk_autoscaling::Client,
-        ec2: aws_sdk_ec2::Client,
-        s3: aws_sdk_s3::Client,
-        cloudwatch: aws_sdk_cloudwatch::Client,
-    ) -> Self {
-        Self { settings, asg, ec2, s3, cloudwatch, claim_cache: Default::default() }
+    pub fn from_clients(settings: AwsSettings, c: Clients) -> Self {
+        Self {
+            settings,
+            asg: c.asg,
+            ec2: c.ec2,
+            s3: c.s3,
+            cloudwatch: c.cloudwatch,
+            route53: c.route53,
+            logs: c.logs,
+            claim_cache: Default::default(),
+        }
     }
 
     fn hook_name(&self, hook: LifecycleHook) -> &str {
@@ -631,6 +653,32 @@ impl Backend for AwsBackend {
                 .map(Some)
                 .map_err(|e| err(format!("s3 {}base.cfg is not UTF-8", self.settings.prefix), e)),
         }
+    }
+
+    async fn publish_name(&self, name: &str, address: &str) -> PortResult<()> {
+        use aws_sdk_route53::types::{Change, ChangeAction, ChangeBatch, ResourceRecord, ResourceRecordSet, RrType};
+        let zone = self.settings.hosted_zone_id.as_deref().ok_or_else(|| {
+            PortError::msg("backend", format!("no Route53 hosted zone configured for {name} ([names] route53_zone)"))
+        })?;
+        let build = |e: aws_sdk_route53::error::BuildError| err(format!("route53 record {name}"), e);
+        // A short TTL: after a replacement, peers and clients must re-resolve within seconds.
+        let record = ResourceRecordSet::builder()
+            .name(name)
+            .r#type(RrType::A)
+            .ttl(10)
+            .resource_records(ResourceRecord::builder().value(address).build().map_err(build)?)
+            .build()
+            .map_err(build)?;
+        let change =
+            Change::builder().action(ChangeAction::Upsert).resource_record_set(record).build().map_err(build)?;
+        self.route53
+            .change_resource_record_sets()
+            .hosted_zone_id(zone)
+            .change_batch(ChangeBatch::builder().changes(change).comment("zkpilot").build().map_err(build)?)
+            .send()
+            .await
+            .map_err(|e| err(format!("upsert route53 {name} -> {address} in {zone}"), e))?;
+        Ok(())
     }
 
     async fn publish_status(&self, instance: &InstanceId, status_json: &str) -> PortResult<()> {

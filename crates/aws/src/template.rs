@@ -72,7 +72,7 @@ heap_mb = ${HeapMb}
 
 [cluster]
 secret_file = "/etc/zkpilot/secret"
-
+IDENTITY_LINE
 [policy]
 target_voters = ${TargetVoters}
 
@@ -81,7 +81,16 @@ kind = "aws"
 group = "${AWS::StackName}-zk"
 bucket = "${StateBucket}"
 region = "${AWS::Region}"
+SLOT_LINE
 EOF
+if [ -n "${HostedZoneId}" ]; then
+cat >> /etc/zkpilot/agent.toml <<EOF
+
+[names]
+domain = "${NamesDomain}"
+route53_zone = "${HostedZoneId}"
+EOF
+fi
 cat > /etc/systemd/system/zkpilot.service <<'EOF'
 [Unit]
 Description=zkpilot agent (supervises ZooKeeper)
@@ -103,6 +112,16 @@ systemctl daemon-reload
 systemctl enable --now zkpilot
 "#;
 
+/// The launch template's user data for `opts`' identity mode.
+fn user_data(opts: &TemplateOptions) -> String {
+    let (identity, slot) = match opts.identity {
+        Identity::Elastic => ("", ""),
+        // The slot resources carry the stack name in their zkpilot:cluster tag.
+        Identity::Slot { .. } => ("identity = \"slot\"\n", "slot_cluster = \"${AWS::StackName}\"\n"),
+    };
+    USER_DATA.replace("IDENTITY_LINE", identity).replace("SLOT_LINE\n", slot)
+}
+
 /// Renders the template.
 pub fn render(opts: &TemplateOptions) -> Value {
     let mut parameters = json!({
@@ -120,7 +139,9 @@ pub fn render(opts: &TemplateOptions) -> Value {
         "ClientCidr": { "Type": "String", "Default": "10.0.0.0/8", "AllowedPattern": "^[0-9./]+$", "Description": "Who may reach the client port 2181" },
         "ZkpilotBinaryS3Uri": { "Type": "String", "AllowedPattern": "^s3://.+", "Description": "s3:// URI of the zkpilot release binary" },
         "ZkpilotBinaryBucket": { "Type": "String", "Description": "Bucket of ZkpilotBinaryS3Uri (for the read permission)" },
-        "ConnectionsPerInstance": { "Type": "Number", "Default": 400, "MinValue": 1, "Description": "Target client connections per server (target tracking)" }
+        "ConnectionsPerInstance": { "Type": "Number", "Default": 400, "MinValue": 1, "Description": "Target client connections per server (target tracking)" },
+        "HostedZoneId": { "Type": "String", "Default": "", "Description": "Route53 hosted zone for stable server names zk-<id>.<NamesDomain>; empty for addresses" },
+        "NamesDomain": { "Type": "String", "Default": "zk.internal", "AllowedPattern": "^[a-z0-9.-]+$", "Description": "Domain of the hosted zone (with HostedZoneId)" }
     });
     for z in ZONES {
         parameters[format!("Subnet{z}")] =
@@ -199,6 +220,15 @@ pub fn render(opts: &TemplateOptions) -> Value {
             "Condition": { "StringEquals": { "cloudwatch:namespace": "zkpilot" } }
         }),
     ];
+    // Each agent upserts its own name's A record, in this zone only.
+    statements.push(json!({
+        "Fn::If": ["HasNames", {
+            "Sid": "Names",
+            "Effect": "Allow",
+            "Action": ["route53:ChangeResourceRecordSets"],
+            "Resource": sub("arn:${AWS::Partition}:route53:::hostedzone/${HostedZoneId}")
+        }, { "Ref": "AWS::NoValue" }]
+    }));
     if matches!(opts.identity, Identity::Slot { .. }) {
         statements.push(json!({
             "Sid": "DiscoverSlots",
@@ -209,7 +239,12 @@ pub fn render(opts: &TemplateOptions) -> Value {
         statements.push(json!({
             "Sid": "AttachSlots",
             "Effect": "Allow",
-            "Action": ["ec2:AttachNetworkInterface", "ec2:AttachVolume"],
+            "Action": [
+                "ec2:AttachNetworkInterface",
+                "ec2:AttachVolume",
+                "ec2:DetachNetworkInterface",
+                "ec2:DetachVolume"
+            ],
             "Resource": [
                 sub("arn:${AWS::Partition}:ec2:${AWS::Region}:${AWS::AccountId}:instance/*"),
                 sub("arn:${AWS::Partition}:ec2:${AWS::Region}:${AWS::AccountId}:network-interface/*"),
@@ -280,7 +315,7 @@ pub fn render(opts: &TemplateOptions) -> Value {
                     "IamInstanceProfile": { "Arn": { "Fn::GetAtt": ["MemberProfile", "Arn"] } },
                     "SecurityGroupIds": [{ "Fn::GetAtt": ["MemberSecurityGroup", "GroupId"] }],
                     "MetadataOptions": { "HttpTokens": "required", "HttpEndpoint": "enabled", "HttpPutResponseHopLimit": 1 },
-                    "UserData": { "Fn::Base64": sub(USER_DATA) }
+                    "UserData": { "Fn::Base64": sub(&user_data(opts)) }
                 }
             }
         },
@@ -376,7 +411,10 @@ pub fn render(opts: &TemplateOptions) -> Value {
         "AWSTemplateFormatVersion": "2010-09-09",
         "Description": description,
         "Parameters": parameters,
-        "Conditions": { "HasKey": { "Fn::Not": [{ "Fn::Equals": [r("KeyName"), ""] }] } },
+        "Conditions": {
+            "HasKey": { "Fn::Not": [{ "Fn::Equals": [r("KeyName"), ""] }] },
+            "HasNames": { "Fn::Not": [{ "Fn::Equals": [r("HostedZoneId"), ""] }] }
+        },
         "Resources": resources,
         "Outputs": {
             "GroupName": { "Value": r("Group"), "Description": "Auto Scaling group" },
@@ -395,6 +433,7 @@ mod tests {
             .as_array()
             .expect("statements")
             .iter()
+            .map(|s| s.get("Fn::If").map_or(s, |f| &f[1]))
             .flat_map(|s| s["Action"].as_array().cloned().unwrap_or_default())
             .map(|a| a.as_str().expect("action").to_string())
             .collect()
@@ -421,5 +460,19 @@ mod tests {
         assert_eq!(res.keys().filter(|k| k.ends_with("Interface")).count(), 5);
         assert_eq!(res.keys().filter(|k| k.ends_with("Volume")).count(), 5);
         assert!(actions(&t).contains(&"ec2:AttachVolume".to_string()));
+        let text = t.to_string();
+        assert!(text.contains("slot_cluster") && text.contains(r#"identity = \"slot\""#), "slot agent config");
+        let elastic = render(&TemplateOptions { identity: Identity::Elastic }).to_string();
+        assert!(!elastic.contains("slot_cluster") && !elastic.contains("IDENTITY_LINE"));
+    }
+
+    #[test]
+    fn names_permission_only_with_a_hosted_zone() {
+        let t = render(&TemplateOptions { identity: Identity::Elastic });
+        assert!(actions(&t).contains(&"route53:ChangeResourceRecordSets".to_string()));
+        let stmts =
+            t["Resources"]["MemberRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"].to_string();
+        assert!(stmts.contains(r#""Fn::If":["HasNames""#), "{stmts}");
+        assert!(t.to_string().contains("route53_zone"), "user data writes [names] when a zone is given");
     }
 }

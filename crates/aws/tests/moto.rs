@@ -21,6 +21,7 @@ async fn setup(name: &str, n: i32) -> (Moto, aws_config::SdkConfig, AwsBackend) 
         endpoint_url: None,
         launch_hook: zkpilot_aws::default_launch_hook(),
         terminate_hook: zkpilot_aws::default_terminate_hook(),
+        hosted_zone_id: None,
         slots: Some(SlotSettings { cluster: format!("{name}-cluster"), mount: "/unused".into() }),
     };
     let backend = AwsBackend::from_conf(&conf, settings);
@@ -196,4 +197,43 @@ async fn slot_claimed_once_attached_and_taken_over_after_termination() {
     let now = b.slot_resources().await.expect("slot resources");
     assert_eq!(now[&ServerId(1)].interface_on.as_deref(), Some(next.0.as_str()));
     assert_eq!(now[&ServerId(1)].volume_on.as_deref(), Some(next.0.as_str()));
+}
+
+/// Name indirection on AWS: each agent upserts its own A record in the hosted zone; a
+/// replacement on a new address overwrites it (one record per name, short TTL).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn route53_name_is_upserted_and_moves() {
+    let (_moto, conf, b) = setup("names", 1).await;
+    let r53 = aws_sdk_route53::Client::new(&conf);
+    let zone = r53
+        .create_hosted_zone()
+        .name("zk.example.internal")
+        .caller_reference("zkpilot-test")
+        .send()
+        .await
+        .expect("hosted zone");
+    let zone_id = zone.hosted_zone().map(|z| z.id().to_string()).expect("zone id");
+    let mut settings = b.settings().clone();
+    settings.hosted_zone_id = Some(zone_id.clone());
+    let b = AwsBackend::from_conf(&conf, settings);
+    let records = || async {
+        let out = r53.list_resource_record_sets().hosted_zone_id(&zone_id).send().await.expect("list records");
+        out.resource_record_sets()
+            .iter()
+            .filter(|r| r.r#type() == &aws_sdk_route53::types::RrType::A)
+            .map(|r| {
+                let values: Vec<String> = r.resource_records().iter().map(|v| v.value().to_string()).collect();
+                (r.name().trim_end_matches('.').to_string(), values, r.ttl())
+            })
+            .collect::<Vec<_>>()
+    };
+    b.publish_name("zk-1.zk.example.internal", "10.77.0.11").await.expect("publish");
+    assert_eq!(records().await, vec![("zk-1.zk.example.internal".into(), vec!["10.77.0.11".into()], Some(10))]);
+    b.publish_name("zk-1.zk.example.internal", "10.77.1.12").await.expect("move");
+    assert_eq!(records().await, vec![("zk-1.zk.example.internal".into(), vec!["10.77.1.12".into()], Some(10))]);
+
+    let mut unset = b.settings().clone();
+    unset.hosted_zone_id = None;
+    let e = AwsBackend::from_conf(&conf, unset).publish_name("zk-2.x", "10.0.0.1").await.expect_err("no zone");
+    assert!(e.to_string().contains("route53_zone"), "{e}");
 }

@@ -6,24 +6,23 @@
 
 use aws_sdk_autoscaling::operation::complete_lifecycle_action::CompleteLifecycleActionOutput;
 use aws_smithy_mocks::{mock, mock_client};
-use zkpilot_aws::{AwsBackend, AwsSettings};
+use zkpilot_aws::{AwsBackend, AwsSettings, Clients};
 use zkpilot_core::model::{InstanceId, LifecycleHook};
 use zkpilot_core::ports::Backend;
 
-fn unused_clients() -> (aws_sdk_ec2::Client, aws_sdk_s3::Client, aws_sdk_cloudwatch::Client) {
+fn unused_clients() -> Clients {
     // Never called in these tests; built without credentials or network.
     let region = aws_sdk_ec2::config::Region::new("us-east-1");
-    (
-        aws_sdk_ec2::Client::from_conf(
-            aws_sdk_ec2::Config::builder().behavior_version_latest().region(region.clone()).build(),
-        ),
-        aws_sdk_s3::Client::from_conf(
-            aws_sdk_s3::Config::builder().behavior_version_latest().region(region.clone()).build(),
-        ),
-        aws_sdk_cloudwatch::Client::from_conf(
-            aws_sdk_cloudwatch::Config::builder().behavior_version_latest().region(region).build(),
-        ),
-    )
+    let conf =
+        aws_config::SdkConfig::builder().behavior_version(aws_config::BehaviorVersion::latest()).region(region).build();
+    Clients {
+        asg: aws_sdk_autoscaling::Client::new(&conf),
+        ec2: aws_sdk_ec2::Client::new(&conf),
+        s3: aws_sdk_s3::Client::new(&conf),
+        cloudwatch: aws_sdk_cloudwatch::Client::new(&conf),
+        route53: aws_sdk_route53::Client::new(&conf),
+        logs: aws_sdk_cloudwatchlogs::Client::new(&conf),
+    }
 }
 
 fn settings() -> AwsSettings {
@@ -35,6 +34,7 @@ fn settings() -> AwsSettings {
         endpoint_url: None,
         launch_hook: "zkpilot-launch".into(),
         terminate_hook: "zkpilot-terminate".into(),
+        hosted_zone_id: None,
         slots: None,
     }
 }
@@ -53,8 +53,7 @@ async fn completes_each_hook_by_name_with_continue() {
             })
             .then_output(|| CompleteLifecycleActionOutput::builder().build());
         let asg = mock_client!(aws_sdk_autoscaling, [&rule]);
-        let (ec2, s3, cloudwatch) = unused_clients();
-        let b = AwsBackend::from_clients(settings(), asg, ec2, s3, cloudwatch);
+        let b = AwsBackend::from_clients(settings(), Clients { asg, ..unused_clients() });
         b.complete_lifecycle(&InstanceId("i-0abc".into()), hook).await.expect("completed");
         assert_eq!(rule.num_calls(), 1, "{hook:?}");
     }
@@ -71,8 +70,7 @@ async fn heartbeats_name_the_hook() {
         })
         .then_output(|| RecordLifecycleActionHeartbeatOutput::builder().build());
     let asg = mock_client!(aws_sdk_autoscaling, [&rule]);
-    let (ec2, s3, cloudwatch) = unused_clients();
-    let b = AwsBackend::from_clients(settings(), asg, ec2, s3, cloudwatch);
+    let b = AwsBackend::from_clients(settings(), Clients { asg, ..unused_clients() });
     b.lifecycle_heartbeat(&InstanceId("i-0abc".into()), LifecycleHook::Terminating).await.expect("heartbeat");
     assert_eq!(rule.num_calls(), 1);
 }
@@ -98,9 +96,7 @@ async fn connection_count_is_put_per_group_and_per_instance() {
         })
         .then_output(|| PutMetricDataOutput::builder().build());
     let cloudwatch = mock_client!(aws_sdk_cloudwatch, [&rule]);
-    let asg = mock_client!(aws_sdk_autoscaling, []);
-    let (ec2, s3, _) = unused_clients();
-    let b = AwsBackend::from_clients(settings(), asg, ec2, s3, cloudwatch);
+    let b = AwsBackend::from_clients(settings(), Clients { cloudwatch, ..unused_clients() });
     b.publish_connections(&InstanceId("i-0abc".into()), 17).await.expect("published");
     assert_eq!(rule.num_calls(), 1);
 }

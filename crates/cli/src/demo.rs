@@ -74,6 +74,7 @@ async fn story(args: &DemoArgs, dir: &std::path::Path) -> anyhow::Result<()> {
         heap_mb: 128,
         timeout: 240,
         mode: "elastic".into(),
+        names: None,
     })
     .await?;
     n.done("bootstrap 3", t);

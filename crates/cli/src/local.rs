@@ -14,7 +14,7 @@ use zkpilot_local::group::{Controller, kill_instance, signal_group, zk_pid};
 use zkpilot_local::{GroupSpec, InstanceRecord, LocalBackend, StateDir};
 use zkpilot_runtime::AgentConfig;
 use zkpilot_runtime::config::{
-    AgentSection, BackendSection, ClusterSection, IdentityMode, InstanceSection, ServerSection,
+    AgentSection, BackendSection, ClusterSection, IdentityMode, InstanceSection, NamesSection, ServerSection,
 };
 use zkpilot_runtime::status::AgentStatus;
 use zkpilot_runtime::view;
@@ -66,6 +66,11 @@ pub struct UpArgs {
     /// over the lost instance's address and data dir and restarts the same server, no reconfig.
     #[arg(long, default_value = "elastic", value_parser = ["elastic", "slot"])]
     pub mode: String,
+    /// Name indirection: server lines say `zk-<id>.<DOMAIN>`, kept current in `<dir>/hosts`
+    /// (handed to the JVMs). With `--mode slot` a replacement keeps the data but not the
+    /// address; its name follows it.
+    #[arg(long, value_name = "DOMAIN")]
+    pub names: Option<String>,
 }
 
 /// `zkpilot local` subcommands.
@@ -185,6 +190,7 @@ pub async fn up(args: &UpArgs) -> anyhow::Result<ClusterView> {
         heap_mb: args.heap_mb,
         tick_time_ms: 2000,
         slot_mode: args.mode == "slot",
+        names_domain: args.names.clone(),
     };
     let state = match StateDir::open(&dir) {
         Ok(existing) => {
@@ -394,10 +400,15 @@ pub fn render_agent_config(group: &GroupSpec, rec: &InstanceRecord, state: &Stat
         policy: zkpilot_core::Policy {
             target_voters: group.target_voters,
             min_voters: group.min_voters,
-            stabilization_ms: 0,
+            ..Default::default()
         },
         backend: BackendSection::Local { dir: state.root().to_path_buf() },
         agent: AgentSection::default(),
+        names: group.names_domain.as_ref().map(|domain| NamesSection {
+            domain: domain.clone(),
+            hosts_file: Some(state.root().join("hosts")),
+            route53_zone: None,
+        }),
     };
     toml::to_string(&cfg).unwrap_or_else(|e| format!("# cannot render agent config: {e}\n"))
 }

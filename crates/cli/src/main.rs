@@ -171,6 +171,7 @@ async fn run_aws_agent(
         endpoint_url: aws.endpoint_url.clone(),
         launch_hook: zkpilot_aws::default_launch_hook(),
         terminate_hook: zkpilot_aws::default_terminate_hook(),
+        hosted_zone_id: cfg.names.as_ref().and_then(|n| n.route53_zone.clone()),
         slots,
     };
     let backend = zkpilot_aws::AwsBackend::connect(settings).await;

@@ -132,13 +132,14 @@ impl<'a> Ctx<'a> {
         }
         let template = self.config.servers.values().next()?;
         let inst = m.instance?;
+        let host = self.policy.host_for(m.id, &inst.address);
         Some(ServerSpec {
             id: m.id,
-            host: inst.address.clone(),
+            host: host.clone(),
             quorum_port: template.quorum_port,
             election_port: template.election_port,
             role: Role::Observer,
-            client_host: inst.address.clone(),
+            client_host: host,
             client_port: template.client_port,
         })
     }

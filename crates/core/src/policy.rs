@@ -12,11 +12,31 @@ pub struct Policy {
     pub min_voters: usize,
     /// How long a server must have served before it is promoted to voter (ms).
     pub stabilization_ms: u64,
+    /// Name indirection: server lines use `zk-<id>.<domain>` instead of addresses. Set from the
+    /// agent config's `[names]`, not written in `[policy]`.
+    #[serde(skip)]
+    pub names_domain: Option<String>,
 }
 
 impl Default for Policy {
     fn default() -> Self {
-        Self { target_voters: 3, min_voters: 1, stabilization_ms: 0 }
+        Self { target_voters: 3, min_voters: 1, stabilization_ms: 0, names_domain: None }
+    }
+}
+
+/// The stable name of server `id` under `domain`.
+pub fn server_name(id: crate::model::ServerId, domain: &str) -> String {
+    format!("zk-{id}.{domain}")
+}
+
+impl Policy {
+    /// What server `id`'s line says as host: its stable name with name indirection, else the
+    /// address it runs on.
+    pub fn host_for(&self, id: crate::model::ServerId, address: &str) -> String {
+        match &self.names_domain {
+            Some(domain) => server_name(id, domain),
+            None => address.to_string(),
+        }
     }
 }
 

@@ -138,6 +138,9 @@ pub trait Backend: Send + Sync {
     ) -> impl Future<Output = PortResult<()>> + Send;
     /// The ensemble-wide base config (zoo.cfg keys shared by every member), if the operator set one.
     fn base_config(&self) -> impl Future<Output = PortResult<Option<String>>> + Send;
+    /// Points server `name` at `address` in the backend's name service (Route53 on AWS). Only
+    /// called with name indirection configured for this backend.
+    fn publish_name(&self, name: &str, address: &str) -> impl Future<Output = PortResult<()>> + Send;
     /// Publishes this agent's status snapshot (JSON).
     fn publish_status(&self, instance: &InstanceId, status_json: &str) -> impl Future<Output = PortResult<()>> + Send;
 }

@@ -46,7 +46,7 @@ fn policy() -> impl Strategy<Value = Policy> {
     (prop_oneof![Just(1usize), Just(3), Just(5), Just(7)], 1usize..=3).prop_map(|(t, m)| Policy {
         target_voters: t,
         min_voters: m.min(t),
-        stabilization_ms: 0,
+        ..Policy::default()
     })
 }
 

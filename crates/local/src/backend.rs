@@ -89,6 +89,13 @@ impl Backend for LocalBackend {
                     StateError::Malformed { path: dir.instance_dir(&instance), why: "no such instance".into() }
                 })?;
             let (n, record) = dir.claim_slot(&instance, &zone, &address)?;
+            // With name indirection a slot is storage only (like an EBS volume without an ENI):
+            // the server keeps its id and data, its name follows it to the new address.
+            let record = if dir.group()?.names_domain.is_some() && record.address != address {
+                dir.set_slot_address(n, &instance, &address)?
+            } else {
+                record
+            };
             Ok(Some(Slot { id: n, address: record.address, base_dir: Some(dir.slot_dir(n)) }))
         })
         .await
@@ -150,6 +157,11 @@ impl Backend for LocalBackend {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(PortError::new("backend", format!("read {}", path.display()), e)),
         }
+    }
+
+    async fn publish_name(&self, name: &str, _address: &str) -> PortResult<()> {
+        // Locally names live in a hosts file the agents keep themselves ([names] hosts_file).
+        Err(PortError::msg("backend", format!("the local backend has no name service for {name}; use a hosts file")))
     }
 
     async fn publish_status(&self, instance: &InstanceId, status_json: &str) -> PortResult<()> {

@@ -85,6 +85,9 @@ pub struct GroupSpec {
     /// Slot mode: a replacement takes over a lost instance's address and data dir.
     #[serde(default)]
     pub slot_mode: bool,
+    /// Name indirection: server lines use `zk-<id>.<domain>`, kept current in `<dir>/hosts`.
+    #[serde(default)]
+    pub names_domain: Option<String>,
 }
 
 /// One instance record.
@@ -364,6 +367,26 @@ impl StateDir {
         })
     }
 
+    /// Moves slot `n` to `address` if `instance` holds it; returns the record.
+    pub fn set_slot_address(
+        &self,
+        n: ServerId,
+        instance: &InstanceId,
+        address: &str,
+    ) -> Result<SlotRecord, StateError> {
+        self.locked(|| {
+            let p = self.slot_record_path(n);
+            let mut r = self
+                .read_json::<SlotRecord>(&p)?
+                .ok_or_else(|| StateError::Malformed { path: p.clone(), why: "slot vanished".into() })?;
+            if &r.instance == instance {
+                r.address = address.into();
+                self.write_json(&p, &r)?;
+            }
+            Ok(r)
+        })
+    }
+
     /// All slots.
     pub fn slots(&self) -> Result<Vec<(ServerId, SlotRecord)>, StateError> {
         let dir = self.root.join("slots");
@@ -486,6 +509,7 @@ mod tests {
             heap_mb: 128,
             tick_time_ms: 2000,
             slot_mode: false,
+            names_domain: None,
         }
     }
 

@@ -15,6 +15,7 @@ use zkpilot_core::boot::{BootDecision, BootInputs, decide};
 use zkpilot_core::model::{InstanceState, ServerId, ServerSpec};
 use zkpilot_core::observed::Observed;
 use zkpilot_core::plan::{Action, MembershipChange, Plan};
+use zkpilot_core::policy::server_name;
 use zkpilot_core::ports::{Backend, Clock, ClusterMarker, PortError, ReconfigError, ServerProcess, Slot, Zookeeper};
 use zkpilot_core::safety::check_plan;
 use zkpilot_supervisor::{Backoff, Spec, Supervisor};
@@ -82,6 +83,7 @@ pub struct Agent<B, Z, C> {
     server: Option<Supervisor>,
     my_id: Option<ServerId>,
     slot: Option<Slot>,
+    name_published: bool,
     pid_file: std::path::PathBuf,
     started_at: Option<Instant>,
     restart_at: Option<Instant>,
@@ -139,6 +141,7 @@ impl<B: Backend, Z: Zookeeper, C: Clock> Agent<B, Z, C> {
             server: None,
             my_id: None,
             slot: None,
+            name_published: false,
             // Beside the configured base dir (the local controller finds it there), not on the
             // slot's storage, which a later holder reuses.
             pid_file,
@@ -206,6 +209,9 @@ impl<B: Backend, Z: Zookeeper, C: Clock> Agent<B, Z, C> {
         debug_assert_eq!(check_plan(&obs, &self.cfg.policy, &plan), Ok(()), "planner broke a safety rule");
         self.track_quorum(&obs, now);
         self.publish_membership(&obs).await;
+        if let Err(e) = self.refresh_names(obs.instances.as_deref()).await {
+            tracing::warn!(error = %e, "keeping server names current");
+        }
 
         let me = self.my_id;
         let my_instance = obs.instances.iter().flatten().find(|i| i.id == self.cfg.instance.id);
@@ -378,8 +384,8 @@ impl<B: Backend, Z: Zookeeper, C: Clock> Agent<B, Z, C> {
             .filter(|i| i.state == InstanceState::Running)
             .filter_map(|i| i.server_id.map(|sid| (sid, i)))
             .map(|(sid, i)| ServerSpec {
-                host: i.address.clone(),
-                client_host: i.address.clone(),
+                host: self.cfg.policy.host_for(sid, &i.address),
+                client_host: self.cfg.policy.host_for(sid, &i.address),
                 ..self.cfg.server_spec(sid)
             })
             .collect();
@@ -435,8 +441,43 @@ impl<B: Backend, Z: Zookeeper, C: Clock> Agent<B, Z, C> {
             (BootDecision::Wait(why), _) => return Ok(Boot::Waiting(why)),
             (d, _) => return Ok(Boot::Waiting(format!("inconsistent boot decision {d:?}"))),
         }
+        if let Err(e) = self.refresh_names(obs.instances.as_deref()).await {
+            return Ok(Boot::Waiting(format!("server name not published, not starting: {e}")));
+        }
         self.start_server()?;
         Ok(Boot::Started)
+    }
+
+    /// Name indirection: points this server's name (and, with a hosts file, every running
+    /// member's) at the address it runs on. Route53 records are each agent's own, written once
+    /// per run; the hosts file is local to each host, so every agent keeps all names in it.
+    async fn refresh_names(&mut self, instances: Option<&[zkpilot_core::Instance]>) -> Result<(), String> {
+        let (Some(names), Some(id)) = (self.cfg.names.clone(), self.my_id) else { return Ok(()) };
+        let mine = (server_name(id, &names.domain), self.cfg.instance.address.clone());
+        if let Some(file) = names.hosts_file {
+            let mut current = std::collections::BTreeMap::from([mine]);
+            for i in instances.into_iter().flatten().filter(|i| i.state != InstanceState::Terminated) {
+                if let Some(sid) = i.server_id
+                    && sid != id
+                {
+                    current.insert(server_name(sid, &names.domain), i.address.clone());
+                }
+            }
+            let domain = names.domain.clone();
+            let changed =
+                tokio::task::spawn_blocking(move || crate::names::update_hosts_file(&file, &domain, &current))
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .map_err(|e| e.to_string())?;
+            if changed {
+                tracing::info!("hosts file names updated");
+            }
+        } else if !self.name_published {
+            self.backend.publish_name(&mine.0, &mine.1).await.map_err(|e| e.to_string())?;
+            tracing::info!(name = %mine.0, address = %mine.1, "server name published");
+            self.name_published = true;
+        }
+        Ok(())
     }
 
     /// zkpilot's static zoo.cfg keys with the shared base config merged in. A malformed base
@@ -474,7 +515,16 @@ impl<B: Backend, Z: Zookeeper, C: Clock> Agent<B, Z, C> {
         let (program, args) = self.install.server_command(
             &conf,
             &self.layout.zoo_cfg(),
-            &JvmSettings { heap_mb: self.cfg.server.heap_mb },
+            &JvmSettings {
+                heap_mb: self.cfg.server.heap_mb,
+                hosts_file: self
+                    .cfg
+                    .names
+                    .as_ref()
+                    .and_then(|n| n.hosts_file.clone())
+                    .filter(|f| f != std::path::Path::new("/etc/hosts")),
+                dns_ttl_s: self.cfg.names.as_ref().map(|_| 5),
+            },
         );
         let mut sup = Supervisor::new(Spec {
             program,
@@ -674,12 +724,14 @@ pub fn serving_connect_string(obs: &Observed) -> String {
         if !m.is_serving() {
             continue;
         }
-        if let Some(spec) = m.spec {
-            addrs.push(spec.client_address());
-        } else if let Some(c) = obs.config.as_ref().and_then(|c| c.servers.values().next())
-            && let Some(i) = m.instance
-        {
-            addrs.push(format!("{}:{}", i.address, c.client_port));
+        // By the address the instance runs on: with name indirection the config says names,
+        // which only the servers' resolver (a hosts file handed to the JVM) may know.
+        let port =
+            m.spec.or_else(|| obs.config.as_ref().and_then(|c| c.servers.values().next())).map(|s| s.client_port);
+        match (m.instance, m.spec, port) {
+            (Some(i), _, Some(port)) => addrs.push(format!("{}:{port}", i.address)),
+            (None, Some(spec), _) => addrs.push(spec.client_address()),
+            _ => {}
         }
     }
     addrs.join(",")

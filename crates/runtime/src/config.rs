@@ -219,6 +219,22 @@ impl Default for AgentSection {
     }
 }
 
+/// `[names]`: name indirection. Server lines say `zk-<id>.<domain>`; exactly one of
+/// `hosts_file` and `route53_zone` says where the names are kept current.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NamesSection {
+    /// DNS suffix of the names.
+    pub domain: String,
+    /// Every agent keeps a managed block of this hosts file current (`/etc/hosts` in
+    /// production; any other file is handed to the JVM as `jdk.net.hosts.file`).
+    #[serde(default)]
+    pub hosts_file: Option<PathBuf>,
+    /// Route53 hosted zone id (AWS backend): each agent upserts its own A record.
+    #[serde(default)]
+    pub route53_zone: Option<String>,
+}
+
 /// The whole file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -237,6 +253,9 @@ pub struct AgentConfig {
     /// `[agent]`.
     #[serde(default)]
     pub agent: AgentSection,
+    /// `[names]`, if server lines use stable names.
+    #[serde(default)]
+    pub names: Option<NamesSection>,
 }
 
 impl AgentConfig {
@@ -261,10 +280,11 @@ impl AgentConfig {
 
     /// Second stage: typed fields and validation.
     pub fn from_table(table: toml::Table, path: &Path) -> Result<Self, ConfigError> {
-        let cfg: Self = table
+        let mut cfg: Self = table
             .try_into()
             .map_err(|e: toml::de::Error| ConfigError::Syntax { path: path.to_path_buf(), message: e.to_string() })?;
         cfg.validate(path)?;
+        cfg.policy.names_domain = cfg.names.as_ref().map(|n| n.domain.clone());
         Ok(cfg)
     }
 
@@ -302,6 +322,29 @@ impl AgentConfig {
                 return Err(invalid("backend.slot_mount", "must be an absolute path".into()));
             }
         }
+        if let Some(names) = &self.names {
+            let label_ok = |l: &str| {
+                !l.is_empty()
+                    && l.len() <= 63
+                    && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                    && !l.starts_with('-')
+                    && !l.ends_with('-')
+            };
+            if names.domain.len() > 240 || !names.domain.split('.').all(label_ok) {
+                return Err(invalid("names.domain", format!("{:?} is not a DNS name", names.domain)));
+            }
+            match (&names.hosts_file, &names.route53_zone) {
+                (Some(f), None) if !f.is_absolute() => {
+                    return Err(invalid("names.hosts_file", "must be an absolute path".into()));
+                }
+                (Some(_), None) => {}
+                (None, Some(_)) if matches!(self.backend, BackendSection::Aws(_)) => {}
+                (None, Some(_)) => {
+                    return Err(invalid("names.route53_zone", "Route53 records need the aws backend".into()));
+                }
+                _ => return Err(invalid("names", "set exactly one of `hosts_file` and `route53_zone`".into())),
+            }
+        }
         if !self.server.base_dir.is_absolute() {
             return Err(invalid(
                 "server.base_dir",
@@ -327,13 +370,14 @@ impl AgentConfig {
 
     /// This server's line, for a given id.
     pub fn server_spec(&self, id: ServerId) -> ServerSpec {
+        let host = self.policy.host_for(id, &self.instance.address);
         ServerSpec {
             id,
-            host: self.instance.address.clone(),
+            host: host.clone(),
             quorum_port: self.server.quorum_port,
             election_port: self.server.election_port,
             role: Role::Participant,
-            client_host: self.instance.address.clone(),
+            client_host: host,
             client_port: self.server.client_port,
         }
     }

@@ -20,6 +20,7 @@
 
 pub mod agent;
 pub mod config;
+pub mod names;
 pub mod observe;
 pub mod status;
 pub mod view;

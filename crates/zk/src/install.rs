@@ -63,6 +63,12 @@ pub struct Install {
 pub struct JvmSettings {
     /// Maximum heap, MiB.
     pub heap_mb: u32,
+    /// Name indirection: resolve names through this hosts file only (`jdk.net.hosts.file`);
+    /// `None` uses the system resolver.
+    pub hosts_file: Option<PathBuf>,
+    /// Name indirection: cache resolved names this long, so a moved server is found again
+    /// within seconds (the JVM default is 30 s).
+    pub dns_ttl_s: Option<u32>,
 }
 
 impl Install {
@@ -119,11 +125,21 @@ impl Install {
             "-Dzookeeper.db.autocreate=false".to_string(),
             format!("-Dlog4j.configuration=file:{}", conf_dir.join("log4j.properties").display()),
             format!("-Dlogback.configurationFile={}", conf_dir.join("logback.xml").display()),
+        ];
+        let mut args = args;
+        if let Some(ttl) = jvm.dns_ttl_s {
+            args.push(format!("-Dsun.net.inetaddr.ttl={ttl}"));
+            args.push("-Dsun.net.inetaddr.negative.ttl=1".to_string());
+        }
+        if let Some(f) = &jvm.hosts_file {
+            args.push(format!("-Djdk.net.hosts.file={}", f.display()));
+        }
+        args.extend([
             "-cp".to_string(),
             self.classpath.clone(),
             "org.apache.zookeeper.server.quorum.QuorumPeerMain".to_string(),
             zoo_cfg.to_string_lossy().into_owned(),
-        ];
+        ]);
         (self.java.clone(), args)
     }
 }

@@ -328,3 +328,38 @@ fn slot_mode_replacement_keeps_identity_and_data_without_reconfig() {
     assert_eq!(role4, Some("observer".into()), "{s:#}");
     assert_eq!(data.missing(&s, "slot", 50), 0);
 }
+
+/// Name indirection: server lines say `zk-<id>.<domain>`, the agents keep the group's hosts file
+/// current, the JVMs resolve through it. In slot mode with names, a replacement keeps the lost
+/// server's id and data but runs on a new address: only the name moves, no reconfig.
+#[test]
+fn names_follow_a_server_to_its_new_address_without_reconfig() {
+    let g = Group::up_with(3, "127.114.1", &["--mode", "slot", "--names", "zk.it.test"]);
+    let data = Data::new(&g);
+    let s = g.wait_converged();
+    let names: Vec<&str> = members(&s).iter().map(|m| m["address"].as_str().expect("host")).collect();
+    assert!(names.iter().all(|n| n.starts_with("zk-") && n.ends_with(".zk.it.test")), "{s:#}");
+    assert!(s["connect_string"].as_str().expect("connect").contains("zk.it.test:2181"), "{s:#}");
+    data.write(&s, "names", 30);
+    let version = s["config_version"].clone();
+    let hosts = || std::fs::read_to_string(g.path().join("hosts")).expect("hosts file");
+    let victim = follower(&s);
+    let name = format!("zk-{victim}.zk.it.test");
+    let old_line = hosts().lines().find(|l| l.ends_with(&name)).expect("victim's name in hosts").to_string();
+
+    g.kill(victim, false);
+    let s = g.wait_for("slot taken over on a new address", |s| {
+        s["converged"] == true
+            && ids(s).contains(&victim)
+            && hosts().lines().any(|l| l.ends_with(&name) && l != old_line)
+    });
+    assert_eq!(s["config_version"], version, "only the name moved: {s:#}");
+    let new_line = hosts().lines().find(|l| l.ends_with(&name)).expect("name").to_string();
+    let new_address = new_line.split_whitespace().next().expect("address");
+    let holder = instance_of(&s, victim);
+    let inst = s["instances"].as_array().expect("instances").iter().find(|i| i["id"] == holder.as_str()).expect("i");
+    assert_eq!(inst["address"], new_address, "the name points at the replacement: {s:#}");
+    assert_eq!(data.missing(&s, "names", 30), 0);
+    data.write(&s, "names-after", 10);
+    assert_eq!(data.missing(&s, "names-after", 10), 0);
+}

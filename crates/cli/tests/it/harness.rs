@@ -199,7 +199,7 @@ impl Data {
     }
 
     pub fn write(&self, s: &Value, prefix: &str, n: usize) {
-        let connect = s["connect_string"].as_str().expect("connect string").to_string();
+        let connect = instance_connect(s);
         self.rt.block_on(async {
             let c = self.client(&connect).await;
             let opts = zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all());
@@ -216,7 +216,7 @@ impl Data {
 
     /// Number of keys of `prefix` missing or wrong.
     pub fn missing(&self, s: &Value, prefix: &str, n: usize) -> usize {
-        let connect = s["connect_string"].as_str().expect("connect string").to_string();
+        let connect = instance_connect(s);
         self.rt.block_on(async {
             let c = self.client(&connect).await;
             c.sync(&format!("/{prefix}")).await.expect("sync");
@@ -230,6 +230,19 @@ impl Data {
             missing
         })
     }
+}
+
+/// The members' client addresses by the address their instance runs on (the published
+/// connection string may use names only the servers' hosts file resolves).
+pub fn instance_connect(s: &Value) -> String {
+    let running = s["instances"].as_array().expect("instances").iter();
+    let addrs: Vec<String> = running
+        .filter(|i| i["state"] == "running" && i["server_id"].is_u64())
+        .filter(|i| ids(s).contains(&i["server_id"].as_u64().unwrap_or(0)))
+        .map(|i| format!("{}:2181", i["address"].as_str().expect("address")))
+        .collect();
+    assert!(!addrs.is_empty(), "no running member: {s:#}");
+    addrs.join(",")
 }
 
 pub fn read_json(p: PathBuf) -> Value {
