@@ -18,6 +18,7 @@
 //! already runs and may join); `Terminating*`, `Detaching`, `Detached` are leaving.
 #![deny(missing_docs)]
 
+pub mod logs;
 pub mod slots;
 pub mod template;
 pub mod volume;
@@ -56,6 +57,9 @@ pub struct AwsSettings {
     /// Lifecycle hook on termination (completed once the server is out of the config).
     #[serde(default = "default_terminate_hook")]
     pub terminate_hook: String,
+    /// Where id claims and the cluster marker live (S3 by default).
+    #[serde(default)]
+    pub claims: logs::ClaimStore,
     /// Route53 hosted zone for name indirection (`publish_name`).
     #[serde(default)]
     pub hosted_zone_id: Option<String>,
@@ -107,7 +111,6 @@ pub struct AwsBackend {
     s3: aws_sdk_s3::Client,
     cloudwatch: aws_sdk_cloudwatch::Client,
     route53: aws_sdk_route53::Client,
-    #[allow(dead_code)]
     logs: aws_sdk_cloudwatchlogs::Client,
     /// Claim bodies by key and ETag (see `claims`).
     claim_cache: std::sync::Arc<std::sync::Mutex<ClaimCache>>,
@@ -258,6 +261,9 @@ impl AwsBackend {
 
     /// Server-id claims (`ids/`).
     async fn claims(&self) -> PortResult<BTreeMap<ServerId, Claim>> {
+        if matches!(self.settings.claims, logs::ClaimStore::Logs { .. }) {
+            return self.logs_claims().await;
+        }
         Ok(self.records("ids/").await?.into_iter().map(|(n, (c, _))| (n, c)).collect())
     }
 
@@ -477,6 +483,9 @@ impl Backend for AwsBackend {
     }
 
     async fn claim_id(&self, instance: &InstanceId, address: &str) -> PortResult<ServerId> {
+        if matches!(self.settings.claims, logs::ClaimStore::Logs { .. }) {
+            return self.logs_claim_id(instance, address).await;
+        }
         let claims = self.claims().await?;
         if let Some((id, _)) = claims.iter().find(|(_, c)| &c.instance == instance) {
             return Ok(*id);
@@ -502,6 +511,9 @@ impl Backend for AwsBackend {
     }
 
     async fn release_id(&self, id: ServerId, instance: &InstanceId) -> PortResult<()> {
+        if matches!(self.settings.claims, logs::ClaimStore::Logs { .. }) {
+            return self.logs_release(id, instance).await;
+        }
         let key = self.key(&format!("ids/{id}.json"));
         let Some((claim, etag)) = self.get_json::<Claim>(&key).await? else { return Ok(()) };
         if &claim.instance != instance {
@@ -519,10 +531,16 @@ impl Backend for AwsBackend {
     }
 
     async fn cluster_marker(&self) -> PortResult<Option<ClusterMarker>> {
+        if matches!(self.settings.claims, logs::ClaimStore::Logs { .. }) {
+            return self.logs_marker().await;
+        }
         Ok(self.get_json(&self.key("cluster/marker.json")).await?.map(|(m, _)| m))
     }
 
     async fn create_cluster_marker(&self, marker: &ClusterMarker) -> PortResult<ClusterMarker> {
+        if matches!(self.settings.claims, logs::ClaimStore::Logs { .. }) {
+            return self.logs_create_marker(marker).await;
+        }
         let key = self.key("cluster/marker.json");
         let body = serde_json::to_vec_pretty(marker).map_err(|e| err("encode marker", e))?;
         self.put_if(&key, body, None).await?;

@@ -21,6 +21,7 @@ async fn setup(name: &str, n: i32) -> (Moto, aws_config::SdkConfig, AwsBackend) 
         endpoint_url: None,
         launch_hook: zkpilot_aws::default_launch_hook(),
         terminate_hook: zkpilot_aws::default_terminate_hook(),
+        claims: Default::default(),
         hosted_zone_id: None,
         slots: Some(SlotSettings { cluster: format!("{name}-cluster"), mount: "/unused".into() }),
     };
@@ -236,4 +237,52 @@ async fn route53_name_is_upserted_and_moves() {
     unset.hosted_zone_id = None;
     let e = AwsBackend::from_conf(&conf, unset).publish_name("zk-2.x", "10.0.0.1").await.expect_err("no zone");
     assert!(e.to_string().contains("route53_zone"), "{e}");
+}
+
+/// The CloudWatch Logs claim store (zookeeper-on-aws's design): 64 concurrent claimers get 64
+/// distinct ids, the marker is written once, a released id is claimed again by someone else and
+/// every reader sees the new holder.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_streams_claim_ids_and_marker_exactly_once() {
+    let (_moto, conf, b) = setup("logs", 1).await;
+    aws_sdk_cloudwatchlogs::Client::new(&conf)
+        .create_log_group()
+        .log_group_name("zkpilot-claims")
+        .send()
+        .await
+        .expect("log group");
+    let mut settings = b.settings().clone();
+    settings.claims = zkpilot_aws::logs::ClaimStore::Logs { log_group: "zkpilot-claims".into() };
+    let b = AwsBackend::from_conf(&conf, settings);
+    let ids = futures::future::join_all((0..64).map(|k| {
+        let b = b.clone();
+        async move { b.claim_id(&InstanceId(format!("i-{k:03}")), &format!("127.0.1.{k}")).await.expect("claim") }
+    }))
+    .await;
+    let unique: BTreeSet<u32> = ids.iter().map(|i| i.0).collect();
+    assert_eq!(unique, (1..=64).collect::<BTreeSet<u32>>(), "{ids:?}");
+    assert_eq!(b.claim_id(&InstanceId("i-005".into()), "127.0.1.5").await.expect("again"), ids[5], "idempotent");
+
+    assert_eq!(b.cluster_marker().await.expect("none yet"), None);
+    let marker = |by: &str| ClusterMarker {
+        cluster_id: format!("c-{by}"),
+        genesis: vec![],
+        created_by: InstanceId(by.into()),
+        created_ms: 1,
+    };
+    let won = futures::future::join_all(["a", "b", "c"].map(|by| {
+        let b = b.clone();
+        async move { b.create_cluster_marker(&marker(by)).await.expect("marker") }
+    }))
+    .await;
+    assert!(won.iter().all(|m| *m == won[0]), "one marker for all: {won:?}");
+
+    // Release i-005's id; a reader that cached the old holder must see the new one.
+    let reader = AwsBackend::from_conf(&conf, b.settings().clone());
+    reader.instances().await.expect("reader caches the claims");
+    b.release_id(ids[5], &InstanceId("i-005".into())).await.expect("release");
+    let again = b.claim_id(&InstanceId("i-new".into()), "127.0.2.1").await.expect("reclaim");
+    assert_eq!(again, ids[5], "lowest free id is reused");
+    let holder = reader.claim_id(&InstanceId("i-new".into()), "127.0.2.1").await.expect("read");
+    assert_eq!(holder, ids[5], "reader sees the re-created stream's holder");
 }

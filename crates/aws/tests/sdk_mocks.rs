@@ -34,6 +34,7 @@ fn settings() -> AwsSettings {
         endpoint_url: None,
         launch_hook: "zkpilot-launch".into(),
         terminate_hook: "zkpilot-terminate".into(),
+        claims: Default::default(),
         hosted_zone_id: None,
         slots: None,
     }

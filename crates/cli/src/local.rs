@@ -171,6 +171,11 @@ pub async fn up(args: &UpArgs) -> anyhow::Result<ClusterView> {
     validate_net(&args.net)?;
     let policy = zkpilot_core::Policy { target_voters: args.target_voters, ..Default::default() };
     policy.validate().context("--target-voters")?;
+    if let Some(d) = &args.names
+        && !zkpilot_runtime::config::is_dns_name(d)
+    {
+        bail!("--names: {d:?} is not a DNS name (letters, digits, '-', dot-separated)");
+    }
     Install::detect(&args.zookeeper, None).context("--zookeeper")?;
     let dir = args.dir.path();
     if let Some(pid) = controller_pid(&dir) {

@@ -171,6 +171,10 @@ async fn run_aws_agent(
         endpoint_url: aws.endpoint_url.clone(),
         launch_hook: zkpilot_aws::default_launch_hook(),
         terminate_hook: zkpilot_aws::default_terminate_hook(),
+        claims: match &aws.claims_log_group {
+            Some(g) => zkpilot_aws::logs::ClaimStore::Logs { log_group: g.clone() },
+            None => zkpilot_aws::logs::ClaimStore::S3,
+        },
         hosted_zone_id: cfg.names.as_ref().and_then(|n| n.route53_zone.clone()),
         slots,
     };

@@ -171,6 +171,10 @@ pub struct AwsSection {
     /// Endpoint override, for an emulator.
     #[serde(default)]
     pub endpoint_url: Option<String>,
+    /// Keep id claims and the cluster marker as streams of this CloudWatch Logs group instead
+    /// of S3 objects (the lease stays in S3).
+    #[serde(default)]
+    pub claims_log_group: Option<String>,
     /// Slot mode: value of the `zkpilot:cluster` tag on the slot interfaces and volumes.
     #[serde(default)]
     pub slot_cluster: Option<String>,
@@ -233,6 +237,18 @@ pub struct NamesSection {
     /// Route53 hosted zone id (AWS backend): each agent upserts its own A record.
     #[serde(default)]
     pub route53_zone: Option<String>,
+}
+
+/// True if `s` is a DNS name that leaves room for the `zk-<id>.` prefix.
+pub fn is_dns_name(s: &str) -> bool {
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+    };
+    s.len() <= 240 && s.split('.').all(label_ok)
 }
 
 /// The whole file.
@@ -323,14 +339,7 @@ impl AgentConfig {
             }
         }
         if let Some(names) = &self.names {
-            let label_ok = |l: &str| {
-                !l.is_empty()
-                    && l.len() <= 63
-                    && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-                    && !l.starts_with('-')
-                    && !l.ends_with('-')
-            };
-            if names.domain.len() > 240 || !names.domain.split('.').all(label_ok) {
+            if !is_dns_name(&names.domain) {
                 return Err(invalid("names.domain", format!("{:?} is not a DNS name", names.domain)));
             }
             match (&names.hosts_file, &names.route53_zone) {
@@ -479,6 +488,16 @@ dir = "/tmp/x"
     }
 
     #[test]
+    fn names_turn_server_lines_into_stable_names() {
+        let text = format!("{GOOD}\n[names]\ndomain = \"zk.test\"\nhosts_file = \"/tmp/x/hosts\"\n");
+        let c = AgentConfig::parse(&text, Path::new("a.toml")).expect("valid");
+        let spec = c.server_spec(ServerId(7));
+        assert_eq!((spec.host.as_str(), spec.client_host.as_str()), ("zk-7.zk.test", "zk-7.zk.test"));
+        let plain = AgentConfig::parse(GOOD, Path::new("a.toml")).expect("valid");
+        assert_eq!(plain.server_spec(ServerId(7)).host, "127.0.1.1");
+    }
+
+    #[test]
     fn good_config_parses_with_defaults() {
         let c = AgentConfig::parse(GOOD, Path::new("a.toml")).expect("valid");
         assert_eq!(c.server.client_port, 2181);
@@ -494,6 +513,17 @@ dir = "/tmp/x"
             (format!("{GOOD}\n[policy]\ntarget_voters = 4\n"), "policy.target_voters"),
             (GOOD.replace("/tmp/x/zk", "relative/zk"), "server.base_dir"),
             (GOOD.replace("[cluster]\nsecret_file = \"/tmp/x/secret\"", ""), "cluster"),
+            (format!("{GOOD}\n[names]\ndomain = \"zk.test\"\n"), "names"),
+            (format!("{GOOD}\n[names]\ndomain = \"bad_domain\"\nhosts_file = \"/etc/hosts\"\n"), "names.domain"),
+            (format!("{GOOD}\n[names]\ndomain = \"zk.test\"\nroute53_zone = \"Z1\"\n"), "names.route53_zone"),
+            (format!("{GOOD}\n[names]\ndomain = \"zk.test\"\nhosts_file = \"hosts\"\n"), "names.hosts_file"),
+            (
+                GOOD.replace(
+                    "secret_file = \"/tmp/x/secret\"",
+                    "secret_file = \"/tmp/x/secret\"\nidentity = \"sticky\"",
+                ),
+                "identity",
+            ),
         ];
         for (text, needle) in cases {
             let err = AgentConfig::parse(&text, Path::new("/etc/zkpilot/agent.toml")).expect_err(needle).to_string();

@@ -126,6 +126,8 @@ fn bad_cli_arguments_are_rejected() {
         vec!["local", "up", "--size", "3", "--net", "127.0"],
         vec!["local", "up", "--size", "3", "--target-voters", "4"],
         vec!["local", "scale", "many"],
+        vec!["local", "up", "--size", "3", "--mode", "sticky"],
+        vec!["local", "up", "--size", "3", "--names", "not a domain"],
     ] {
         let dir = tempfile::tempdir().expect("tempdir");
         let group = dir.path().join("g");
