@@ -192,6 +192,10 @@ impl AwsBackend {
         }
     }
 
+    fn claims_in_logs(&self) -> bool {
+        matches!(self.settings.claims, logs::ClaimStore::Logs { .. })
+    }
+
     fn hook_name(&self, hook: LifecycleHook) -> &str {
         match hook {
             LifecycleHook::Launching => &self.settings.launch_hook,
@@ -261,7 +265,7 @@ impl AwsBackend {
 
     /// Server-id claims (`ids/`).
     async fn claims(&self) -> PortResult<BTreeMap<ServerId, Claim>> {
-        if matches!(self.settings.claims, logs::ClaimStore::Logs { .. }) {
+        if self.claims_in_logs() {
             return self.logs_claims().await;
         }
         Ok(self.records("ids/").await?.into_iter().map(|(n, (c, _))| (n, c)).collect())
@@ -384,6 +388,16 @@ pub async fn instance_identity_with(imds: aws_config::imds::Client) -> PortResul
     ))
 }
 
+/// EC2 reports the instance terminated or shutting down, or no longer knows it.
+fn gone_in_ec2(i: Option<&aws_sdk_ec2::types::Instance>) -> bool {
+    i.is_none_or(|i| {
+        matches!(
+            i.state().and_then(|s| s.name()),
+            Some(InstanceStateName::Terminated | InstanceStateName::ShuttingDown)
+        )
+    })
+}
+
 fn tag<'a>(i: &'a aws_sdk_ec2::types::Instance, key: &str) -> Option<&'a str> {
     i.tags().iter().find(|t| t.key() == Some(key)).and_then(|t| t.value())
 }
@@ -430,12 +444,7 @@ impl Backend for AwsBackend {
         for id in ids {
             let in_group = group.instances().iter().find(|i| i.instance_id() == Some(id.as_str()));
             let ec2i = ec2.get(&id);
-            let ec2_gone = ec2i.is_none_or(|i| {
-                matches!(
-                    i.state().and_then(|s| s.name()),
-                    Some(InstanceStateName::Terminated | InstanceStateName::ShuttingDown)
-                )
-            });
+            let ec2_gone = gone_in_ec2(ec2i);
             let state = match in_group {
                 Some(g) => match lifecycle(g.lifecycle_state()) {
                     Some(s) => s,
@@ -483,7 +492,7 @@ impl Backend for AwsBackend {
     }
 
     async fn claim_id(&self, instance: &InstanceId, address: &str) -> PortResult<ServerId> {
-        if matches!(self.settings.claims, logs::ClaimStore::Logs { .. }) {
+        if self.claims_in_logs() {
             return self.logs_claim_id(instance, address).await;
         }
         let claims = self.claims().await?;
@@ -511,7 +520,7 @@ impl Backend for AwsBackend {
     }
 
     async fn release_id(&self, id: ServerId, instance: &InstanceId) -> PortResult<()> {
-        if matches!(self.settings.claims, logs::ClaimStore::Logs { .. }) {
+        if self.claims_in_logs() {
             return self.logs_release(id, instance).await;
         }
         let key = self.key(&format!("ids/{id}.json"));
@@ -531,14 +540,14 @@ impl Backend for AwsBackend {
     }
 
     async fn cluster_marker(&self) -> PortResult<Option<ClusterMarker>> {
-        if matches!(self.settings.claims, logs::ClaimStore::Logs { .. }) {
+        if self.claims_in_logs() {
             return self.logs_marker().await;
         }
         Ok(self.get_json(&self.key("cluster/marker.json")).await?.map(|(m, _)| m))
     }
 
     async fn create_cluster_marker(&self, marker: &ClusterMarker) -> PortResult<ClusterMarker> {
-        if matches!(self.settings.claims, logs::ClaimStore::Logs { .. }) {
+        if self.claims_in_logs() {
             return self.logs_create_marker(marker).await;
         }
         let key = self.key("cluster/marker.json");

@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use aws_sdk_ec2::types::{AttachmentStatus, Filter, InstanceStateName, VolumeAttachmentState};
+use aws_sdk_ec2::types::{AttachmentStatus, Filter, VolumeAttachmentState};
 use serde::{Deserialize, Serialize};
 use zkpilot_core::model::{InstanceId, ServerId};
 use zkpilot_core::ports::{PortError, PortResult, Slot};
@@ -65,6 +65,8 @@ pub struct SlotResources {
     pub volume: String,
     /// Instance the volume is attached to, if any.
     pub volume_on: Option<String>,
+    /// Both attachments report `attached` (not merely `attaching`).
+    pub attached: bool,
 }
 
 fn tag_of<'a>(tags: &'a [aws_sdk_ec2::types::Tag], key: &str) -> Option<&'a str> {
@@ -99,55 +101,45 @@ impl AwsBackend {
         let vols =
             self.ec2.describe_volumes().filters(filter).send().await.map_err(|e| err("describe slot volumes", e))?;
         let slot_no = |tags: &[aws_sdk_ec2::types::Tag]| tag_of(tags, TAG_SLOT).and_then(|v| v.parse::<u32>().ok());
-        let mut interfaces = BTreeMap::new();
+        // Interface half of each slot first; the volume half completes it.
+        let mut partial: BTreeMap<u32, (SlotResources, Option<String>)> = BTreeMap::new();
         for eni in enis.network_interfaces() {
-            if let (Some(n), Some(id), Some(ip)) =
+            let (Some(n), Some(id), Some(ip)) =
                 (slot_no(eni.tag_set()), eni.network_interface_id(), eni.private_ip_address())
-            {
-                let att = eni.attachment().filter(|a| !matches!(a.status(), Some(AttachmentStatus::Detached)));
-                let on = att.and_then(|a| a.instance_id()).map(str::to_string);
-                let att_id = att.and_then(|a| a.attachment_id()).map(str::to_string);
-                interfaces.insert(
-                    n,
-                    (id.to_string(), ip.to_string(), eni.availability_zone().map(str::to_string), on, att_id),
-                );
-            }
+            else {
+                continue;
+            };
+            let att = eni.attachment().filter(|a| !matches!(a.status(), Some(AttachmentStatus::Detached)));
+            let slot = SlotResources {
+                id: ServerId(n),
+                zone: String::new(),
+                interface: id.to_string(),
+                address: ip.to_string(),
+                interface_on: att.and_then(|a| a.instance_id()).map(str::to_string),
+                interface_attachment: att.and_then(|a| a.attachment_id()).map(str::to_string),
+                volume: String::new(),
+                volume_on: None,
+                attached: att.is_some_and(|a| matches!(a.status(), Some(AttachmentStatus::Attached))),
+            };
+            partial.insert(n, (slot, eni.availability_zone().map(str::to_string)));
         }
         let mut out = BTreeMap::new();
         for v in vols.volumes() {
             let (Some(n), Some(vid)) = (slot_no(v.tags()), v.volume_id()) else { continue };
-            let Some((eni, ip, eni_zone, interface_on, interface_attachment)) = interfaces.get(&n).cloned() else {
-                continue;
-            };
+            let Some((mut slot, eni_zone)) = partial.remove(&n) else { continue };
             let zone = v.availability_zone().unwrap_or_default().to_string();
-            if eni_zone.as_deref().is_some_and(|z| z != zone) {
+            if let Some(z) = eni_zone.filter(|z| *z != zone) {
                 return Err(PortError::msg(
                     "backend",
-                    format!(
-                        "slot {n}: interface {eni} is in {} but volume {vid} is in {zone}",
-                        eni_zone.unwrap_or_default()
-                    ),
+                    format!("slot {n}: interface {} is in {z} but volume {vid} is in {zone}", slot.interface),
                 ));
             }
-            let volume_on = v
-                .attachments()
-                .iter()
-                .find(|a| !matches!(a.state(), Some(VolumeAttachmentState::Detached)))
-                .and_then(|a| a.instance_id())
-                .map(str::to_string);
-            out.insert(
-                ServerId(n),
-                SlotResources {
-                    id: ServerId(n),
-                    zone,
-                    interface: eni,
-                    address: ip,
-                    interface_on,
-                    interface_attachment,
-                    volume: vid.to_string(),
-                    volume_on,
-                },
-            );
+            let att = v.attachments().iter().find(|a| !matches!(a.state(), Some(VolumeAttachmentState::Detached)));
+            slot.zone = zone;
+            slot.volume = vid.to_string();
+            slot.volume_on = att.and_then(|a| a.instance_id()).map(str::to_string);
+            slot.attached &= att.is_some_and(|a| matches!(a.state(), Some(VolumeAttachmentState::Attached)));
+            out.insert(ServerId(n), slot);
         }
         Ok(out)
     }
@@ -155,12 +147,7 @@ impl AwsBackend {
     /// True if EC2 reports `instance` terminated or no longer knows it.
     async fn gone(&self, instance: &InstanceId) -> PortResult<bool> {
         let ec2 = self.describe(std::slice::from_ref(&instance.0)).await?;
-        Ok(ec2.get(&instance.0).is_none_or(|i| {
-            matches!(
-                i.state().and_then(|s| s.name()),
-                Some(InstanceStateName::Terminated | InstanceStateName::ShuttingDown)
-            )
-        }))
+        Ok(crate::gone_in_ec2(ec2.get(&instance.0)))
     }
 
     /// Claims a slot of `zone` for `instance` in S3 (the one it holds, else a never-claimed one,
@@ -208,7 +195,7 @@ impl AwsBackend {
                 PortError::msg("backend", format!("slot {} lost its interface or volume while attaching", slot.id))
             })?;
             let on_me = |on: &Option<String>| on.as_deref() == Some(instance.0.as_str());
-            if on_me(&now.interface_on) && on_me(&now.volume_on) && self.attached(&now).await? {
+            if on_me(&now.interface_on) && on_me(&now.volume_on) && now.attached {
                 return Ok(());
             }
             // Attached elsewhere: EC2 detaches both when the old instance terminates; if it still
@@ -270,33 +257,6 @@ impl AwsBackend {
             }
             tokio::time::sleep(Duration::from_secs(2)).await;
         }
-    }
-
-    /// Both attachments report `attached` (not merely `attaching`).
-    async fn attached(&self, slot: &SlotResources) -> PortResult<bool> {
-        let eni = self
-            .ec2
-            .describe_network_interfaces()
-            .network_interface_ids(&slot.interface)
-            .send()
-            .await
-            .map_err(|e| err(format!("describe interface {}", slot.interface), e))?;
-        let eni_ok = eni
-            .network_interfaces()
-            .first()
-            .and_then(|i| i.attachment())
-            .is_some_and(|a| matches!(a.status(), Some(AttachmentStatus::Attached)));
-        let vol = self
-            .ec2
-            .describe_volumes()
-            .volume_ids(&slot.volume)
-            .send()
-            .await
-            .map_err(|e| err(format!("describe volume {}", slot.volume), e))?;
-        let vol_ok = vol.volumes().first().is_some_and(|v| {
-            v.attachments().iter().any(|a| matches!(a.state(), Some(VolumeAttachmentState::Attached)))
-        });
-        Ok(eni_ok && vol_ok)
     }
 
     /// The port's `claim_slot`: take and attach, then mount the volume and wait for the address.

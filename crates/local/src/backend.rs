@@ -88,14 +88,10 @@ impl Backend for LocalBackend {
                 dir.instances()?.into_iter().find(|r| r.id == instance).map(|r| r.address).ok_or_else(|| {
                     StateError::Malformed { path: dir.instance_dir(&instance), why: "no such instance".into() }
                 })?;
-            let (n, record) = dir.claim_slot(&instance, &zone, &address)?;
             // With name indirection a slot is storage only (like an EBS volume without an ENI):
             // the server keeps its id and data, its name follows it to the new address.
-            let record = if dir.group()?.names_domain.is_some() && record.address != address {
-                dir.set_slot_address(n, &instance, &address)?
-            } else {
-                record
-            };
+            let follows = dir.group()?.names_domain.is_some();
+            let (n, record) = dir.claim_slot(&instance, &zone, &address, follows)?;
             Ok(Some(Slot { id: n, address: record.address, base_dir: Some(dir.slot_dir(n)) }))
         })
         .await

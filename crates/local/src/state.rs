@@ -334,17 +334,24 @@ impl StateDir {
 
     /// Slot mode: the slot `instance` holds, else a free slot (its holder terminated or gone),
     /// preferring `zone`, else a new slot at `address`. Slot `n` keeps its address and its
-    /// directory `slots/<n>/` for good, the local stand-ins for an ENI and an EBS volume.
+    /// directory `slots/<n>/` for good, the local stand-ins for an ENI and an EBS volume; with
+    /// `address_follows` the slot is storage only and moves to the claimant's `address`.
     pub fn claim_slot(
         &self,
         instance: &InstanceId,
         zone: &str,
         address: &str,
+        address_follows: bool,
     ) -> Result<(ServerId, SlotRecord), StateError> {
         self.locked(|| {
             let slots = self.slots()?;
             if let Some((n, r)) = slots.iter().find(|(_, r)| &r.instance == instance) {
-                return Ok((*n, r.clone()));
+                if !address_follows || r.address == address {
+                    return Ok((*n, r.clone()));
+                }
+                let moved = SlotRecord { address: address.into(), ..r.clone() };
+                self.write_json(&self.slot_record_path(*n), &moved)?;
+                return Ok((*n, moved));
             }
             let live: std::collections::BTreeSet<InstanceId> =
                 self.instances()?.into_iter().filter(|r| r.state != InstanceState::Terminated).map(|r| r.id).collect();
@@ -352,7 +359,10 @@ impl StateDir {
                 slots.iter().filter(|(_, r)| !live.contains(&r.instance)).collect();
             free.sort_by_key(|(n, r)| (r.zone != zone, *n));
             let (n, record) = match free.first() {
-                Some((n, old)) => (*n, SlotRecord { instance: instance.clone(), ..old.clone() }),
+                Some((n, old)) => {
+                    let address = if address_follows { address.to_string() } else { old.address.clone() };
+                    (*n, SlotRecord { instance: instance.clone(), address, ..(*old).clone() })
+                }
                 None => {
                     let n = (1..=ServerId::MAX)
                         .map(ServerId)
@@ -364,26 +374,6 @@ impl StateDir {
             self.write_json(&self.slot_record_path(n), &record)?;
             fs::create_dir_all(self.slot_dir(n)).map_err(io(&self.slot_dir(n)))?;
             Ok((n, record))
-        })
-    }
-
-    /// Moves slot `n` to `address` if `instance` holds it; returns the record.
-    pub fn set_slot_address(
-        &self,
-        n: ServerId,
-        instance: &InstanceId,
-        address: &str,
-    ) -> Result<SlotRecord, StateError> {
-        self.locked(|| {
-            let p = self.slot_record_path(n);
-            let mut r = self
-                .read_json::<SlotRecord>(&p)?
-                .ok_or_else(|| StateError::Malformed { path: p.clone(), why: "slot vanished".into() })?;
-            if &r.instance == instance {
-                r.address = address.into();
-                self.write_json(&p, &r)?;
-            }
-            Ok(r)
         })
     }
 

@@ -83,7 +83,7 @@ pub struct Agent<B, Z, C> {
     server: Option<Supervisor>,
     my_id: Option<ServerId>,
     slot: Option<Slot>,
-    name_published: bool,
+    names_written: Option<std::collections::BTreeMap<String, String>>,
     pid_file: std::path::PathBuf,
     started_at: Option<Instant>,
     restart_at: Option<Instant>,
@@ -141,7 +141,7 @@ impl<B: Backend, Z: Zookeeper, C: Clock> Agent<B, Z, C> {
             server: None,
             my_id: None,
             slot: None,
-            name_published: false,
+            names_written: None,
             // Beside the configured base dir (the local controller finds it there), not on the
             // slot's storage, which a later holder reuses.
             pid_file,
@@ -453,30 +453,32 @@ impl<B: Backend, Z: Zookeeper, C: Clock> Agent<B, Z, C> {
     /// per run; the hosts file is local to each host, so every agent keeps all names in it.
     async fn refresh_names(&mut self, instances: Option<&[zkpilot_core::Instance]>) -> Result<(), String> {
         let (Some(names), Some(id)) = (self.cfg.names.clone(), self.my_id) else { return Ok(()) };
-        let mine = (server_name(id, &names.domain), self.cfg.instance.address.clone());
-        if let Some(file) = names.hosts_file {
-            let mut current = std::collections::BTreeMap::from([mine]);
+        let mut current =
+            std::collections::BTreeMap::from([(server_name(id, &names.domain), self.cfg.instance.address.clone())]);
+        if names.hosts_file.is_some() {
             for i in instances.into_iter().flatten().filter(|i| i.state != InstanceState::Terminated) {
-                if let Some(sid) = i.server_id
-                    && sid != id
-                {
+                if let Some(sid) = i.server_id.filter(|sid| *sid != id) {
                     current.insert(server_name(sid, &names.domain), i.address.clone());
                 }
             }
-            let domain = names.domain.clone();
-            let changed =
-                tokio::task::spawn_blocking(move || crate::names::update_hosts_file(&file, &domain, &current))
-                    .await
-                    .map_err(|e| e.to_string())?
-                    .map_err(|e| e.to_string())?;
-            if changed {
-                tracing::info!("hosts file names updated");
-            }
-        } else if !self.name_published {
-            self.backend.publish_name(&mine.0, &mine.1).await.map_err(|e| e.to_string())?;
-            tracing::info!(name = %mine.0, address = %mine.1, "server name published");
-            self.name_published = true;
         }
+        // Every pass computes the mapping; the file or the record is written only when it moved.
+        if self.names_written.as_ref() == Some(&current) {
+            return Ok(());
+        }
+        if let Some(file) = names.hosts_file {
+            let (domain, entries) = (names.domain.clone(), current.clone());
+            tokio::task::spawn_blocking(move || crate::names::update_hosts_file(&file, &domain, &entries))
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| e.to_string())?;
+        } else {
+            for (name, address) in &current {
+                self.backend.publish_name(name, address).await.map_err(|e| e.to_string())?;
+            }
+        }
+        tracing::info!(names = ?current, "server names published");
+        self.names_written = Some(current);
         Ok(())
     }
 
