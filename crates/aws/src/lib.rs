@@ -33,6 +33,7 @@ use aws_sdk_s3::primitives::ByteStream;
 use serde::{Deserialize, Serialize};
 use zkpilot_core::model::{EnsembleConfig, Instance, InstanceId, InstanceState, LifecycleHook, ServerId};
 use zkpilot_core::ports::{Backend, ClusterMarker, PortError, PortResult};
+use zkpilot_core::recovery::{RecoveryDecision, SurvivorReport};
 
 /// Where the group and its records are.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -271,50 +272,55 @@ impl AwsBackend {
         Ok(self.records("ids/").await?.into_iter().map(|(n, (c, _))| (n, c)).collect())
     }
 
-    /// The claim records under `dir` (`ids/` or `slots/`), with their ETags.
-    async fn records(&self, dir: &str) -> PortResult<BTreeMap<ServerId, (Claim, Option<String>)>> {
-        let prefix = self.key(dir);
-        let mut out = BTreeMap::new();
+    /// Every key under `prefix`, with its ETag.
+    async fn list(&self, prefix: &str) -> PortResult<Vec<(String, Option<String>)>> {
+        let mut out = Vec::new();
         let mut token = None;
         loop {
             let page = self
                 .s3
                 .list_objects_v2()
                 .bucket(&self.settings.bucket)
-                .prefix(&prefix)
+                .prefix(prefix)
                 .set_continuation_token(token)
                 .send()
                 .await
                 .map_err(|e| err(format!("list s3 {prefix}"), e))?;
-            for obj in page.contents() {
-                let Some(key) = obj.key() else { continue };
-                let Some(n) =
-                    key.strip_prefix(&prefix).and_then(|k| k.strip_suffix(".json")).and_then(|k| k.parse().ok())
-                else {
-                    continue;
-                };
-                // A claim body only changes together with its ETag (created once; a slot claim is
-                // rewritten only by a conditional takeover), so each version is fetched once and
-                // later passes only list.
-                let etag = obj.e_tag().map(str::to_string);
-                let cached = self.claim_cache.lock().ok().and_then(|c| c.get(key).filter(|(t, _)| *t == etag).cloned());
-                let claim = match cached {
-                    Some((_, c)) => Some(c),
-                    None => {
-                        let fetched = self.get_json::<Claim>(key).await?.map(|(c, _)| c);
-                        if let (Some(c), Ok(mut cache)) = (&fetched, self.claim_cache.lock()) {
-                            cache.insert(key.to_string(), (etag.clone(), c.clone()));
-                        }
-                        fetched
-                    }
-                };
-                if let Some(c) = claim {
-                    out.insert(ServerId(n), (c, etag));
-                }
-            }
+            out.extend(
+                page.contents().iter().filter_map(|o| Some((o.key()?.to_string(), o.e_tag().map(str::to_string)))),
+            );
             token = page.next_continuation_token().map(str::to_string);
             if token.is_none() {
-                break;
+                return Ok(out);
+            }
+        }
+    }
+
+    /// The claim records under `dir` (`ids/` or `slots/`), with their ETags.
+    async fn records(&self, dir: &str) -> PortResult<BTreeMap<ServerId, (Claim, Option<String>)>> {
+        let prefix = self.key(dir);
+        let mut out = BTreeMap::new();
+        for (key, etag) in self.list(&prefix).await? {
+            let Some(n) = key.strip_prefix(&prefix).and_then(|k| k.strip_suffix(".json")).and_then(|k| k.parse().ok())
+            else {
+                continue;
+            };
+            // A claim body only changes together with its ETag (created once; a slot claim is
+            // rewritten only by a conditional takeover), so each version is fetched once and
+            // later passes only list.
+            let cached = self.claim_cache.lock().ok().and_then(|c| c.get(&key).filter(|(t, _)| *t == etag).cloned());
+            let claim = match cached {
+                Some((_, c)) => Some(c),
+                None => {
+                    let fetched = self.get_json::<Claim>(&key).await?.map(|(c, _)| c);
+                    if let (Some(c), Ok(mut cache)) = (&fetched, self.claim_cache.lock()) {
+                        cache.insert(key.clone(), (etag.clone(), c.clone()));
+                    }
+                    fetched
+                }
+            };
+            if let Some(c) = claim {
+                out.insert(ServerId(n), (c, etag));
             }
         }
         Ok(out)
@@ -710,5 +716,44 @@ impl Backend for AwsBackend {
 
     async fn publish_status(&self, instance: &InstanceId, status_json: &str) -> PortResult<()> {
         self.put(&self.key(&format!("status/{instance}.json")), status_json.as_bytes().to_vec()).await
+    }
+
+    async fn put_survivor_report(&self, report: &SurvivorReport) -> PortResult<()> {
+        let body = serde_json::to_vec(report).map_err(|e| err("encode survivor report", e))?;
+        self.put(&self.key(&format!("recovery/reports/{}.json", report.instance)), body).await
+    }
+
+    async fn survivor_reports(&self) -> PortResult<Vec<SurvivorReport>> {
+        // A handful of objects, only read while the ensemble has no quorum.
+        let mut out = Vec::new();
+        for (key, _) in self.list(&self.key("recovery/reports/")).await? {
+            if let Some((r, _)) = self.get_json::<SurvivorReport>(&key).await? {
+                out.push(r);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn recovery_decision(&self) -> PortResult<Option<RecoveryDecision>> {
+        Ok(self.get_json(&self.key("recovery/decision.json")).await?.map(|(d, _)| d))
+    }
+
+    async fn put_recovery_decision(&self, decision: &RecoveryDecision) -> PortResult<()> {
+        let body = serde_json::to_vec(decision).map_err(|e| err("encode recovery decision", e))?;
+        self.put(&self.key("recovery/decision.json"), body).await
+    }
+
+    async fn report_unhealthy(&self, instance: &InstanceId) -> PortResult<()> {
+        // The group terminates it (through the terminating hook, so the agent still gets to take
+        // its server out) and launches a replacement.
+        self.asg
+            .set_instance_health()
+            .instance_id(&instance.0)
+            .health_status("Unhealthy")
+            .should_respect_grace_period(true)
+            .send()
+            .await
+            .map_err(|e| err(format!("set instance health of {instance}"), e))?;
+        Ok(())
     }
 }

@@ -286,3 +286,58 @@ async fn logs_streams_claim_ids_and_marker_exactly_once() {
     let holder = reader.claim_id(&InstanceId("i-new".into()), "127.0.2.1").await.expect("read");
     assert_eq!(holder, ids[5], "reader sees the re-created stream's holder");
 }
+
+/// Quorum-loss recovery's records round-trip through S3, and an unhealthy instance is reported to
+/// the group, which replaces it (moto implements SetInstanceHealth and the replacement).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recovery_records_and_unhealthy_replacement() {
+    use zkpilot_core::recovery::{RecoveryDecision, SurvivorReport};
+    let (_moto, conf, b) = setup("recov", 3).await;
+    assert!(b.survivor_reports().await.expect("reports").is_empty());
+    assert_eq!(b.recovery_decision().await.expect("decision"), None);
+    let config = EnsembleConfig::parse("server.1=10.0.0.1:2888:3888:participant;10.0.0.1:2181\n").expect("cfg");
+    let reports: Vec<SurvivorReport> = (1..=3)
+        .map(|n| SurvivorReport {
+            instance: InstanceId(format!("i-{n}")),
+            server_id: ServerId(n),
+            current_epoch: 4,
+            last_zxid: 0x4_0000_0000 + u64::from(n),
+            config: config.clone(),
+            backup: format!("/var/lib/zkpilot/b{n}"),
+            at_ms: 1000 + u64::from(n),
+        })
+        .collect();
+    for r in &reports {
+        b.put_survivor_report(r).await.expect("put report");
+    }
+    let mut back = b.survivor_reports().await.expect("reports");
+    back.sort_by_key(|r| r.server_id);
+    assert_eq!(back, reports);
+    let d = RecoveryDecision {
+        from_version: 7,
+        survivor: ServerId(3),
+        survivor_instance: InstanceId("i-3".into()),
+        lost: vec![ServerId(4)],
+        unconfirmed: vec![],
+        candidates: vec![(ServerId(3), 4, 0x4_0000_0003)],
+        kept_zxid: 0x4_0000_0003,
+        decided_ms: 9,
+    };
+    b.put_recovery_decision(&d).await.expect("put decision");
+    assert_eq!(b.recovery_decision().await.expect("decision"), Some(d));
+
+    let before = b.instances().await.expect("instances");
+    let sick = before[0].id.clone();
+    b.report_unhealthy(&sick).await.expect("set health");
+    let asg = aws_sdk_autoscaling::Client::new(&conf);
+    let group = asg.describe_auto_scaling_groups().send().await.expect("describe");
+    let health: Vec<(String, String)> = group.auto_scaling_groups()[0]
+        .instances()
+        .iter()
+        .map(|i| (i.instance_id().unwrap_or_default().to_string(), i.health_status().unwrap_or_default().to_string()))
+        .collect();
+    let reported = health.iter().find(|(id, _)| *id == sick.0).map(|(_, h)| h.as_str());
+    // moto either still lists it as Unhealthy or has already replaced it.
+    assert!(reported.is_none_or(|h| h == "Unhealthy"), "{health:?}");
+    assert!(b.report_unhealthy(&InstanceId("i-doesnotexist".into())).await.is_err(), "unknown instance is an error");
+}

@@ -14,11 +14,12 @@ use zkpilot_local::group::{Controller, kill_instance, signal_group, zk_pid};
 use zkpilot_local::{GroupSpec, InstanceRecord, LocalBackend, StateDir};
 use zkpilot_runtime::AgentConfig;
 use zkpilot_runtime::config::{
-    AgentSection, BackendSection, ClusterSection, IdentityMode, InstanceSection, NamesSection, ServerSection,
+    AgentSection, BackendSection, ClusterSection, IdentityMode, InstanceSection, NamesSection, RecoverySection,
+    ServerSection,
 };
 use zkpilot_runtime::status::AgentStatus;
 use zkpilot_runtime::view;
-pub use zkpilot_runtime::view::ClusterView;
+pub use zkpilot_runtime::view::{ClusterView, InstanceView};
 use zkpilot_zk::{Install, Secret, ZkClient};
 
 fn default_dir() -> PathBuf {
@@ -414,6 +415,7 @@ pub fn render_agent_config(group: &GroupSpec, rec: &InstanceRecord, state: &Stat
             hosts_file: Some(state.root().join("hosts")),
             route53_zone: None,
         }),
+        recovery: RecoverySection::default(),
     };
     toml::to_string(&cfg).unwrap_or_else(|e| format!("# cannot render agent config: {e}\n"))
 }
@@ -443,6 +445,18 @@ pub fn render_table(v: &ClusterView) -> String {
             format!("{:?}", m.mode).to_lowercase(),
             m.zone.as_deref().unwrap_or("-"),
             m.instance.as_ref().map_or("-".to_string(), InstanceId::to_string)
+        ));
+    }
+    let waiting: Vec<&InstanceView> = v.instances.iter().filter(|i| i.detail.is_some()).collect();
+    if !waiting.is_empty() {
+        s.push('\n');
+    }
+    for i in waiting {
+        s.push_str(&format!(
+            "{} {}: {}\n",
+            i.id,
+            i.phase.as_deref().unwrap_or("-"),
+            i.detail.as_deref().unwrap_or_default()
         ));
     }
     if let Some(plan) = &v.plan {

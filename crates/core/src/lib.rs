@@ -19,7 +19,8 @@
 //! `debug_assert!` in the runtime).
 //!
 //! The ports the runtime drives are declared in [`ports`], next to the model they speak, with only
-//! the methods the agent uses.
+//! the methods the agent uses. Quorum-loss recovery, which cannot go through ZooKeeper, is decided
+//! in [`recovery`] from what survivors read off their disks.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
@@ -30,6 +31,7 @@ pub mod plan;
 pub mod planner;
 pub mod policy;
 pub mod ports;
+pub mod recovery;
 pub mod safety;
 
 pub use model::{EnsembleConfig, Instance, InstanceState, Role, ServerId, ServerSpec};

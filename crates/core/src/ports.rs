@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::model::{EnsembleConfig, Instance, InstanceId, LifecycleHook, ServerId, ServerSpec};
 use crate::observed::Health;
 use crate::plan::MembershipChange;
+use crate::recovery::{RecoveryDecision, SurvivorReport};
 
 /// A port call that failed. `port` names the system, `what` the operation and its target.
 #[derive(Debug, thiserror::Error)]
@@ -143,6 +144,16 @@ pub trait Backend: Send + Sync {
     fn publish_name(&self, name: &str, address: &str) -> impl Future<Output = PortResult<()>> + Send;
     /// Publishes this agent's status snapshot (JSON).
     fn publish_status(&self, instance: &InstanceId, status_json: &str) -> impl Future<Output = PortResult<()>> + Send;
+    /// Quorum-loss recovery: publishes (replaces) this survivor's report.
+    fn put_survivor_report(&self, report: &SurvivorReport) -> impl Future<Output = PortResult<()>> + Send;
+    /// Every survivor report on record, fresh or not (the core filters).
+    fn survivor_reports(&self) -> impl Future<Output = PortResult<Vec<SurvivorReport>>> + Send;
+    /// The stored recovery decision, if any was ever made.
+    fn recovery_decision(&self) -> impl Future<Output = PortResult<Option<RecoveryDecision>>> + Send;
+    /// Stores a recovery decision. Callers hold the lease: it is the only writer.
+    fn put_recovery_decision(&self, decision: &RecoveryDecision) -> impl Future<Output = PortResult<()>> + Send;
+    /// Tells the group that `instance` is unhealthy so it is replaced (SetInstanceHealth on AWS).
+    fn report_unhealthy(&self, instance: &InstanceId) -> impl Future<Output = PortResult<()>> + Send;
 }
 
 /// Why a reconfig did not commit. `Unknown` means the outcome must be read back from the config:

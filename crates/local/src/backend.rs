@@ -2,6 +2,7 @@
 
 use zkpilot_core::model::{EnsembleConfig, Instance, InstanceId, LifecycleHook, ServerId};
 use zkpilot_core::ports::{Backend, ClusterMarker, PortError, PortResult, Slot};
+use zkpilot_core::recovery::{RecoveryDecision, SurvivorReport};
 
 use crate::state::{StateDir, StateError};
 
@@ -163,5 +164,34 @@ impl Backend for LocalBackend {
     async fn publish_status(&self, instance: &InstanceId, status_json: &str) -> PortResult<()> {
         let (dir, instance, json) = (self.dir.clone(), instance.clone(), status_json.to_string());
         blocking(move || dir.put_status(&instance, &json)).await.map_err(port("publish status"))
+    }
+
+    async fn put_survivor_report(&self, report: &SurvivorReport) -> PortResult<()> {
+        let (dir, report) = (self.dir.clone(), report.clone());
+        blocking(move || dir.put_survivor_report(&report)).await.map_err(port("write survivor report"))
+    }
+
+    async fn survivor_reports(&self) -> PortResult<Vec<SurvivorReport>> {
+        let dir = self.dir.clone();
+        blocking(move || dir.survivor_reports()).await.map_err(port("read survivor reports"))
+    }
+
+    async fn recovery_decision(&self) -> PortResult<Option<RecoveryDecision>> {
+        let dir = self.dir.clone();
+        blocking(move || dir.recovery_decision()).await.map_err(port("read recovery decision"))
+    }
+
+    async fn put_recovery_decision(&self, decision: &RecoveryDecision) -> PortResult<()> {
+        let (dir, decision) = (self.dir.clone(), decision.clone());
+        blocking(move || dir.put_recovery_decision(&decision)).await.map_err(port("write recovery decision"))
+    }
+
+    async fn report_unhealthy(&self, instance: &InstanceId) -> PortResult<()> {
+        // What an Auto Scaling group does with an unhealthy instance: terminate it; the
+        // controller then launches the replacement.
+        let (dir, instance) = (self.dir.clone(), instance.clone());
+        blocking(move || crate::group::kill_instance(&dir, &instance).map(|_| ()))
+            .await
+            .map_err(port("replace unhealthy instance"))
     }
 }

@@ -25,6 +25,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use zkpilot_core::model::{InstanceId, InstanceState, ServerId};
 use zkpilot_core::ports::ClusterMarker;
+use zkpilot_core::recovery::{RecoveryDecision, SurvivorReport};
 
 /// A state-directory operation that failed; names the path.
 #[derive(Debug, thiserror::Error)]
@@ -463,6 +464,41 @@ impl StateDir {
     /// Writes an agent's status snapshot.
     pub fn put_status(&self, instance: &InstanceId, json: &str) -> Result<(), StateError> {
         self.write_text(&self.root.join("status").join(format!("{instance}.json")), json)
+    }
+
+    /// Replaces one survivor's quorum-loss report.
+    pub fn put_survivor_report(&self, report: &SurvivorReport) -> Result<(), StateError> {
+        self.write_json(&self.root.join("recovery").join("reports").join(format!("{}.json", report.instance)), report)
+    }
+
+    /// Every survivor report on record.
+    pub fn survivor_reports(&self) -> Result<Vec<SurvivorReport>, StateError> {
+        let dir = self.root.join("recovery").join("reports");
+        let entries = match fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(StateError::Io { path: dir, source: e }),
+        };
+        let mut out = Vec::new();
+        for e in entries {
+            let e = e.map_err(io(&dir))?;
+            if e.file_name().to_string_lossy().ends_with(".json")
+                && let Some(r) = self.read_json::<SurvivorReport>(&e.path())?
+            {
+                out.push(r);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The stored recovery decision.
+    pub fn recovery_decision(&self) -> Result<Option<RecoveryDecision>, StateError> {
+        self.read_json(&self.root.join("recovery").join("decision.json"))
+    }
+
+    /// Replaces the recovery decision (the caller holds the lease).
+    pub fn put_recovery_decision(&self, decision: &RecoveryDecision) -> Result<(), StateError> {
+        self.write_json(&self.root.join("recovery").join("decision.json"), decision)
     }
 
     /// All status snapshots (raw JSON) by instance.

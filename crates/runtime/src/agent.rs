@@ -27,6 +27,8 @@ use crate::config::{AgentConfig, IdentityMode};
 use crate::observe::Observer;
 use crate::status::{AgentStatus, Event, Phase, ServerDetail};
 
+mod recovery;
+
 /// Why the agent stopped. Everything here is fatal: retryable conditions are handled in the loop.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -58,8 +60,6 @@ impl Clock for SystemClock {
     }
 }
 
-/// How long a marker may exist with nobody serving before status calls it quorum loss.
-const QUORUM_LOSS_DEBOUNCE_MS: u64 = 10_000;
 /// Minimum time between heartbeats of one lifecycle action (hook timeouts are minutes).
 const HEARTBEAT_EVERY: Duration = Duration::from_secs(60);
 /// Events kept in status.
@@ -90,6 +90,8 @@ pub struct Agent<B, Z, C> {
     backoff: Backoff,
     marker_seen: bool,
     no_quorum_since: Option<u64>,
+    fenced: Option<recovery::Fence>,
+    report_at: Option<Instant>,
     last_boot_log: Option<String>,
     published_version: Option<u64>,
     metrics_at: Option<Instant>,
@@ -150,6 +152,8 @@ impl<B: Backend, Z: Zookeeper, C: Clock> Agent<B, Z, C> {
             backoff: Backoff::new(Duration::from_secs(1), Duration::from_secs(30)),
             marker_seen: false,
             no_quorum_since: None,
+            fenced: None,
+            report_at: None,
             last_boot_log: None,
             published_version: None,
             metrics_at: None,
@@ -189,12 +193,17 @@ impl<B: Backend, Z: Zookeeper, C: Clock> Agent<B, Z, C> {
 
     /// One pass. Returns true when the agent is done (removed on scale-in).
     async fn pass(&mut self) -> Result<bool, AgentError> {
+        if self.fenced.is_some() {
+            self.recovery_pass().await?;
+            return Ok(false);
+        }
         if self.server.is_none() || self.supervise_exited() {
             if self.restart_at.is_some_and(|at| Instant::now() < at) {
                 return Ok(false);
             }
             match self.boot().await? {
                 Boot::Started => {}
+                Boot::Waiting(_) if self.fenced.is_some() => return Ok(false),
                 Boot::Waiting(why) => {
                     let phase =
                         if self.marker_seen && self.quorum_lost_for() { Phase::QuorumLost } else { Phase::Waiting };
@@ -208,6 +217,14 @@ impl<B: Backend, Z: Zookeeper, C: Clock> Agent<B, Z, C> {
         let plan = zkpilot_core::plan(&obs, &self.cfg.policy, now);
         debug_assert_eq!(check_plan(&obs, &self.cfg.policy, &plan), Ok(()), "planner broke a safety rule");
         self.track_quorum(&obs, now);
+        if obs.config.is_none()
+            && self.server.is_some()
+            && self.quorum_lost_for()
+            && let Some(detail) = self.maybe_fence(&obs).await?
+        {
+            self.publish(Phase::Recovering, detail, Some(&obs), &plan, false).await;
+            return Ok(false);
+        }
         self.publish_membership(&obs).await;
         if let Err(e) = self.refresh_names(obs.instances.as_deref()).await {
             tracing::warn!(error = %e, "keeping server names current");
@@ -278,7 +295,8 @@ impl<B: Backend, Z: Zookeeper, C: Clock> Agent<B, Z, C> {
     }
 
     fn quorum_lost_for(&self) -> bool {
-        self.no_quorum_since.is_some_and(|t| self.clock.now_ms().saturating_sub(t) >= QUORUM_LOSS_DEBOUNCE_MS)
+        self.no_quorum_since
+            .is_some_and(|t| self.clock.now_ms().saturating_sub(t) >= self.cfg.recovery.quorum_loss_after_ms)
     }
 
     /// Reaps an unexpected ZooKeeper exit and schedules a restart with backoff.
@@ -332,6 +350,10 @@ impl<B: Backend, Z: Zookeeper, C: Clock> Agent<B, Z, C> {
                 }
             },
         };
+        self.load_fence()?;
+        if self.fenced.is_some() {
+            return Ok(Boot::Waiting("fenced by quorum-loss recovery".into()));
+        }
         let local = LocalState::read(&self.layout)?;
         let marker = self.backend.cluster_marker().await?;
         self.marker_seen = marker.is_some();
@@ -598,15 +620,19 @@ impl<B: Backend, Z: Zookeeper, C: Clock> Agent<B, Z, C> {
                 }
             };
             tracing::info!(%action, %outcome, "executed");
-            self.events.push_back(Event {
-                at_ms: self.clock.now_ms(),
-                action: action.to_string(),
-                outcome,
-                took_ms: started.elapsed().as_millis() as u64,
-            });
-            while self.events.len() > EVENTS_KEPT {
-                self.events.pop_front();
-            }
+            self.record_event(action.to_string(), outcome, started);
+        }
+    }
+
+    fn record_event(&mut self, action: String, outcome: String, started: Instant) {
+        self.events.push_back(Event {
+            at_ms: self.clock.now_ms(),
+            action,
+            outcome,
+            took_ms: started.elapsed().as_millis() as u64,
+        });
+        while self.events.len() > EVENTS_KEPT {
+            self.events.pop_front();
         }
     }
 

@@ -223,6 +223,35 @@ impl Default for AgentSection {
     }
 }
 
+const fn default_quorum_loss_ms() -> u64 {
+    10_000
+}
+
+/// `[recovery]`: quorum-loss recovery (docs: README "Quorum loss").
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecoverySection {
+    /// How long no member may serve, while a cluster marker exists, before a survivor whose
+    /// voters can no longer form a quorum stops its server and reports (a leader election takes
+    /// well under a second on a LAN; a network blip a few ticks).
+    #[serde(default = "default_quorum_loss_ms")]
+    pub quorum_loss_after_ms: u64,
+    /// Rebuild even when a lost member is not confirmed gone or a live one has not stopped. Risks
+    /// a split brain (two ensembles both accepting writes) if such a member comes back.
+    #[serde(default)]
+    pub allow_unsafe: bool,
+    /// Where survivors copy their data before recovery touches it (default
+    /// `<base_dir>/recovery-backups`).
+    #[serde(default)]
+    pub backup_dir: Option<PathBuf>,
+}
+
+impl Default for RecoverySection {
+    fn default() -> Self {
+        Self { quorum_loss_after_ms: default_quorum_loss_ms(), allow_unsafe: false, backup_dir: None }
+    }
+}
+
 /// `[names]`: name indirection. Server lines say `zk-<id>.<domain>`; exactly one of
 /// `hosts_file` and `route53_zone` says where the names are kept current.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -272,6 +301,9 @@ pub struct AgentConfig {
     /// `[names]`, if server lines use stable names.
     #[serde(default)]
     pub names: Option<NamesSection>,
+    /// `[recovery]`.
+    #[serde(default)]
+    pub recovery: RecoverySection,
 }
 
 impl AgentConfig {

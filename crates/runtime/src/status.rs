@@ -19,6 +19,9 @@ pub enum Phase {
     Member,
     /// The ensemble does not serve although a cluster marker exists.
     QuorumLost,
+    /// Quorum-loss recovery: this server is stopped (fenced) and its data copied; `detail` says
+    /// what recovery waits for.
+    Recovering,
     /// Instance terminating: waiting for its removal.
     Leaving,
     /// Removed from the ensemble; ZooKeeper stopped.

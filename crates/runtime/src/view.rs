@@ -45,6 +45,9 @@ pub struct InstanceView {
     pub server_id: Option<ServerId>,
     /// Agent phase, from its status.
     pub phase: Option<String>,
+    /// What the agent waits for, when it says (quorum-loss recovery, boot).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
 }
 
 /// The whole view.
@@ -109,6 +112,10 @@ pub fn build(obs: &Observed, statuses: &[AgentStatus], desired: usize, target_vo
             phase: statuses.iter().find(|s| s.instance == i.id).map(|s| {
                 serde_json::to_value(&s.phase).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
             }),
+            detail: statuses
+                .iter()
+                .find(|s| s.instance == i.id && i.state != InstanceState::Terminated && !s.detail.is_empty())
+                .map(|s| s.detail.clone()),
         })
         .collect();
     let latest = statuses

@@ -11,7 +11,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
-use zkpilot_core::model::{EnsembleConfig, ServerId};
+use zkpilot_core::model::{EnsembleConfig, ServerId, ServerSpec};
 
 /// A file that could not be read, parsed or written; names the file (and line) and leaves it as it
 /// was.
@@ -377,6 +377,38 @@ pub fn repoint_joiner(layout: &Layout, state: &mut LocalState, with_me: &Ensembl
     Ok(())
 }
 
+/// The config version a dynamic file carries in its name (`zoo.cfg.dynamic.<hex>`); 0 for a
+/// version-less file, as ZooKeeper reads it.
+pub fn dynamic_version(path: &Path) -> u64 {
+    path.file_name()
+        .and_then(|n| n.to_str())
+        .and_then(|n| n.rsplit_once(".dynamic."))
+        .and_then(|(_, v)| u64::from_str_radix(v, 16).ok())
+        .unwrap_or(0)
+}
+
+/// Quorum-loss rebuild on the chosen survivor (reference/zookeeper-reconfig.md §3.3): a fresh
+/// version-less dynamic file listing only this server, so the first leader stamps it with a zxid
+/// of the new epoch (never a hand-picked version: a too-high one makes every later reconfig a
+/// silent no-op); a pending `zoo.cfg.dynamic.next` is removed, or the new leader would try to
+/// complete the dead ensemble's reconfig. `version-2` (snapshots, logs, epochs) is not touched.
+pub fn rebuild_alone(layout: &Layout, state: &mut LocalState, me: &ServerSpec) -> Result<(), FilesError> {
+    let next = PathBuf::from(format!("{}.dynamic.next", layout.zoo_cfg().display()));
+    match fs::remove_file(&next) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(FilesError::Io { path: next, source: e }),
+    }
+    let mut alone = EnsembleConfig::default();
+    alone.servers.insert(me.id, me.with_role(zkpilot_core::model::Role::Participant));
+    let path = layout.conf_dir().join("zoo.cfg.dynamic.recovery");
+    write_atomic(&path, alone.render_dynamic().as_bytes())?;
+    state.zoo_cfg.set("dynamicConfigFile", &path.to_string_lossy());
+    write_atomic(&layout.zoo_cfg(), state.zoo_cfg.render().as_bytes())?;
+    state.dynamic = (path, alone);
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -419,6 +451,27 @@ mod tests {
         let before = fs::read_to_string(layout.zoo_cfg()).expect("zoo.cfg");
         assert!(matches!(prepare_new(&layout, &stamp, &keys, &sample(), false), Err(FilesError::Refused { .. })));
         assert_eq!(before, fs::read_to_string(layout.zoo_cfg()).expect("zoo.cfg"));
+    }
+
+    #[test]
+    fn rebuild_alone_drops_the_pending_config_and_keeps_the_data() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let layout = Layout::new(dir.path());
+        let stamp = Stamp { cluster_id: "c".into(), server_id: ServerId(1) };
+        prepare_new(&layout, &stamp, &[], &sample(), false).expect("prepare");
+        fs::create_dir_all(layout.version2()).expect("mkdir");
+        fs::write(layout.version2().join("log.100000001"), b"data").expect("write");
+        let next = PathBuf::from(format!("{}.dynamic.next", layout.zoo_cfg().display()));
+        fs::write(&next, "server.9=x:1:2:participant;x:3\n").expect("write");
+        let mut state = LocalState::read(&layout).expect("read").expect("state");
+        let me = sample().servers[&ServerId(1)].clone();
+        rebuild_alone(&layout, &mut state, &me).expect("rebuild");
+        assert!(!next.exists());
+        let back = LocalState::read(&layout).expect("read").expect("state");
+        assert_eq!(back.dynamic.1.servers.keys().copied().collect::<Vec<_>>(), vec![ServerId(1)]);
+        assert_eq!(dynamic_version(&back.dynamic.0), 0, "version-less");
+        assert_eq!(fs::read(layout.version2().join("log.100000001")).expect("data kept"), b"data");
+        assert_eq!(dynamic_version(Path::new("/c/zoo.cfg.dynamic.2000000a1")), 0x2_0000_00a1);
     }
 
     #[test]

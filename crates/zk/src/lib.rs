@@ -7,11 +7,13 @@
 //! * [`probe`]: the `srvr`/`mntr` four-letter words and AdminServer JSON.
 //! * [`client`]: the reconfig client (`zookeeper-client`), implementing the core's `Zookeeper` port.
 //! * [`install`]: where ZooKeeper's jars are and how the JVM is launched.
+//! * [`position`]: a stopped server's (currentEpoch, last zxid), read from its data dir.
 #![deny(missing_docs)]
 
 pub mod client;
 pub mod files;
 pub mod install;
+pub mod position;
 pub mod probe;
 
 pub use client::{Secret, ZkClient};

@@ -6,3 +6,4 @@ mod aws;
 mod bad_input;
 mod ensemble;
 mod harness;
+mod recovery;
