@@ -75,6 +75,8 @@ async fn story(args: &DemoArgs, dir: &std::path::Path) -> anyhow::Result<()> {
         timeout: 240,
         mode: "elastic".into(),
         names: None,
+        unhealthy_after: 120,
+        quorum_loss_after: 10,
     })
     .await?;
     n.done("bootstrap 3", t);

@@ -72,6 +72,12 @@ pub struct UpArgs {
     /// address; its name follows it.
     #[arg(long, value_name = "DOMAIN")]
     pub names: Option<String>,
+    /// Seconds a member may not serve before the group replaces its instance (0: never).
+    #[arg(long, value_name = "SECONDS", default_value_t = 120)]
+    pub unhealthy_after: u64,
+    /// Seconds with no serving member before survivors start quorum-loss recovery.
+    #[arg(long, value_name = "SECONDS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    pub quorum_loss_after: u64,
 }
 
 /// `zkpilot local` subcommands.
@@ -197,6 +203,8 @@ pub async fn up(args: &UpArgs) -> anyhow::Result<ClusterView> {
         tick_time_ms: 2000,
         slot_mode: args.mode == "slot",
         names_domain: args.names.clone(),
+        unhealthy_after_ms: args.unhealthy_after * 1000,
+        quorum_loss_after_ms: args.quorum_loss_after * 1000,
     };
     let state = match StateDir::open(&dir) {
         Ok(existing) => {
@@ -406,6 +414,7 @@ pub fn render_agent_config(group: &GroupSpec, rec: &InstanceRecord, state: &Stat
         policy: zkpilot_core::Policy {
             target_voters: group.target_voters,
             min_voters: group.min_voters,
+            unhealthy_after_ms: group.unhealthy_after_ms,
             ..Default::default()
         },
         backend: BackendSection::Local { dir: state.root().to_path_buf() },
@@ -415,7 +424,7 @@ pub fn render_agent_config(group: &GroupSpec, rec: &InstanceRecord, state: &Stat
             hosts_file: Some(state.root().join("hosts")),
             route53_zone: None,
         }),
-        recovery: RecoverySection::default(),
+        recovery: RecoverySection { quorum_loss_after_ms: group.quorum_loss_after_ms, ..RecoverySection::default() },
     };
     toml::to_string(&cfg).unwrap_or_else(|e| format!("# cannot render agent config: {e}\n"))
 }

@@ -59,6 +59,10 @@ pub struct Observed {
     pub instances: Option<Vec<Instance>>,
     /// Probe result per server id, for every id in the config or claimed by an instance.
     pub health: BTreeMap<ServerId, Health>,
+    /// Since when (ms since the Unix epoch) each server the runtime watches has not been serving,
+    /// without interruption; absent while it serves.
+    #[serde(default)]
+    pub down_since: BTreeMap<ServerId, u64>,
 }
 
 /// One server as the planner sees it: config entry, instance and health joined by id.

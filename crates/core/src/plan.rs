@@ -86,6 +86,16 @@ pub enum Action {
         /// Protect or release.
         protected: bool,
     },
+    /// The instance's server has not served for longer than the policy allows: the backend
+    /// replaces the instance (SetInstanceHealth on AWS; the local group terminates it).
+    ReportUnhealthy {
+        /// The instance.
+        instance: InstanceId,
+        /// Its server.
+        id: ServerId,
+        /// How long its server has not served, ms.
+        down_ms: u64,
+    },
 }
 
 impl fmt::Display for Action {
@@ -93,6 +103,9 @@ impl fmt::Display for Action {
         match self {
             Action::Reconfig(c) => c.fmt(f),
             Action::ReleaseId { id, instance } => write!(f, "release id {id} (instance {instance} terminated)"),
+            Action::ReportUnhealthy { instance, id, down_ms } => {
+                write!(f, "replace instance {instance}: server {id} not serving for {} s", down_ms / 1000)
+            }
             Action::SetScaleInProtection { instance, protected: true } => {
                 write!(f, "protect voter instance {instance} from scale-in")
             }
@@ -140,7 +153,8 @@ impl Plan {
             Action::ReleaseId { .. }
             | Action::SetScaleInProtection { .. }
             | Action::CompleteLifecycle { .. }
-            | Action::LifecycleHeartbeat { .. } => None,
+            | Action::LifecycleHeartbeat { .. }
+            | Action::ReportUnhealthy { .. } => None,
         })
     }
 }

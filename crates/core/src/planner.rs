@@ -41,6 +41,7 @@ pub fn plan(obs: &Observed, policy: &Policy, now_ms: u64) -> Plan {
         plan.skip("ensemble", "no leader; a reconfig needs a serving quorum");
         return plan;
     }
+    report_unhealthy(obs, &members, policy, now_ms, &mut plan);
     for m in &members {
         if m.spec.is_some() && m.instance.is_none() {
             plan.skip(format!("server {}", m.id), "no instance holds this id; an unknown is never removed");
@@ -172,6 +173,32 @@ fn release_ids(members: &[Member], plan: &mut Plan) {
         {
             plan.actions.push(Action::ReleaseId { id: m.id, instance: inst.id.clone() });
         }
+    }
+}
+
+/// A member whose server has not served for `unhealthy_after_ms` while the ensemble has a leader
+/// (a hung JVM, a full disk, a partitioned host: its agent cannot fix it) is reported to the
+/// backend, which replaces the instance. One at a time: a replacement is a membership change the
+/// ensemble must absorb, and when many look down at once the watcher is the likelier problem.
+fn report_unhealthy(obs: &Observed, members: &[Member], policy: &Policy, now_ms: u64, plan: &mut Plan) {
+    if policy.unhealthy_after_ms == 0 {
+        return;
+    }
+    let mut down: Vec<(u64, &Member)> = members
+        .iter()
+        .filter(|m| m.instance.is_some_and(|i| i.state == InstanceState::Running))
+        .filter_map(|m| obs.down_since.get(&m.id).map(|since| (now_ms.saturating_sub(*since), m)))
+        .filter(|(down_ms, _)| *down_ms >= policy.unhealthy_after_ms)
+        .collect();
+    down.sort_by_key(|(down_ms, m)| (std::cmp::Reverse(*down_ms), m.id));
+    let mut iter = down.into_iter();
+    if let Some((down_ms, m)) = iter.next()
+        && let Some(inst) = m.instance
+    {
+        plan.actions.push(Action::ReportUnhealthy { instance: inst.id.clone(), id: m.id, down_ms });
+    }
+    for (_, m) in iter {
+        plan.skip(format!("server {}", m.id), "unhealthy too, but one instance is replaced at a time");
     }
 }
 
@@ -418,6 +445,7 @@ mod tests {
             config: Some(config),
             instances: Some(vec![inst(1, None, InstanceState::Running), inst(2, Some(hook), state)]),
             health: [(ServerId(1), h(Mode::Leader)), (ServerId(2), h(mode))].into_iter().collect(),
+            ..Default::default()
         }
     }
 
@@ -450,9 +478,61 @@ mod tests {
             config: Some(config),
             instances: Some(vec![inst(1), inst(2)]),
             health: [(ServerId(1), h(Mode::Leader)), (ServerId(2), h(Mode::Follower))].into_iter().collect(),
+            ..Default::default()
         };
         let p = plan(&obs, &Policy::default(), 0);
         assert!(!p.actions.iter().any(|a| matches!(a, Action::Reconfig(_))), "{p:?}");
+    }
+
+    /// A hung server on a running instance is reported once it has not served for the policy's
+    /// time, one instance at a time, and never without a serving ensemble.
+    #[test]
+    fn a_long_unserving_member_is_reported_for_replacement() {
+        let line = |n: u32| format!("server.{n}=127.0.0.{n}:2888:3888:participant;127.0.0.{n}:2181\n");
+        let config =
+            EnsembleConfig::parse(&format!("{}{}{}{}{}version=100000000", line(1), line(2), line(3), line(4), line(5)))
+                .expect("cfg");
+        let inst = |n: u32| Instance {
+            id: InstanceId(format!("i-{n}")),
+            address: format!("127.0.0.{n}"),
+            zone: "a".into(),
+            state: InstanceState::Running,
+            server_id: Some(ServerId(n)),
+            protected: None,
+            hook: None,
+        };
+        let h = |mode| Health { mode, zxid: None, serving_since_ms: Some(0) };
+        let mut obs = Observed {
+            config: Some(config),
+            instances: Some((1..=5).map(inst).collect()),
+            health: [
+                (ServerId(1), h(Mode::Leader)),
+                (ServerId(2), h(Mode::Follower)),
+                (ServerId(3), h(Mode::Follower)),
+                (ServerId(4), Health::UNREACHABLE),
+                (ServerId(5), Health::UNREACHABLE),
+            ]
+            .into_iter()
+            .collect(),
+            down_since: [(ServerId(4), 10_000), (ServerId(5), 0)].into_iter().collect(),
+        };
+        let policy = Policy { unhealthy_after_ms: 60_000, ..Policy::default() };
+        let reported = |o: &Observed, now| -> Vec<ServerId> {
+            plan(o, &policy, now)
+                .actions
+                .iter()
+                .filter_map(|a| match a {
+                    Action::ReportUnhealthy { id, .. } => Some(*id),
+                    _ => None,
+                })
+                .collect()
+        };
+        assert_eq!(reported(&obs, 59_999), vec![]);
+        assert_eq!(reported(&obs, 60_000), vec![ServerId(5)], "the longest down first");
+        assert_eq!(reported(&obs, 200_000), vec![ServerId(5)], "one at a time");
+        obs.health.insert(ServerId(1), h(Mode::NotServing));
+        obs.health.insert(ServerId(2), h(Mode::NotServing));
+        assert_eq!(reported(&obs, 200_000), vec![], "no leader: the watcher may be the problem");
     }
 
     #[test]

@@ -12,6 +12,10 @@ pub struct Policy {
     pub min_voters: usize,
     /// How long a server must have served before it is promoted to voter (ms).
     pub stabilization_ms: u64,
+    /// A running member whose server has not served for this long (ms) is reported unhealthy so
+    /// the group replaces its instance; 0 never reports. Allow for the longest snapshot sync a
+    /// joiner may need.
+    pub unhealthy_after_ms: u64,
     /// Name indirection: server lines use `zk-<id>.<domain>` instead of addresses. Set from the
     /// agent config's `[names]`, not written in `[policy]`.
     #[serde(skip)]
@@ -20,7 +24,7 @@ pub struct Policy {
 
 impl Default for Policy {
     fn default() -> Self {
-        Self { target_voters: 3, min_voters: 1, stabilization_ms: 0, names_domain: None }
+        Self { target_voters: 3, min_voters: 1, stabilization_ms: 0, unhealthy_after_ms: 120_000, names_domain: None }
     }
 }
 

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeSet;
 
-use crate::model::{Role, ServerId};
+use crate::model::{InstanceState, Role, ServerId};
 use crate::observed::{Mode, Observed};
 use crate::plan::{Action, Plan};
 use crate::policy::Policy;
@@ -112,6 +112,23 @@ pub fn check_plan(obs: &Observed, policy: &Policy, plan: &Plan) -> Result<(), Vi
                     && obs.config.as_ref().is_none_or(|c| c.servers.contains_key(&id))
                 {
                     return Err(violation("terminate_only_after_removal", format!("{instance} server {id}")));
+                }
+            }
+            Action::ReportUnhealthy { instance, id, down_ms } => {
+                let reports = plan.actions.iter().filter(|a| matches!(a, Action::ReportUnhealthy { .. })).count();
+                let running =
+                    obs.instances.iter().flatten().any(|i| &i.id == instance && i.state == InstanceState::Running);
+                let long_enough = policy.unhealthy_after_ms > 0 && *down_ms >= policy.unhealthy_after_ms;
+                if reports > 1
+                    || !running
+                    || !long_enough
+                    || obs.leader().is_none()
+                    || obs.health.get(id).is_some_and(|h| h.mode.is_serving())
+                {
+                    return Err(violation(
+                        "replace_one_unhealthy_at_a_time_while_the_ensemble_serves",
+                        format!("{instance} server {id}"),
+                    ));
                 }
             }
             Action::SetScaleInProtection { instance, protected } => {

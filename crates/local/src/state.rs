@@ -89,6 +89,20 @@ pub struct GroupSpec {
     /// Name indirection: server lines use `zk-<id>.<domain>`, kept current in `<dir>/hosts`.
     #[serde(default)]
     pub names_domain: Option<String>,
+    /// Policy `unhealthy_after_ms` of every agent.
+    #[serde(default = "default_unhealthy_ms")]
+    pub unhealthy_after_ms: u64,
+    /// `[recovery] quorum_loss_after_ms` of every agent.
+    #[serde(default = "default_quorum_loss_ms")]
+    pub quorum_loss_after_ms: u64,
+}
+
+const fn default_unhealthy_ms() -> u64 {
+    120_000
+}
+
+const fn default_quorum_loss_ms() -> u64 {
+    10_000
 }
 
 /// One instance record.
@@ -536,6 +550,8 @@ mod tests {
             tick_time_ms: 2000,
             slot_mode: false,
             names_domain: None,
+            unhealthy_after_ms: 120_000,
+            quorum_loss_after_ms: 10_000,
         }
     }
 

@@ -96,6 +96,7 @@ pub struct Agent<B, Z, C> {
     published_version: Option<u64>,
     metrics_at: Option<Instant>,
     heartbeats: std::collections::HashMap<zkpilot_core::model::InstanceId, Instant>,
+    unhealthy_reported: std::collections::HashMap<zkpilot_core::model::InstanceId, Instant>,
     events: VecDeque<Event>,
     status: watch::Sender<Arc<AgentStatus>>,
 }
@@ -158,6 +159,7 @@ impl<B: Backend, Z: Zookeeper, C: Clock> Agent<B, Z, C> {
             published_version: None,
             metrics_at: None,
             heartbeats: std::collections::HashMap::new(),
+            unhealthy_reported: std::collections::HashMap::new(),
             events: VecDeque::new(),
             status: watch::channel(Arc::new(initial)).0,
         })
@@ -608,6 +610,18 @@ impl<B: Backend, Z: Zookeeper, C: Clock> Agent<B, Z, C> {
                 }
                 Action::CompleteLifecycle { instance, hook } => {
                     match self.backend.complete_lifecycle(instance, *hook).await {
+                        Ok(()) => "applied".to_string(),
+                        Err(e) => format!("failed: {e}"),
+                    }
+                }
+                Action::ReportUnhealthy { instance, .. } => {
+                    // Once is enough while the group acts on it; repeated only if it did not.
+                    let due = self.unhealthy_reported.get(instance).is_none_or(|t| t.elapsed() >= HEARTBEAT_EVERY);
+                    if !due {
+                        continue;
+                    }
+                    self.unhealthy_reported.insert(instance.clone(), Instant::now());
+                    match self.backend.report_unhealthy(instance).await {
                         Ok(()) => "applied".to_string(),
                         Err(e) => format!("failed: {e}"),
                     }

@@ -12,6 +12,7 @@ use zkpilot_core::ports::{Backend, Zookeeper};
 #[derive(Debug, Default, Clone)]
 pub struct Observer {
     serving_since: BTreeMap<ServerId, u64>,
+    down_since: BTreeMap<ServerId, u64>,
 }
 
 impl Observer {
@@ -49,14 +50,17 @@ impl Observer {
         }
         let ids: BTreeSet<ServerId> = health.keys().copied().collect();
         self.serving_since.retain(|id, _| ids.contains(id));
+        self.down_since.retain(|id, _| ids.contains(id));
         for (id, h) in &mut health {
             if h.mode.is_serving() {
                 h.serving_since_ms = Some(*self.serving_since.entry(*id).or_insert(now_ms));
+                self.down_since.remove(id);
             } else {
                 self.serving_since.remove(id);
+                self.down_since.entry(*id).or_insert(now_ms);
             }
         }
-        Observed { config, instances, health }
+        Observed { config, instances, health, down_since: self.down_since.clone() }
     }
 }
 

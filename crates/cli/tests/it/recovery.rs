@@ -118,3 +118,31 @@ fn slot_mode_quorum_loss_waits_for_the_slots_and_loses_nothing() {
     assert!(!g.path().join("recovery/decision.json").exists(), "still no rebuild");
     assert_eq!(data.missing(&s, "slot", 60), 0);
 }
+
+/// A hung server (its JVM stopped, its instance and agent alive: nothing restarts it) is reported
+/// unhealthy by the lease holder after the policy's time, and the group replaces the instance.
+#[test]
+fn hung_member_is_reported_unhealthy_and_replaced() {
+    let g = Group::up_with(3, "127.117.1", &["--unhealthy-after", "15"]);
+    let data = Data::new(&g);
+    let s = g.wait_converged();
+    data.write(&s, "hung", 30);
+    let victim = follower(&s);
+    let inst = instance_of(&s, victim);
+    let pid: i32 = std::fs::read_to_string(g.path().join(format!("instances/{inst}/zk.pid")))
+        .expect("zk.pid")
+        .trim()
+        .parse()
+        .expect("pid");
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGSTOP).expect("SIGSTOP");
+    let s = g.wait_for("the hung member replaced", |s| {
+        s["converged"] == true && voters(s) == 3 && !ids(s).contains(&victim)
+    });
+    let replaced = s["instances"]
+        .as_array()
+        .expect("instances")
+        .iter()
+        .any(|i| i["id"] == inst.as_str() && i["state"] == "terminated");
+    assert!(replaced, "the hung instance was terminated by the group: {s:#}");
+    assert_eq!(data.missing(&s, "hung", 30), 0);
+}
