@@ -76,6 +76,7 @@ async fn story(args: &DemoArgs, dir: &std::path::Path) -> anyhow::Result<()> {
         mode: "elastic".into(),
         names: None,
         unhealthy_after: 120,
+        separate_uids: false,
         quorum_loss_after: 10,
     })
     .await?;

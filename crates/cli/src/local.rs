@@ -78,7 +78,14 @@ pub struct UpArgs {
     /// Seconds with no serving member before survivors start quorum-loss recovery.
     #[arg(long, value_name = "SECONDS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
     pub quorum_loss_after: u64,
+    /// Run each instance's ZooKeeper as its own uid (20000 + instance number; root only), so
+    /// `meta skuid` firewall rules can partition one server from the others on loopback.
+    #[arg(long)]
+    pub separate_uids: bool,
 }
+
+/// Instance N's ZooKeeper runs as uid `SEPARATE_UID_BASE + N` with `--separate-uids`.
+pub const SEPARATE_UID_BASE: u32 = 20_000;
 
 /// `zkpilot local` subcommands.
 #[derive(Debug, Subcommand)]
@@ -184,6 +191,9 @@ pub async fn up(args: &UpArgs) -> anyhow::Result<ClusterView> {
         bail!("--names: {d:?} is not a DNS name (letters, digits, '-', dot-separated)");
     }
     Install::detect(&args.zookeeper, None).context("--zookeeper")?;
+    if args.separate_uids && !nix::unistd::Uid::effective().is_root() {
+        bail!("--separate-uids: only root can start servers as other uids");
+    }
     let dir = args.dir.path();
     if let Some(pid) = controller_pid(&dir) {
         bail!("a controller (pid {pid}) already runs for {}; use `zkpilot local scale` or `down`", dir.display());
@@ -204,6 +214,7 @@ pub async fn up(args: &UpArgs) -> anyhow::Result<ClusterView> {
         slot_mode: args.mode == "slot",
         names_domain: args.names.clone(),
         unhealthy_after_ms: args.unhealthy_after * 1000,
+        separate_uids: args.separate_uids,
         quorum_loss_after_ms: args.quorum_loss_after * 1000,
     };
     let state = match StateDir::open(&dir) {
@@ -406,6 +417,7 @@ pub fn render_agent_config(group: &GroupSpec, rec: &InstanceRecord, state: &Stat
             quorum_port: 2888,
             election_port: 3888,
             admin_port: 8080,
+            run_as_uid: group.separate_uids.then_some(SEPARATE_UID_BASE + rec.seq),
         },
         cluster: ClusterSection {
             secret_file: state.secret_path(),

@@ -1,5 +1,6 @@
 //! `zkpilot`: wires the runtime, the backends and the CLI together. No decisions are made here.
 
+mod chaos;
 mod demo;
 mod kafka;
 mod local;
@@ -31,6 +32,9 @@ enum Command {
     Local(local::LocalCommand),
     /// Up 3, write data, scale to 5, kill the leader, heal, scale to 3, check every key.
     Demo(demo::DemoArgs),
+    /// Faults (kill -9 of instances, leader, agents mid-reconfig, quorum loss, scaling) against a
+    /// local group under a client workload; reports lost writes, stale reads, convergence.
+    Chaos(chaos::ChaosArgs),
     /// Print `zookeeper.connect` and a stable `broker.id` for a Kafka broker.
     KafkaConfig(kafka::KafkaArgs),
     /// AWS deployment helpers.
@@ -87,6 +91,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Agent { config } => run_agent(&config).await,
         Command::Local(cmd) => local::run(cmd).await,
         Command::Demo(args) => demo::run(args).await,
+        Command::Chaos(args) => chaos::run(args).await,
         Command::Aws(cmd) => aws_command(cmd),
         Command::KafkaConfig(args) => kafka::run(args).await,
     }

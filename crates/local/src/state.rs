@@ -95,6 +95,9 @@ pub struct GroupSpec {
     /// `[recovery] quorum_loss_after_ms` of every agent.
     #[serde(default = "default_quorum_loss_ms")]
     pub quorum_loss_after_ms: u64,
+    /// Each instance's ZooKeeper runs as its own uid (for per-server firewall rules).
+    #[serde(default)]
+    pub separate_uids: bool,
 }
 
 const fn default_unhealthy_ms() -> u64 {
@@ -552,6 +555,7 @@ mod tests {
             names_domain: None,
             unhealthy_after_ms: 120_000,
             quorum_loss_after_ms: 10_000,
+            separate_uids: false,
         }
     }
 

@@ -538,6 +538,11 @@ impl<B: Backend, Z: Zookeeper, C: Clock> Agent<B, Z, C> {
     fn start_server(&mut self) -> Result<(), AgentError> {
         let conf = self.layout.conf_dir();
         write_logging_config(&conf)?;
+        if let Some(uid) = self.cfg.server.run_as_uid {
+            // Files the agent wrote since the last start are root's; ZooKeeper rewrites zoo.cfg and
+            // the dynamic files and owns everything under dataDir.
+            files::chown_tree(&self.layout.base, uid)?;
+        }
         let (program, args) = self.install.server_command(
             &conf,
             &self.layout.zoo_cfg(),
@@ -558,6 +563,7 @@ impl<B: Backend, Z: Zookeeper, C: Clock> Agent<B, Z, C> {
             cwd: self.layout.base.clone(),
             log: self.layout.log_file(),
             grace: Duration::from_secs(10),
+            uid: self.cfg.server.run_as_uid,
         });
         sup.start()?;
         if let Some(pid) = sup.pid()

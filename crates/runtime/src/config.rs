@@ -116,6 +116,11 @@ pub struct ServerSection {
     /// AdminServer port (bound to the instance address only).
     #[serde(default = "default_admin_port")]
     pub admin_port: u16,
+    /// Run ZooKeeper as this uid (gid the same number); the agent, as root, hands the server's
+    /// base dir to it before every start. Lets per-server firewall rules (`meta skuid`) tell
+    /// servers apart on one host; the local group's partition tests use it.
+    #[serde(default)]
+    pub run_as_uid: Option<u32>,
 }
 
 /// How a server's identity relates to its instance.

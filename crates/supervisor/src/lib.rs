@@ -33,6 +33,8 @@ pub struct Spec {
     pub log: PathBuf,
     /// Time between SIGTERM and SIGKILL.
     pub grace: Duration,
+    /// Run as this uid (and gid of the same number) instead of the agent's own.
+    pub uid: Option<u32>,
 }
 
 /// One supervised child.
@@ -84,6 +86,9 @@ impl ServerProcess for Supervisor {
             .stdout(out)
             .stderr(err)
             .kill_on_drop(true);
+        if let Some(uid) = self.spec.uid {
+            cmd.uid(uid).gid(uid);
+        }
         own_group_dies_with_parent(&mut cmd);
         let child =
             cmd.spawn().map_err(|e| PortError::new("process", format!("spawn {}", self.spec.program.display()), e))?;
@@ -183,6 +188,7 @@ mod tests {
             cwd: dir.to_path_buf(),
             log: dir.join("out.log"),
             grace: Duration::from_secs(2),
+            uid: None,
         }
     }
 

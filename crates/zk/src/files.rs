@@ -377,6 +377,17 @@ pub fn repoint_joiner(layout: &Layout, state: &mut LocalState, with_me: &Ensembl
     Ok(())
 }
 
+/// Hands `dir` and everything below it to `uid` (gid the same number).
+pub fn chown_tree(dir: &Path, uid: u32) -> Result<(), FilesError> {
+    std::os::unix::fs::lchown(dir, Some(uid), Some(uid)).map_err(io(dir))?;
+    if fs::symlink_metadata(dir).map_err(io(dir))?.is_dir() {
+        for entry in fs::read_dir(dir).map_err(io(dir))? {
+            chown_tree(&entry.map_err(io(dir))?.path(), uid)?;
+        }
+    }
+    Ok(())
+}
+
 /// The config version a dynamic file carries in its name (`zoo.cfg.dynamic.<hex>`); 0 for a
 /// version-less file, as ZooKeeper reads it.
 pub fn dynamic_version(path: &Path) -> u64 {
