@@ -77,7 +77,7 @@ async fn story(args: &DemoArgs, dir: &std::path::Path) -> anyhow::Result<()> {
         names: None,
         unhealthy_after: 120,
         separate_uids: false,
-        quorum_loss_after: 10,
+        quorum_loss_after: 5,
     })
     .await?;
     n.done("bootstrap 3", t);
@@ -123,9 +123,29 @@ async fn story(args: &DemoArgs, dir: &std::path::Path) -> anyhow::Result<()> {
     n.done("scale 5 -> 3", t);
 
     let t = Instant::now();
+    let voters: Vec<zkpilot_core::ServerId> = v.members.iter().filter(|m| m.voting).map(|m| m.id).collect();
+    let (survivor, lost) = voters.split_first().context("no voters")?;
+    n.say(&format!(
+        "6. quorum loss: kill -9 servers {} at once, disks gone; server {survivor} stops itself, copies its data, \
+         reports its last zxid; the ensemble is rebuilt from it and grown back (nothing wiped)",
+        lost.iter().map(ToString::to_string).collect::<Vec<_>>().join(" and ")
+    ));
+    for id in lost {
+        local::kill(dir, *id, false)?;
+    }
+    let v = local::wait_converged(dir, Duration::from_secs(240)).await?;
+    n.done("recover from quorum loss", t);
+    n.say(&format!(
+        "   {} voters again, leader {}, config {}",
+        v.voters,
+        fmt_id(v.leader),
+        v.config_version.clone().unwrap_or_default()
+    ));
+
+    let t = Instant::now();
     let connect = v.connect_string.clone().context("no connection string")?;
     let missing = check_keys(&zk, &connect, args.keys).await?;
-    n.done(&format!("6. read back {} keys", args.keys), t);
+    n.done(&format!("7. read back {} keys", args.keys), t);
     if missing > 0 {
         bail!("{missing} of {} keys lost", args.keys);
     }

@@ -30,7 +30,7 @@ enum Command {
     /// The local backend: an elastic ensemble of loopback instances on this machine.
     #[command(subcommand)]
     Local(local::LocalCommand),
-    /// Up 3, write data, scale to 5, kill the leader, heal, scale to 3, check every key.
+    /// Up 3, write data, scale to 5, kill the leader, heal, scale to 3, lose 2 of 3 voters and recover, check every key.
     Demo(demo::DemoArgs),
     /// Faults (kill -9 of instances, leader, agents mid-reconfig, quorum loss, scaling) against a
     /// local group under a client workload; reports lost writes, stale reads, convergence.

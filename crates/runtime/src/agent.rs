@@ -413,6 +413,13 @@ impl<B: Backend, Z: Zookeeper, C: Clock> Agent<B, Z, C> {
                 ..self.cfg.server_spec(sid)
             })
             .collect();
+        let mut local = local;
+        if obs.config.is_some()
+            && local.as_ref().is_some_and(|s| s.has_data)
+            && self.set_aside_unloadable_data(id, now)?
+        {
+            local = LocalState::read(&self.layout)?;
+        }
         let desired = self.backend.desired_capacity().await?;
         let inputs = BootInputs {
             me: &me,
@@ -555,6 +562,7 @@ impl<B: Backend, Z: Zookeeper, C: Clock> Agent<B, Z, C> {
                     .and_then(|n| n.hosts_file.clone())
                     .filter(|f| f != std::path::Path::new("/etc/hosts")),
                 dns_ttl_s: self.cfg.names.as_ref().map(|_| 5),
+                snapshot_sync_only: self.cfg.server.snapshot_sync_only,
             },
         );
         let mut sup = Supervisor::new(Spec {

@@ -52,6 +52,10 @@ pub struct InstanceSection {
     pub zone: String,
 }
 
+const fn yes() -> bool {
+    true
+}
+
 fn default_install() -> PathBuf {
     PathBuf::from("/usr/share/java")
 }
@@ -121,6 +125,11 @@ pub struct ServerSection {
     /// servers apart on one host; the local group's partition tests use it.
     #[serde(default)]
     pub run_as_uid: Option<u32>,
+    /// Leaders sync every learner by full snapshot instead of a diff (see docs: a diff sent to
+    /// an empty learner can leave it unable to start). Turn off only for very large data sets,
+    /// where a snapshot per reconnect costs more than the risk.
+    #[serde(default = "yes")]
+    pub snapshot_sync_only: bool,
 }
 
 /// How a server's identity relates to its instance.

@@ -118,11 +118,14 @@ pub fn build(obs: &Observed, statuses: &[AgentStatus], desired: usize, target_vo
                 .map(|s| s.detail.clone()),
         })
         .collect();
+    // A terminated instance's last status stays on record; it no longer speaks for the ensemble.
+    let alive = |s: &&AgentStatus| instances.iter().any(|i| i.id == s.instance && i.state != InstanceState::Terminated);
     let latest = statuses
         .iter()
+        .filter(alive)
         .filter(|s| !s.plan.actions.is_empty() || !s.plan.skipped.is_empty() || s.lease_holder)
         .max_by_key(|s| (s.lease_holder, s.updated_ms))
-        .or_else(|| statuses.iter().max_by_key(|s| s.updated_ms));
+        .or_else(|| statuses.iter().filter(alive).max_by_key(|s| s.updated_ms));
     let voters = members.iter().filter(|m| m.voting).count();
     let mut why = Vec::new();
     let running: Vec<&InstanceView> = instances.iter().filter(|i| i.state == InstanceState::Running).collect();

@@ -377,6 +377,23 @@ pub fn repoint_joiner(layout: &Layout, state: &mut LocalState, with_me: &Ensembl
     Ok(())
 }
 
+/// True if `version2` holds transaction logs but no snapshot: ZooKeeper refuses to load that
+/// ("No snapshot found, but there are log entries").
+pub fn logs_without_snapshot(version2: &Path) -> Result<bool, FilesError> {
+    let entries = match fs::read_dir(version2) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(FilesError::Io { path: version2.to_path_buf(), source: e }),
+    };
+    let (mut logs, mut snapshots) = (false, false);
+    for entry in entries {
+        let name = entry.map_err(io(version2))?.file_name().to_string_lossy().into_owned();
+        logs |= name.starts_with("log.");
+        snapshots |= name.starts_with("snapshot.");
+    }
+    Ok(logs && !snapshots)
+}
+
 /// Hands `dir` and everything below it to `uid` (gid the same number).
 pub fn chown_tree(dir: &Path, uid: u32) -> Result<(), FilesError> {
     std::os::unix::fs::lchown(dir, Some(uid), Some(uid)).map_err(io(dir))?;

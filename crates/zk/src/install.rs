@@ -69,6 +69,8 @@ pub struct JvmSettings {
     /// Name indirection: cache resolved names this long, so a moved server is found again
     /// within seconds (the JVM default is 30 s).
     pub dns_ttl_s: Option<u32>,
+    /// As leader, sync every learner with a full snapshot (`zookeeper.forceSnapshotSync`).
+    pub snapshot_sync_only: bool,
 }
 
 impl Install {
@@ -127,6 +129,17 @@ impl Install {
             format!("-Dlogback.configurationFile={}", conf_dir.join("logback.xml").display()),
         ];
         let mut args = args;
+        if jvm.snapshot_sync_only {
+            // Found by `zkpilot chaos` on 3.8.0: a learner with an empty data dir (db.autocreate=false
+            // makes its last zxid -1) was sent a DIFF from a leader whose in-memory committed log
+            // reported minCommittedLog=-1 ("Synchronizing with Learner ... minCommittedLog=
+            // 0xffffffffffffffff ... peerLastZxid=0xffffffffffffffff", then "Using committedLog"),
+            // i.e. only the tail of the history. The learner exited ("Committing zxid 0x0 but next
+            // pending txn", code 12) and could never start again ("No snapshot found, but there
+            // are log entries"). A snapshot sync is always complete; it costs a full transfer per
+            // learner (re)connect.
+            args.push("-Dzookeeper.forceSnapshotSync=true".to_string());
+        }
         if let Some(ttl) = jvm.dns_ttl_s {
             args.push(format!("-Dsun.net.inetaddr.ttl={ttl}"));
             args.push("-Dsun.net.inetaddr.negative.ttl=1".to_string());

@@ -146,3 +146,95 @@ fn hung_member_is_reported_unhealthy_and_replaced() {
     assert!(replaced, "the hung instance was terminated by the group: {s:#}");
     assert_eq!(data.missing(&s, "hung", 30), 0);
 }
+
+/// The short chaos profile, as CI runs it: one fault of each kind under a client workload, no
+/// acknowledged write lost, no read going back in time, convergence after every fault. Partition
+/// faults need root and nft; the report says when they were skipped.
+#[test]
+fn chaos_short_profile_loses_nothing() {
+    let dir = tempfile::Builder::new().prefix("zkpilot-chaos-it-").tempdir().expect("tempdir");
+    let report = dir.path().join("report.json");
+    let o = std::process::Command::new(EXE)
+        .args(["chaos", "--profile", "short", "--net", "127.118.1", "--seed", "7", "--dir"])
+        .arg(dir.path().join("group"))
+        .arg("--report")
+        .arg(&report)
+        .output()
+        .expect("run chaos");
+    assert!(o.status.success(), "chaos failed: {}", text(&o));
+    let r = read_json(report);
+    let faults = r["faults"].as_array().expect("faults").len();
+    assert!(faults >= 5, "one fault of each kind: {r:#}");
+    assert_eq!(
+        (r["writes_lost"].as_u64(), r["stale_reads"].as_u64(), r["convergence_failures"].as_u64()),
+        (Some(0), Some(0), Some(0)),
+        "{r:#}"
+    );
+    assert!(r["writes_acked"].as_u64().unwrap_or(0) > 50, "the workload ran: {r:#}");
+    assert!(r["faults_by_kind"]["lose-majority"] == 1, "{r:#}");
+    // Every process of the group is gone.
+    assert!(processes_mentioning(dir.path()).is_empty(), "leftover processes");
+}
+
+/// Disk guard: a slot whose storage comes back empty (a new volume) restarts its server with no
+/// data and `db.autocreate=false`: it may not vote until the leader has synced it, so it can
+/// never help elect an empty history. It ends with every key and a fresh stamp for its slot.
+#[test]
+fn empty_disk_rejoins_by_sync_and_gets_every_key() {
+    let net = "127.119.1";
+    let g = Group::up_with(3, net, &["--mode", "slot"]);
+    let data = Data::new(&g);
+    let s = g.wait_converged();
+    data.write(&s, "disk", 40);
+    let o = g.run(&["local", "down"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let slot = g.path().join("slots/2");
+    let stamp = read_json(slot.join("data/zkpilot.stamp"));
+    for e in std::fs::read_dir(&slot).expect("slot dir").flatten() {
+        let p = e.path();
+        if p.is_dir() { std::fs::remove_dir_all(&p) } else { std::fs::remove_file(&p) }.expect("wipe");
+    }
+    let o = g.run(&["local", "up", "--size", "3", "--net", net, "--timeout", "180"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let s = g.wait_converged();
+    assert_eq!((voters(&s), ids(&s)), (3, vec![1, 2, 3]), "{s:#}");
+    assert_eq!(read_json(slot.join("data/zkpilot.stamp")), stamp, "same cluster, same server");
+    assert!(!slot.join("data/initialize").exists(), "no initialize marker: it may not vote before syncing");
+    assert_eq!(data.missing(&only_member(&s, 2), "disk", 40), 0, "server 2 itself holds every key");
+}
+
+/// Disk guard: a data dir ZooKeeper refuses to load (transaction logs but no snapshot, what a
+/// learner killed mid-sync leaves) is moved aside, not deleted, once an ensemble serves, and the
+/// server is synced again from the leader.
+#[test]
+fn unloadable_data_dir_is_set_aside_and_resynced() {
+    let net = "127.120.1";
+    let g = Group::up(3, net);
+    let data = Data::new(&g);
+    let s = g.wait_converged();
+    data.write(&s, "unload", 30);
+    let victim = follower(&s);
+    let base = g.path().join(format!("instances/{}/zk", instance_of(&s, victim)));
+    let o = g.run(&["local", "down"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let v2 = base.join("data/version-2");
+    let mut removed = 0;
+    for e in std::fs::read_dir(&v2).expect("version-2").flatten() {
+        if e.file_name().to_string_lossy().starts_with("snapshot.") {
+            std::fs::remove_file(e.path()).expect("rm snapshot");
+            removed += 1;
+        }
+    }
+    assert!(removed > 0, "the follower had a snapshot to remove");
+    let o = g.run(&["local", "up", "--size", "3", "--net", net, "--timeout", "180"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let s = g.wait_for("all three serving again", |s| s["converged"] == true && ids(s).contains(&victim));
+    let aside: Vec<_> = std::fs::read_dir(base.join("recovery-backups"))
+        .expect("backups")
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("unloadable-"))
+        .collect();
+    assert_eq!(aside.len(), 1, "moved aside once");
+    assert!(aside[0].path().join("version-2").read_dir().expect("kept").next().is_some(), "the logs are kept");
+    assert_eq!(data.missing(&only_member(&s, victim), "unload", 30), 0, "resynced");
+}

@@ -106,9 +106,38 @@ impl<B: Backend, Z: Zookeeper, C: Clock> Agent<B, Z, C> {
         Ok(Some(detail))
     }
 
+    fn backup_root(&self) -> PathBuf {
+        self.cfg.recovery.backup_dir.clone().unwrap_or_else(|| self.layout.base.join("recovery-backups"))
+    }
+
+    /// A data dir ZooKeeper refuses to load (transaction logs but no snapshot: a learner that died
+    /// mid-sync) would keep its server from ever starting. While an ensemble serves, this server's
+    /// copy is not needed: it is moved aside (kept, never deleted) and the server starts empty,
+    /// which with `db.autocreate=false` means it may not vote until the leader has synced it.
+    /// Returns whether it moved anything.
+    pub(super) fn set_aside_unloadable_data(&mut self, server: ServerId, now_ms: u64) -> Result<bool, AgentError> {
+        let v2 = self.layout.version2();
+        if !files::logs_without_snapshot(&v2)? {
+            return Ok(false);
+        }
+        let dest = self.backup_root().join(format!("unloadable-{now_ms}-server-{server}"));
+        std::fs::create_dir_all(&dest).map_err(|source| files::FilesError::Io { path: dest.clone(), source })?;
+        let to = dest.join("version-2");
+        std::fs::rename(&v2, &to).map_err(|source| files::FilesError::Io { path: to.clone(), source })?;
+        let detail = format!(
+            "{} held transaction logs but no snapshot (ZooKeeper cannot load that); moved to {} and starting empty \
+             to be synced by the leader",
+            v2.display(),
+            to.display()
+        );
+        tracing::warn!("{detail}");
+        self.record_event("set aside unloadable data dir".into(), detail, Instant::now());
+        Ok(true)
+    }
+
     /// Copies the base dir (conf, data, ZooKeeper's logs) before recovery changes anything.
     fn backup_base(&self, name: &str) -> Result<PathBuf, AgentError> {
-        let root = self.cfg.recovery.backup_dir.clone().unwrap_or_else(|| self.layout.base.join("recovery-backups"));
+        let root = self.backup_root();
         let dest = root.join(name);
         copy_tree(&self.layout.base, &dest, &root)?;
         Ok(dest)
