@@ -12,6 +12,8 @@ missing=()
 [ -f /usr/share/java/slf4j-log4j12.jar ] || missing+=(libslf4j-java)
 [ -f /usr/share/java/log4j-1.2.jar ] || missing+=(liblog4j1.2-java)
 command -v java >/dev/null 2>&1 || missing+=(default-jre-headless)
+# nft: the chaos suite's one-member network partitions (per-uid rules on loopback).
+command -v nft >/dev/null 2>&1 || [ -x /usr/sbin/nft ] || missing+=(nftables)
 
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "installing Debian packages: ${missing[*]}" >&2

@@ -32,7 +32,7 @@ use aws_sdk_s3::error::ProvideErrorMetadata;
 use aws_sdk_s3::primitives::ByteStream;
 use serde::{Deserialize, Serialize};
 use zkpilot_core::model::{EnsembleConfig, Instance, InstanceId, InstanceState, LifecycleHook, ServerId};
-use zkpilot_core::ports::{Backend, ClusterMarker, PortError, PortResult};
+use zkpilot_core::ports::{Backend, ClusterMarker, OperatorSettings, PortError, PortResult};
 use zkpilot_core::recovery::{RecoveryDecision, SurvivorReport};
 
 /// Where the group and its records are.
@@ -741,6 +741,15 @@ impl Backend for AwsBackend {
     async fn put_recovery_decision(&self, decision: &RecoveryDecision) -> PortResult<()> {
         let body = serde_json::to_vec(decision).map_err(|e| err("encode recovery decision", e))?;
         self.put(&self.key("recovery/decision.json"), body).await
+    }
+
+    async fn operator_settings(&self) -> PortResult<Option<OperatorSettings>> {
+        Ok(self.get_json(&self.key("operator.json")).await?.map(|(s, _)| s))
+    }
+
+    async fn put_operator_settings(&self, settings: &OperatorSettings) -> PortResult<()> {
+        let body = serde_json::to_vec(settings).map_err(|e| err("encode operator settings", e))?;
+        self.put(&self.key("operator.json"), body).await
     }
 
     async fn report_unhealthy(&self, instance: &InstanceId) -> PortResult<()> {

@@ -14,8 +14,8 @@ use zkpilot_local::group::{Controller, kill_instance, signal_group, zk_pid};
 use zkpilot_local::{GroupSpec, InstanceRecord, LocalBackend, StateDir};
 use zkpilot_runtime::AgentConfig;
 use zkpilot_runtime::config::{
-    AgentSection, BackendSection, ClusterSection, IdentityMode, InstanceSection, NamesSection, RecoverySection,
-    ServerSection,
+    AgentSection, ApiSection, BackendSection, ClusterSection, IdentityMode, InstanceSection, NamesSection,
+    RecoverySection, ServerSection,
 };
 use zkpilot_runtime::status::AgentStatus;
 use zkpilot_runtime::view;
@@ -226,6 +226,7 @@ pub async fn up(args: &UpArgs) -> anyhow::Result<ClusterView> {
         Err(_) => StateDir::create(&dir, &spec)?,
     };
     ensure_secret(&state.secret_path())?;
+    ensure_secret(&api_token_path(&state))?;
     start_controller(&state)?;
     eprintln!("controller started for {} ({} instances)", dir.display(), args.size);
     wait_converged(&dir, Duration::from_secs(args.timeout)).await
@@ -244,6 +245,14 @@ fn addresses_free(net: &str, size: u32) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// The bearer token of every agent's API in a local group (0600).
+pub fn api_token_path(state: &StateDir) -> PathBuf {
+    state.root().join("api-token")
+}
+
+/// Port of each local agent's HTTP API, on its instance's address.
+pub const API_PORT: u16 = 9181;
 
 fn ensure_secret(path: &Path) -> anyhow::Result<()> {
     if path.exists() {
@@ -438,6 +447,10 @@ pub fn render_agent_config(group: &GroupSpec, rec: &InstanceRecord, state: &Stat
             route53_zone: None,
         }),
         recovery: RecoverySection { quorum_loss_after_ms: group.quorum_loss_after_ms, ..RecoverySection::default() },
+        api: format!("{}:{API_PORT}", rec.address)
+            .parse()
+            .ok()
+            .map(|listen| ApiSection { listen, token_file: Some(api_token_path(state)) }),
     };
     toml::to_string(&cfg).unwrap_or_else(|e| format!("# cannot render agent config: {e}\n"))
 }

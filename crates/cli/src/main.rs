@@ -8,6 +8,7 @@ mod local;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use zkpilot_runtime::{Agent, AgentConfig, SystemClock};
 
@@ -126,8 +127,8 @@ async fn run_agent(path: &std::path::Path) -> anyhow::Result<()> {
     match &cfg.backend {
         zkpilot_runtime::config::BackendSection::Local { dir } => {
             let backend = zkpilot_local::LocalBackend::open(dir)?;
-            let agent = Agent::new(cfg, backend, zk, SystemClock)?;
-            agent.run(shutdown_signal()).await?;
+            let api = cfg.api.clone();
+            run_with_api(Agent::new(cfg, backend, zk, SystemClock)?, api.as_ref()).await?;
         }
         zkpilot_runtime::config::BackendSection::Aws(aws) => {
             let aws = aws.clone();
@@ -135,6 +136,46 @@ async fn run_agent(path: &std::path::Path) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Runs the agent, with its HTTP API beside it when `[api]` is set. The token file and the listen
+/// address are checked before the agent starts.
+async fn run_with_api<B, Z, C>(
+    agent: Agent<B, Z, C>,
+    api: Option<&zkpilot_runtime::config::ApiSection>,
+) -> anyhow::Result<()>
+where
+    B: zkpilot_core::ports::Backend + 'static,
+    Z: zkpilot_core::ports::Zookeeper + 'static,
+    C: zkpilot_core::ports::Clock + 'static,
+{
+    let server = match api {
+        None => None,
+        Some(api) => {
+            let token = match &api.token_file {
+                None => None,
+                Some(f) => {
+                    let text =
+                        std::fs::read_to_string(f).with_context(|| format!("[api] token_file {}", f.display()))?;
+                    let token = text.lines().next().unwrap_or_default().trim().to_string();
+                    if token.len() < 16 {
+                        anyhow::bail!("[api] token_file {}: the token must be at least 16 characters", f.display());
+                    }
+                    Some(token)
+                }
+            };
+            let listener = tokio::net::TcpListener::bind(api.listen)
+                .await
+                .with_context(|| format!("[api] listen {}", api.listen))?;
+            let router = zkpilot_runtime::api::router(agent.status(), agent.control(), token);
+            Some(tokio::spawn(zkpilot_runtime::api::serve(listener, router, std::future::pending())))
+        }
+    };
+    let result = agent.run(shutdown_signal()).await;
+    if let Some(s) = server {
+        s.abort();
+    }
+    result.map_err(Into::into)
 }
 
 /// `[instance]` from the EC2 instance metadata service (IMDSv2) when the config leaves it out.
@@ -184,8 +225,8 @@ async fn run_aws_agent(
         slots,
     };
     let backend = zkpilot_aws::AwsBackend::connect(settings).await;
-    Agent::new(cfg, backend, zk, SystemClock)?.run(shutdown_signal()).await?;
-    Ok(())
+    let api = cfg.api.clone();
+    run_with_api(Agent::new(cfg, backend, zk, SystemClock)?, api.as_ref()).await
 }
 
 #[cfg(not(feature = "aws"))]

@@ -63,6 +63,9 @@ pub struct Observed {
     /// without interruption; absent while it serves.
     #[serde(default)]
     pub down_since: BTreeMap<ServerId, u64>,
+    /// Instances the group wants, when the backend answered.
+    #[serde(default)]
+    pub desired: Option<usize>,
 }
 
 /// One server as the planner sees it: config entry, instance and health joined by id.
@@ -76,6 +79,10 @@ pub struct Member<'a> {
     pub instance: Option<&'a Instance>,
     /// Probe result.
     pub health: Health,
+    /// Configured, held by no instance, and nothing will bring it back: the group runs as many
+    /// instances as it wants and every one of them holds another server (a slot whose holder died
+    /// while the group scaled in).
+    pub retired: bool,
 }
 
 impl Member<'_> {
@@ -89,10 +96,11 @@ impl Member<'_> {
         self.spec.is_some_and(|s| s.role == Role::Observer)
     }
 
-    /// The backend confirmed that its instance is going or gone. An id with no instance at all is
+    /// The backend confirmed that its instance is going or gone, or that nothing will bring it
+    /// back ([`Self::retired`]). An id with no instance while the group may still bring one is
     /// *not* leaving: that is unknown, and unknown never justifies a removal.
     pub fn is_leaving(&self) -> bool {
-        self.instance.is_some_and(|i| i.state.is_leaving())
+        self.retired || self.instance.is_some_and(|i| i.state.is_leaving())
     }
 
     /// Its instance runs (not leaving).
@@ -121,12 +129,25 @@ impl Observed {
         for i in self.instances.iter().flatten() {
             ids.extend(i.server_id);
         }
+        let live: Vec<&Instance> = self
+            .instances
+            .iter()
+            .flatten()
+            .filter(|i| matches!(i.state, InstanceState::Pending | InstanceState::Running))
+            .collect();
+        // A live instance without a server may be about to take an orphan's slot.
+        let none_coming = self.desired.is_some_and(|d| live.len() >= d) && live.iter().all(|i| i.server_id.is_some());
         ids.into_iter()
-            .map(|id| Member {
-                id,
-                spec: self.config.as_ref().and_then(|c| c.servers.get(&id)),
-                instance: self.instances.iter().flatten().find(|i| i.server_id == Some(id)),
-                health: self.health.get(&id).copied().unwrap_or(Health::UNREACHABLE),
+            .map(|id| {
+                let spec = self.config.as_ref().and_then(|c| c.servers.get(&id));
+                let instance = self.instances.iter().flatten().find(|i| i.server_id == Some(id));
+                Member {
+                    id,
+                    spec,
+                    instance,
+                    health: self.health.get(&id).copied().unwrap_or(Health::UNREACHABLE),
+                    retired: spec.is_some() && instance.is_none() && none_coming,
+                }
             })
             .collect()
     }

@@ -43,7 +43,7 @@ pub fn plan(obs: &Observed, policy: &Policy, now_ms: u64) -> Plan {
     }
     report_unhealthy(obs, &members, policy, now_ms, &mut plan);
     for m in &members {
-        if m.spec.is_some() && m.instance.is_none() {
+        if m.spec.is_some() && m.instance.is_none() && !m.retired {
             plan.skip(format!("server {}", m.id), "no instance holds this id; an unknown is never removed");
         }
     }
@@ -356,7 +356,7 @@ fn desired_voters(ctx: &Ctx) -> usize {
         .members
         .iter()
         .filter(|m| {
-            let awaited = m.spec.is_some() && m.instance.is_none();
+            let awaited = m.spec.is_some() && m.instance.is_none() && !m.retired;
             awaited || (m.is_running() && (m.spec.is_some() || m.health.mode == Mode::Follower))
         })
         .count();
@@ -515,6 +515,7 @@ mod tests {
             .into_iter()
             .collect(),
             down_since: [(ServerId(4), 10_000), (ServerId(5), 0)].into_iter().collect(),
+            desired: None,
         };
         let policy = Policy { unhealthy_after_ms: 60_000, ..Policy::default() };
         let reported = |o: &Observed, now| -> Vec<ServerId> {
@@ -533,6 +534,54 @@ mod tests {
         obs.health.insert(ServerId(1), h(Mode::NotServing));
         obs.health.insert(ServerId(2), h(Mode::NotServing));
         assert_eq!(reported(&obs, 200_000), vec![], "no leader: the watcher may be the problem");
+    }
+
+    /// Slot mode: a slot whose holder died while the group scaled in will never be taken again.
+    /// While a replacement may still come it is left alone; once the group runs all it wants and
+    /// every instance holds another server, it is removed like a gone member.
+    #[test]
+    fn an_orphan_no_instance_will_take_is_retired() {
+        let line = |n: u32, role: &str| format!("server.{n}=127.0.0.{n}:2888:3888:{role};127.0.0.{n}:2181\n");
+        let config = EnsembleConfig::parse(&format!(
+            "{}{}{}{}version=100000000",
+            line(1, "participant"),
+            line(2, "participant"),
+            line(3, "participant"),
+            line(4, "observer")
+        ))
+        .expect("cfg");
+        let inst = |n: u32, sid: Option<u32>| Instance {
+            id: InstanceId(format!("i-{n}")),
+            address: format!("127.0.0.{n}"),
+            zone: "a".into(),
+            state: InstanceState::Running,
+            server_id: sid.map(ServerId),
+            protected: None,
+            hook: None,
+        };
+        let h = |mode| Health { mode, zxid: None, serving_since_ms: Some(0) };
+        let mut obs = Observed {
+            config: Some(config),
+            instances: Some(vec![inst(1, Some(1)), inst(2, Some(2)), inst(3, Some(3))]),
+            health: [
+                (ServerId(1), h(Mode::Leader)),
+                (ServerId(2), h(Mode::Follower)),
+                (ServerId(3), h(Mode::Follower)),
+            ]
+            .into_iter()
+            .collect(),
+            desired: Some(4),
+            ..Default::default()
+        };
+        let removes_4 =
+            |o: &Observed| plan(o, &Policy::default(), 0).reconfig().is_some_and(|c| c.leaving == vec![ServerId(4)]);
+        assert!(!removes_4(&obs), "a replacement may still come");
+        obs.instances.as_mut().expect("instances").push(inst(5, None));
+        obs.desired = Some(4);
+        assert!(!removes_4(&obs), "an instance without a server may be taking the slot");
+        obs.instances.as_mut().expect("instances").pop();
+        obs.desired = Some(3);
+        assert!(removes_4(&obs), "nothing will bring it back");
     }
 
     #[test]

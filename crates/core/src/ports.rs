@@ -49,6 +49,20 @@ pub trait Clock: Send + Sync {
     fn now_ms(&self) -> u64;
 }
 
+/// Switches an operator sets for the whole ensemble (through any agent's API); every agent reads
+/// them each pass.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OperatorSettings {
+    /// No agent executes plans (planning and status go on).
+    pub paused: bool,
+    /// Overrides the configured voter target.
+    pub target_voters: Option<usize>,
+    /// Instance whose API took the last change.
+    pub updated_by: String,
+    /// When, ms since the Unix epoch.
+    pub updated_ms: u64,
+}
+
 /// The record written exactly once when a new ensemble is born. Its existence is what separates
 /// "nothing here yet" (genesis) from "an ensemble exists but does not answer" (quorum loss).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -152,6 +166,10 @@ pub trait Backend: Send + Sync {
     fn recovery_decision(&self) -> impl Future<Output = PortResult<Option<RecoveryDecision>>> + Send;
     /// Stores a recovery decision. Callers hold the lease: it is the only writer.
     fn put_recovery_decision(&self, decision: &RecoveryDecision) -> impl Future<Output = PortResult<()>> + Send;
+    /// The operator's switches, if any were ever set.
+    fn operator_settings(&self) -> impl Future<Output = PortResult<Option<OperatorSettings>>> + Send;
+    /// Replaces the operator's switches.
+    fn put_operator_settings(&self, settings: &OperatorSettings) -> impl Future<Output = PortResult<()>> + Send;
     /// Tells the group that `instance` is unhealthy so it is replaced (SetInstanceHealth on AWS).
     fn report_unhealthy(&self, instance: &InstanceId) -> impl Future<Output = PortResult<()>> + Send;
 }

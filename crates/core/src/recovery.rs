@@ -126,15 +126,20 @@ pub fn needs_recovery(config: &EnsembleConfig, instances: &[Instance]) -> bool {
     !voters.is_empty() && alive < majority(voters.len())
 }
 
-/// Reports that count: recent (`fresh_ms`), from an instance that is still alive.
+/// Reports that count: recent (`fresh_ms`), from an instance that is still alive, and about a
+/// config newer than the one the last decision rebuilt from (`previous`). A member that reported
+/// in an earlier outage and has not fenced itself in this one must not look as if it had: the
+/// rebuild gave every config since a higher version.
 pub fn fresh_reports<'a>(
     reports: &'a [SurvivorReport],
     instances: &[Instance],
+    previous: Option<&RecoveryDecision>,
     now_ms: u64,
     fresh_ms: u64,
 ) -> Vec<&'a SurvivorReport> {
     reports
         .iter()
+        .filter(|r| previous.is_none_or(|d| r.config.version > d.from_version))
         .filter(|r| now_ms.saturating_sub(r.at_ms) <= fresh_ms)
         .filter(|r| instances.iter().any(|i| i.id == r.instance && i.state != InstanceState::Terminated))
         .collect()
@@ -358,9 +363,9 @@ mod tests {
         let mut old = report("a", 1, 1, 1, &cfg);
         old.at_ms = 0;
         let gone = report("z", 9, 9, 9, &cfg);
-        assert!(fresh_reports(&[old.clone(), gone], &instances, 60_000, 30_000).is_empty());
+        assert!(fresh_reports(&[old.clone(), gone], &instances, None, 60_000, 30_000).is_empty());
         old.at_ms = 50_000;
-        assert_eq!(fresh_reports(&[old], &instances, 60_000, 30_000).len(), 1);
+        assert_eq!(fresh_reports(std::slice::from_ref(&old), &instances, None, 60_000, 30_000).len(), 1);
         let d = RecoveryDecision {
             from_version: 7,
             survivor: sid(1),
@@ -372,6 +377,10 @@ mod tests {
             decided_ms: 0,
         };
         assert!(decision_stands(&d, 7, &instances));
+        assert!(
+            fresh_reports(std::slice::from_ref(&old), &instances, Some(&d), 60_000, 30_000).is_empty(),
+            "a report about the config the last decision rebuilt from belongs to that outage"
+        );
         assert!(!decision_stands(&d, 8, &instances), "a later outage");
         assert!(!decision_stands(&d, 7, &[inst("a", Some(1), Terminated)]), "survivor died");
     }

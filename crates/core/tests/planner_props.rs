@@ -99,7 +99,7 @@ fn observe(servers: &BTreeMap<u32, Server>, version: u64) -> Observed {
             }
         }
     }
-    Observed { config: Some(config), instances: Some(instances), health, down_since }
+    Observed { config: Some(config), instances: Some(instances), health, down_since, desired: None }
 }
 
 proptest! {

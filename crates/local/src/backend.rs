@@ -1,7 +1,7 @@
 //! The core's `Backend` port over a local state directory.
 
 use zkpilot_core::model::{EnsembleConfig, Instance, InstanceId, LifecycleHook, ServerId};
-use zkpilot_core::ports::{Backend, ClusterMarker, PortError, PortResult, Slot};
+use zkpilot_core::ports::{Backend, ClusterMarker, OperatorSettings, PortError, PortResult, Slot};
 use zkpilot_core::recovery::{RecoveryDecision, SurvivorReport};
 
 use crate::state::{StateDir, StateError};
@@ -184,6 +184,16 @@ impl Backend for LocalBackend {
     async fn put_recovery_decision(&self, decision: &RecoveryDecision) -> PortResult<()> {
         let (dir, decision) = (self.dir.clone(), decision.clone());
         blocking(move || dir.put_recovery_decision(&decision)).await.map_err(port("write recovery decision"))
+    }
+
+    async fn operator_settings(&self) -> PortResult<Option<OperatorSettings>> {
+        let dir = self.dir.clone();
+        blocking(move || dir.operator_settings()).await.map_err(port("read operator settings"))
+    }
+
+    async fn put_operator_settings(&self, settings: &OperatorSettings) -> PortResult<()> {
+        let (dir, settings) = (self.dir.clone(), settings.clone());
+        blocking(move || dir.put_operator_settings(&settings)).await.map_err(port("write operator settings"))
     }
 
     async fn report_unhealthy(&self, instance: &InstanceId) -> PortResult<()> {

@@ -24,7 +24,7 @@ use nix::fcntl::{Flock, FlockArg};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use zkpilot_core::model::{InstanceId, InstanceState, ServerId};
-use zkpilot_core::ports::ClusterMarker;
+use zkpilot_core::ports::{ClusterMarker, OperatorSettings};
 use zkpilot_core::recovery::{RecoveryDecision, SurvivorReport};
 
 /// A state-directory operation that failed; names the path.
@@ -481,6 +481,16 @@ impl StateDir {
     /// Writes an agent's status snapshot.
     pub fn put_status(&self, instance: &InstanceId, json: &str) -> Result<(), StateError> {
         self.write_text(&self.root.join("status").join(format!("{instance}.json")), json)
+    }
+
+    /// The operator's switches.
+    pub fn operator_settings(&self) -> Result<Option<OperatorSettings>, StateError> {
+        self.read_json(&self.root.join("cluster").join("operator.json"))
+    }
+
+    /// Replaces the operator's switches.
+    pub fn put_operator_settings(&self, s: &OperatorSettings) -> Result<(), StateError> {
+        self.write_json(&self.root.join("cluster").join("operator.json"), s)
     }
 
     /// Replaces one survivor's quorum-loss report.

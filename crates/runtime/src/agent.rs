@@ -23,9 +23,10 @@ use zkpilot_zk::files::{self, Layout, LocalState, Stamp};
 use zkpilot_zk::install::{Install, JvmSettings, write_logging_config};
 use zkpilot_zk::{FilesError, InstallError, Secret, probe};
 
+use crate::api::Control;
 use crate::config::{AgentConfig, IdentityMode};
 use crate::observe::Observer;
-use crate::status::{AgentStatus, Event, Phase, ServerDetail};
+use crate::status::{AgentStatus, Counters, Event, MemberLine, Phase, ServerDetail};
 
 mod recovery;
 
@@ -92,6 +93,9 @@ pub struct Agent<B, Z, C> {
     no_quorum_since: Option<u64>,
     fenced: Option<recovery::Fence>,
     report_at: Option<Instant>,
+    control: Arc<Control>,
+    operator: zkpilot_core::ports::OperatorSettings,
+    counters: Counters,
     last_boot_log: Option<String>,
     published_version: Option<u64>,
     metrics_at: Option<Instant>,
@@ -131,6 +135,12 @@ impl<B: Backend, Z: Zookeeper, C: Clock> Agent<B, Z, C> {
             lease_holder: false,
             events: Vec::new(),
             updated_ms: 0,
+            members: Vec::new(),
+            zxid_lag: None,
+            paused: false,
+            target_voters: cfg.policy.target_voters,
+            counters: Counters::default(),
+            api: cfg.api.as_ref().map(|a| a.listen.to_string()),
         };
         Ok(Self {
             cfg,
@@ -155,6 +165,9 @@ impl<B: Backend, Z: Zookeeper, C: Clock> Agent<B, Z, C> {
             no_quorum_since: None,
             fenced: None,
             report_at: None,
+            control: Arc::new(Control::default()),
+            operator: Default::default(),
+            counters: Counters::default(),
             last_boot_log: None,
             published_version: None,
             metrics_at: None,
@@ -163,6 +176,47 @@ impl<B: Backend, Z: Zookeeper, C: Clock> Agent<B, Z, C> {
             events: VecDeque::new(),
             status: watch::channel(Arc::new(initial)).0,
         })
+    }
+
+    /// The operator's switches (pause, voter target), for the HTTP API.
+    pub fn control(&self) -> Arc<Control> {
+        self.control.clone()
+    }
+
+    /// The policy in force: the config's, with the operator's voter target if one was set.
+    fn policy(&self) -> zkpilot_core::Policy {
+        let mut p = self.cfg.policy.clone();
+        if let Some(t) = self.operator.target_voters {
+            p.target_voters = t;
+        }
+        p
+    }
+
+    /// Stores the changes the API accepted, then reads the ensemble-wide switches. A failed read
+    /// keeps the last known switches: a backend blip must not unpause an ensemble.
+    async fn sync_operator_settings(&mut self) {
+        let changes = self.control.take();
+        if !changes.is_empty() {
+            let mut s = self.backend.operator_settings().await.ok().flatten().unwrap_or_default();
+            for c in &changes {
+                match c {
+                    crate::api::Change::Pause => s.paused = true,
+                    crate::api::Change::Resume => s.paused = false,
+                    crate::api::Change::TargetVoters(t) => s.target_voters = *t,
+                }
+            }
+            s.updated_by = self.cfg.instance.id.0.clone();
+            s.updated_ms = self.clock.now_ms();
+            let outcome = match self.backend.put_operator_settings(&s).await {
+                Ok(()) => "applied".to_string(),
+                Err(e) => format!("failed: {e}"),
+            };
+            self.record_event(format!("operator: {changes:?}"), outcome, Instant::now());
+        }
+        match self.backend.operator_settings().await {
+            Ok(s) => self.operator = s.unwrap_or_default(),
+            Err(e) => tracing::warn!(error = %e, "reading the operator's switches; keeping the last known"),
+        }
     }
 
     /// Subscribes to status snapshots.
@@ -214,10 +268,12 @@ impl<B: Backend, Z: Zookeeper, C: Clock> Agent<B, Z, C> {
                 }
             }
         }
+        self.sync_operator_settings().await;
         let now = self.clock.now_ms();
         let obs = self.observer.observe(&self.backend, &self.zk, self.cfg.server.client_port, now).await;
-        let plan = zkpilot_core::plan(&obs, &self.cfg.policy, now);
-        debug_assert_eq!(check_plan(&obs, &self.cfg.policy, &plan), Ok(()), "planner broke a safety rule");
+        let policy = self.policy();
+        let mut plan = zkpilot_core::plan(&obs, &policy, now);
+        debug_assert_eq!(check_plan(&obs, &policy, &plan), Ok(()), "planner broke a safety rule");
         self.track_quorum(&obs, now);
         if obs.config.is_none()
             && self.server.is_some()
@@ -252,12 +308,17 @@ impl<B: Backend, Z: Zookeeper, C: Clock> Agent<B, Z, C> {
         }
 
         let mut lease = false;
-        if !plan.actions.is_empty() {
-            lease = self
-                .backend
-                .acquire_lease(&self.cfg.instance.id, self.cfg.agent.lease_ttl_ms, now)
-                .await
-                .unwrap_or(false);
+        if !plan.actions.is_empty() && self.operator.paused {
+            plan.skip("automation", "paused by the operator (POST /resume on this agent's API)");
+        } else if !plan.actions.is_empty() {
+            lease = match self.backend.acquire_lease(&self.cfg.instance.id, self.cfg.agent.lease_ttl_ms, now).await {
+                Ok(held) => held,
+                Err(e) => {
+                    self.counters.claim_failures += 1;
+                    tracing::warn!(error = %e, "acquiring the lease");
+                    false
+                }
+            };
             if lease {
                 self.execute(&obs, &plan).await;
             }
@@ -315,6 +376,7 @@ impl<B: Backend, Z: Zookeeper, C: Clock> Agent<B, Z, C> {
             self.backoff.reset();
         }
         let delay = self.backoff.next_delay();
+        self.counters.server_restarts += 1;
         tracing::warn!(?exit, ?delay, log = %self.layout.log_file().display(), "ZooKeeper exited; restarting after backoff");
         self.restart_at = Some(Instant::now() + delay);
         true
@@ -604,7 +666,16 @@ impl<B: Backend, Z: Zookeeper, C: Clock> Agent<B, Z, C> {
         for action in &plan.actions {
             let started = Instant::now();
             let outcome = match action {
-                Action::Reconfig(change) => self.reconfig(&connect, change).await,
+                Action::Reconfig(change) => {
+                    let outcome = self.reconfig(&connect, change).await;
+                    if outcome.starts_with("applied") {
+                        self.counters.reconfigs_applied += 1;
+                    } else {
+                        self.counters.reconfigs_failed += 1;
+                    }
+                    self.counters.reconfig_ms += started.elapsed().as_millis() as u64;
+                    outcome
+                }
                 Action::ReleaseId { id, instance } => match self.backend.release_id(*id, instance).await {
                     Ok(()) => "applied".to_string(),
                     Err(e) => format!("failed: {e}"),
@@ -635,6 +706,7 @@ impl<B: Backend, Z: Zookeeper, C: Clock> Agent<B, Z, C> {
                         continue;
                     }
                     self.unhealthy_reported.insert(instance.clone(), Instant::now());
+                    self.counters.unhealthy_reports += 1;
                     match self.backend.report_unhealthy(instance).await {
                         Ok(()) => "applied".to_string(),
                         Err(e) => format!("failed: {e}"),
@@ -719,6 +791,16 @@ impl<B: Backend, Z: Zookeeper, C: Clock> Agent<B, Z, C> {
             lease_holder: lease,
             events: self.events.iter().cloned().collect(),
             updated_ms: self.clock.now_ms(),
+            members: obs.map(member_lines).unwrap_or_default(),
+            zxid_lag: obs.zip(me).and_then(|(o, id)| {
+                let mine = o.health.get(&id)?.zxid?;
+                let leader = o.health.get(&o.leader()?)?.zxid?;
+                Some(leader.saturating_sub(mine))
+            }),
+            paused: self.operator.paused,
+            target_voters: self.policy().target_voters,
+            counters: self.counters,
+            api: self.cfg.api.as_ref().map(|a| a.listen.to_string()),
         };
         match serde_json::to_string_pretty(&status) {
             Ok(json) => {
@@ -771,6 +853,26 @@ impl<B: Backend, Z: Zookeeper, C: Clock> Agent<B, Z, C> {
             tracing::warn!(error = %e, "publishing the connection count");
         }
     }
+}
+
+/// Every member and joiner, for status and the page.
+fn member_lines(obs: &Observed) -> Vec<MemberLine> {
+    obs.members()
+        .iter()
+        .map(|m| MemberLine {
+            id: m.id,
+            address: m
+                .instance
+                .map(|i| i.address.clone())
+                .or_else(|| m.spec.map(|s| s.host.clone()))
+                .unwrap_or_default(),
+            role: m.spec.map_or("-".to_string(), |s| s.role.to_string()),
+            mode: Some(m.health.mode),
+            zone: m.instance.map(|i| i.zone.clone()),
+            instance: m.instance.map(|i| i.id.0.clone()),
+            zxid: m.health.zxid,
+        })
+        .collect()
 }
 
 /// Client addresses of the servers that serve, for the reconfig session.

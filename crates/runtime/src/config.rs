@@ -266,6 +266,19 @@ impl Default for RecoverySection {
     }
 }
 
+/// `[api]`: the agent's HTTP API and status page.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiSection {
+    /// Listen address, e.g. `127.0.0.1:9181` (the status page and metrics are readable by anyone
+    /// who can reach it: bind it where your monitoring is).
+    pub listen: std::net::SocketAddr,
+    /// File holding the bearer token for mutating calls (first line). Without it, mutating calls
+    /// are refused.
+    #[serde(default)]
+    pub token_file: Option<PathBuf>,
+}
+
 /// `[names]`: name indirection. Server lines say `zk-<id>.<domain>`; exactly one of
 /// `hosts_file` and `route53_zone` says where the names are kept current.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -318,6 +331,9 @@ pub struct AgentConfig {
     /// `[recovery]`.
     #[serde(default)]
     pub recovery: RecoverySection,
+    /// `[api]`, if the agent serves one.
+    #[serde(default)]
+    pub api: Option<ApiSection>,
 }
 
 impl AgentConfig {

@@ -19,6 +19,7 @@
 #![deny(missing_docs)]
 
 pub mod agent;
+pub mod api;
 pub mod config;
 pub mod names;
 pub mod observe;

@@ -60,7 +60,8 @@ impl Observer {
                 self.down_since.entry(*id).or_insert(now_ms);
             }
         }
-        Observed { config, instances, health, down_since: self.down_since.clone() }
+        let desired = backend.desired_capacity().await.ok();
+        Observed { config, instances, health, down_since: self.down_since.clone(), desired }
     }
 }
 

@@ -60,6 +60,47 @@ pub struct ServerDetail {
     pub synced_observers: Option<u64>,
 }
 
+/// Running totals since the agent started, for `/metrics`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Counters {
+    /// Reconfigs that committed.
+    pub reconfigs_applied: u64,
+    /// Reconfigs that did not (conflict, rejected, failed).
+    pub reconfigs_failed: u64,
+    /// Milliseconds spent in reconfigs, confirming write included.
+    pub reconfig_ms: u64,
+    /// ZooKeeper restarts after an unexpected exit.
+    pub server_restarts: u64,
+    /// Quorum-loss rebuilds started from this server.
+    pub recoveries: u64,
+    /// Times this server fenced itself for recovery.
+    pub fences: u64,
+    /// Instances reported unhealthy.
+    pub unhealthy_reports: u64,
+    /// Failed claim or lease calls.
+    pub claim_failures: u64,
+}
+
+/// One member as this agent last saw it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberLine {
+    /// Server id.
+    pub id: ServerId,
+    /// Address it runs on (its instance's), else its configured host.
+    pub address: String,
+    /// `participant`, `observer`, or `-` when not in the config (joining, leaving).
+    pub role: String,
+    /// What it answered.
+    pub mode: Option<Mode>,
+    /// Its instance's zone.
+    pub zone: Option<String>,
+    /// Its instance.
+    pub instance: Option<String>,
+    /// Last zxid it reported.
+    pub zxid: Option<u64>,
+}
+
 /// The snapshot.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AgentStatus {
@@ -95,4 +136,22 @@ pub struct AgentStatus {
     pub events: Vec<Event>,
     /// When this snapshot was taken, ms since the Unix epoch.
     pub updated_ms: u64,
+    /// Every member (and joiner) as this agent saw it in the last pass.
+    #[serde(default)]
+    pub members: Vec<MemberLine>,
+    /// Transactions this server is behind the leader, when both answered.
+    #[serde(default)]
+    pub zxid_lag: Option<u64>,
+    /// Plan execution paused by the operator.
+    #[serde(default)]
+    pub paused: bool,
+    /// The voter target in force (the operator's override, else the config's).
+    #[serde(default)]
+    pub target_voters: usize,
+    /// Totals since start.
+    #[serde(default)]
+    pub counters: Counters,
+    /// This agent's HTTP API, `host:port`, when it serves one.
+    #[serde(default)]
+    pub api: Option<String>,
 }

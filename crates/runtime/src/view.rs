@@ -28,6 +28,9 @@ pub struct MemberView {
     pub instance: Option<InstanceId>,
     /// Zone of that instance.
     pub zone: Option<String>,
+    /// Its agent's HTTP API (`host:port`), from the agent's status.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api: Option<String>,
 }
 
 /// One instance of the group.
@@ -97,6 +100,7 @@ pub fn build(obs: &Observed, statuses: &[AgentStatus], desired: usize, target_vo
             mode: m.health.mode,
             instance: m.instance.map(|i| i.id.clone()),
             zone: m.instance.map(|i| i.zone.clone()),
+            api: m.instance.and_then(|i| statuses.iter().find(|s| s.instance == i.id)).and_then(|s| s.api.clone()),
         });
     }
     let instances: Vec<InstanceView> = obs

@@ -103,6 +103,7 @@ impl<B: Backend, Z: Zookeeper, C: Clock> Agent<B, Z, C> {
         self.record_event("recovery: fence".into(), detail.clone(), started);
         self.fenced = Some(fence);
         self.report_at = None;
+        self.counters.fences += 1;
         Ok(Some(detail))
     }
 
@@ -170,10 +171,11 @@ impl<B: Backend, Z: Zookeeper, C: Clock> Agent<B, Z, C> {
         let Some(instances) = obs.instances.clone() else {
             return self.wait_fenced("the backend is unreachable: cannot confirm who is gone".into()).await;
         };
-        let decision = match self.backend.recovery_decision().await {
-            Ok(d) => d.filter(|d| recovery::decision_stands(d, fence.config.version, &instances)),
+        let stored = match self.backend.recovery_decision().await {
+            Ok(d) => d,
             Err(e) => return self.wait_fenced(format!("reading the recovery decision: {e}")).await,
         };
+        let decision = stored.clone().filter(|d| recovery::decision_stands(d, fence.config.version, &instances));
         if let Some(d) = &decision {
             if d.survivor_instance == self.cfg.instance.id {
                 return self.rebuild(d).await;
@@ -211,7 +213,8 @@ impl<B: Backend, Z: Zookeeper, C: Clock> Agent<B, Z, C> {
             Ok(r) => r,
             Err(e) => return self.wait_fenced(format!("reading survivor reports: {e}")).await,
         };
-        let fresh = recovery::fresh_reports(&reports, &instances, now, REPORT_FRESH_MS);
+        let previous = stored.filter(|d| !d.applies_to(fence.config.version));
+        let fresh = recovery::fresh_reports(&reports, &instances, previous.as_ref(), now, REPORT_FRESH_MS);
         match recovery::assess(&fresh, &instances, self.cfg.recovery.allow_unsafe, now) {
             Assessment::Decide(d) => {
                 let started = Instant::now();
@@ -263,6 +266,7 @@ impl<B: Backend, Z: Zookeeper, C: Clock> Agent<B, Z, C> {
         );
         tracing::warn!("{detail}");
         self.unfence("chosen survivor: rebuilt alone")?;
+        self.counters.recoveries += 1;
         self.start_server()?;
         self.record_event("recovery: rebuild".into(), detail, started);
         Ok(())

@@ -1,0 +1,142 @@
+//! The agent's HTTP API and status page against a real local group.
+
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::harness::*;
+
+fn http(
+    rt: &tokio::runtime::Runtime,
+    method: &str,
+    url: &str,
+    token: Option<&str>,
+    body: Option<&str>,
+) -> (u16, String) {
+    rt.block_on(async {
+        let c = reqwest::Client::new();
+        let mut req = match method {
+            "POST" => c.post(url),
+            _ => c.get(url),
+        };
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.body(b.to_string());
+        }
+        let r = req.timeout(Duration::from_secs(10)).send().await.expect("request");
+        (r.status().as_u16(), r.text().await.expect("body"))
+    })
+}
+
+fn apis(s: &Value) -> Vec<String> {
+    members(s).iter().map(|m| m["api"].as_str().expect("members[].api").to_string()).collect()
+}
+
+#[test]
+fn api_serves_status_metrics_and_guards_mutations() {
+    let g = Group::up(3, "127.121.1");
+    let s = g.wait_converged();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let apis = apis(&s);
+    assert_eq!(apis.len(), 3, "{s:#}");
+    let token = std::fs::read_to_string(g.path().join("api-token")).expect("api-token").trim().to_string();
+    let a = &apis[0];
+
+    // Each agent publishes its own snapshot every pass: wait for this one's to say member.
+    let start = Instant::now();
+    loop {
+        let (code, body) = http(&rt, "GET", &format!("http://{a}/health"), None, None);
+        if (code, body.trim()) == (200, "member") {
+            break;
+        }
+        assert!(start.elapsed() < DEADLINE, "health stayed {code} {body}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let (code, body) = http(&rt, "GET", &format!("http://{a}/status"), None, None);
+    assert_eq!(code, 200);
+    let status: Value = serde_json::from_str(&body).expect("status JSON");
+    assert_eq!(status["phase"], "member", "{status:#}");
+    assert_eq!(status["members"].as_array().map(Vec::len), Some(3), "{status:#}");
+    let (code, body) = http(&rt, "GET", &format!("http://{a}/events"), None, None);
+    assert!(code == 200 && serde_json::from_str::<Vec<Value>>(&body).is_ok(), "{body}");
+
+    // Prometheus text that a Prometheus parser accepts, with the documented series.
+    let (code, body) = http(&rt, "GET", &format!("http://{a}/metrics"), None, None);
+    assert_eq!(code, 200);
+    let lines = body.lines().map(|l| Ok(l.to_string()));
+    let scrape = prometheus_parse::Scrape::parse(lines).expect("Prometheus text");
+    let names: std::collections::BTreeSet<&str> = scrape.samples.iter().map(|s| s.metric.as_str()).collect();
+    for want in [
+        "zkpilot_role",
+        "zkpilot_quorum",
+        "zkpilot_config_version",
+        "zkpilot_zxid_lag",
+        "zkpilot_reconfigs_total",
+        "zkpilot_recoveries_total",
+        "zkpilot_server_restarts_total",
+    ] {
+        assert!(names.contains(want), "{want} missing from {names:?}");
+    }
+
+    // Mutations need the bearer token; bad input is refused.
+    let url = |path: &str| format!("http://{a}{path}");
+    assert_eq!(http(&rt, "POST", &url("/pause"), None, None).0, 401);
+    assert_eq!(http(&rt, "POST", &url("/pause"), Some("wrong-token-wrong-token"), None).0, 401);
+    assert_eq!(http(&rt, "POST", &url("/target-voters"), Some(&token), Some(r#"{"target_voters": 4}"#)).0, 400);
+    assert_eq!(http(&rt, "POST", &url("/target-voters"), Some(&token), Some("not json")).0, 400);
+
+    // A pause through one agent stops every agent, including one that starts afterwards: a
+    // scale-out is planned but not carried out, and the plan says why.
+    assert_eq!(http(&rt, "POST", &url("/pause"), Some(&token), None).0, 202);
+    g.wait_for("every agent paused", |s| {
+        s["instances"].as_array().is_some_and(|i| i.len() == 3)
+            && s["plan"].is_object()
+            && std::fs::read_to_string(g.path().join("cluster/operator.json"))
+                .is_ok_and(|t| t.contains("\"paused\": true"))
+    });
+    let o = g.run(&["local", "scale", "4", "--no-wait"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let s = g.wait_for("the joiner waiting on the pause", |s| {
+        s["plan"]["skipped"].as_array().is_some_and(|k| k.iter().any(|k| k["subject"] == "automation"))
+    });
+    assert_eq!(ids(&s).len(), 3, "nothing carried out while paused: {s:#}");
+    let (_, page) = http(&rt, "GET", &url("/"), None, None);
+    assert!(page.contains("PAUSED"), "the page shows it");
+    assert_eq!(http(&rt, "POST", &format!("http://{}/resume", apis[1]), Some(&token), None).0, 202);
+    let s = g.wait_converged();
+    assert_eq!(ids(&s).len(), 4, "{s:#}");
+
+    // The page renders in headless Chromium; the screenshot is kept as a test artifact.
+    let shot = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("status-page.png");
+    let _ignored = std::fs::remove_file(&shot);
+    let profile = tempfile::tempdir().expect("profile dir");
+    let start = Instant::now();
+    let o = std::process::Command::new("chromium")
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--hide-scrollbars",
+            "--window-size=1280,900",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .arg(format!("--screenshot={}", shot.display()))
+        .arg(url("/"))
+        .output()
+        .expect("chromium (Debian package `chromium`, installed by scripts/install-deps.sh)");
+    let png = std::fs::read(&shot).unwrap_or_else(|e| panic!("no screenshot ({e}): {}", text(&o)));
+    assert!(png.starts_with(b"\x89PNG") && png.len() > 10_000, "a real screenshot: {} bytes", png.len());
+    eprintln!(
+        "status page screenshot: {} ({} bytes, {:.1}s)",
+        shot.display(),
+        png.len(),
+        start.elapsed().as_secs_f64()
+    );
+}
