@@ -2,6 +2,7 @@
 
 mod chaos;
 mod demo;
+mod inspect;
 mod kafka;
 mod local;
 
@@ -11,6 +12,20 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use zkpilot_runtime::{Agent, AgentConfig, SystemClock};
+
+/// `zkpilot ensemble` subcommands.
+#[derive(Debug, Subcommand)]
+enum EnsembleCommand {
+    /// Members, roles, modes, zxids and the config version of any ensemble (3.5+ with reconfig).
+    Status {
+        /// Client addresses, e.g. `10.0.0.1:2181,10.0.0.2:2181`.
+        #[arg(long)]
+        connect: String,
+        /// JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
 
 /// Autopilot for Apache ZooKeeper ensembles.
 #[derive(Debug, Parser)]
@@ -38,6 +53,18 @@ enum Command {
     Chaos(chaos::ChaosArgs),
     /// Print `zookeeper.connect` and a stable `broker.id` for a Kafka broker.
     KafkaConfig(kafka::KafkaArgs),
+    /// What the agents of a local group would do next and why nothing else (a dry run: nothing
+    /// is changed).
+    Plan {
+        #[command(flatten)]
+        dir: local::DirArg,
+        /// JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Any ZooKeeper ensemble, managed by zkpilot or not.
+    #[command(subcommand)]
+    Ensemble(EnsembleCommand),
     /// AWS deployment helpers.
     #[command(subcommand)]
     Aws(AwsCommand),
@@ -95,6 +122,24 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Chaos(args) => chaos::run(args).await,
         Command::Aws(cmd) => aws_command(cmd),
         Command::KafkaConfig(args) => kafka::run(args).await,
+        Command::Plan { dir, json } => {
+            let p = inspect::plan(&dir.path()).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&p)?);
+            } else {
+                print!("{}", inspect::render_plan(&p));
+            }
+            Ok(())
+        }
+        Command::Ensemble(EnsembleCommand::Status { connect, json }) => {
+            let s = inspect::ensemble_status(&connect).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&s)?);
+            } else {
+                print!("{}", inspect::render_ensemble(&s));
+            }
+            Ok(())
+        }
     }
 }
 

@@ -104,9 +104,25 @@ fn api_serves_status_metrics_and_guards_mutations() {
     assert_eq!(ids(&s).len(), 3, "nothing carried out while paused: {s:#}");
     let (_, page) = http(&rt, "GET", &url("/"), None, None);
     assert!(page.contains("PAUSED"), "the page shows it");
+    // The dry run says the same, and changes nothing.
+    let o = g.run(&["plan"]);
+    let out = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(o.status.success() && out.contains("do   reconfig") && out.contains("skip automation"), "{}", text(&o));
+    assert_eq!(ids(&g.status()).len(), 3);
     assert_eq!(http(&rt, "POST", &format!("http://{}/resume", apis[1]), Some(&token), None).0, 202);
     let s = g.wait_converged();
     assert_eq!(ids(&s).len(), 4, "{s:#}");
+    let o = g.run(&["plan"]);
+    assert_eq!(String::from_utf8_lossy(&o.stdout).lines().next(), Some("no action"), "{}", text(&o));
+
+    // `ensemble status` works on any ensemble from its client addresses alone.
+    let connect = instance_connect(&s);
+    let o = zkpilot(&["ensemble", "status", "--json", "--connect", &connect]);
+    assert!(o.status.success(), "{}", text(&o));
+    let e: Value = serde_json::from_slice(&o.stdout).expect("JSON");
+    assert_eq!((e["voters"].as_u64(), e["voters_serving"].as_u64()), (Some(3), Some(3)), "{e:#}");
+    assert_eq!(e["servers"].as_array().map(Vec::len), Some(4), "{e:#}");
+    assert_eq!(e["config_version"], s["config_version"], "{e:#}");
 
     // The page renders in headless Chromium; the screenshot is kept as a test artifact.
     let shot = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("status-page.png");

@@ -159,3 +159,11 @@ fn addresses_in_use_are_refused() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("127.199.2.1:2181 is in use"), "{}", text(&o));
     assert!(!group.exists(), "nothing created");
 }
+
+#[test]
+fn ensemble_status_without_a_server_names_the_address() {
+    let o = zkpilot(&["ensemble", "status", "--connect", "127.199.9.9:2181"]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("--connect 127.199.9.9:2181"), "{err}");
+}
