@@ -26,7 +26,8 @@ use crate::local::{self, ClusterView, DirArg, UpArgs};
 #[derive(Debug, Clone, Args)]
 pub struct ChaosArgs {
     /// `short`: one fault of each kind (what CI runs). `long`: `--faults` random faults.
-    #[arg(long, default_value = "short", value_parser = ["short", "long"])]
+    /// `rolling-restart`: no fault, one rolling restart of every server under the workload.
+    #[arg(long, default_value = "short", value_parser = ["short", "long", "rolling-restart"])]
     pub profile: String,
     /// Faults in the long profile.
     #[arg(long, default_value_t = 200)]
@@ -71,6 +72,8 @@ pub enum Fault {
     /// One member's quorum and election traffic dropped for 12-20 s (nft `meta skuid` rules on
     /// its own uid), then healed. Needs root and nft.
     Partition,
+    /// Not a fault: `zkpilot rolling-restart` of every server, under the same checks.
+    RollingRestart,
 }
 
 const ALL: [Fault; 6] = [
@@ -254,6 +257,7 @@ async fn campaign(args: &ChaosArgs, dir: &Path) -> anyhow::Result<Report> {
 
     let plan: Vec<Fault> = match args.profile.as_str() {
         "short" => ALL.into_iter().filter(|f| partitions || *f != Fault::Partition).collect(),
+        "rolling-restart" => vec![Fault::RollingRestart],
         _ => (0..args.faults).map(|_| pick(&mut rng, partitions)).collect(),
     };
     println!("chaos: profile {}, mode {}, seed {seed}, {} faults", args.profile, args.mode, plan.len());
@@ -351,11 +355,25 @@ fn now_ms() -> u64 {
 
 async fn inject(fault: Fault, dir: &Path, rng: &mut fastrand::Rng) -> anyhow::Result<Vec<u32>> {
     let v = local::cluster_view(dir).await?;
-    let ids: Vec<ServerId> = v.members.iter().map(|m| m.id).collect();
+    // Only members whose instance runs: a converged view can still list one whose instance the
+    // previous fault's scale-in just terminated.
+    let running = |m: &&crate::local::MemberView| {
+        v.instances
+            .iter()
+            .any(|i| Some(&i.id) == m.instance.as_ref() && i.state == zkpilot_core::InstanceState::Running)
+    };
+    let ids: Vec<ServerId> = v.members.iter().filter(running).map(|m| m.id).collect();
+    if ids.is_empty() {
+        bail!("no member with a running instance to inject {fault:?} into");
+    }
     let random = |rng: &mut fastrand::Rng| ids[rng.usize(0..ids.len())];
     let kill = |id: ServerId| local::kill(dir, id, false).map(|_| id.0);
     Ok(match fault {
         Fault::KillRandom => vec![kill(random(rng))?],
+        Fault::RollingRestart => {
+            crate::rolling::run(dir, Duration::from_secs(120)).await?;
+            ids.iter().map(|i| i.0).collect()
+        }
         Fault::Partition => {
             let id = random(rng);
             let instance = v.members.iter().find(|m| m.id == id).and_then(|m| m.instance.clone());
@@ -386,7 +404,7 @@ async fn inject(fault: Fault, dir: &Path, rng: &mut fastrand::Rng) -> anyhow::Re
             vec![kill(random(rng))?]
         }
         Fault::LoseMajority => {
-            let voters: Vec<ServerId> = v.members.iter().filter(|m| m.voting).map(|m| m.id).collect();
+            let voters: Vec<ServerId> = v.members.iter().filter(running).filter(|m| m.voting).map(|m| m.id).collect();
             let keep = voters[rng.usize(0..voters.len())];
             let mut out = Vec::new();
             for id in voters.into_iter().filter(|id| *id != keep) {

@@ -19,7 +19,7 @@ use zkpilot_runtime::config::{
 };
 use zkpilot_runtime::status::AgentStatus;
 use zkpilot_runtime::view;
-pub use zkpilot_runtime::view::{ClusterView, InstanceView};
+pub use zkpilot_runtime::view::{ClusterView, InstanceView, MemberView};
 use zkpilot_zk::{Install, Secret, ZkClient};
 
 fn default_dir() -> PathBuf {

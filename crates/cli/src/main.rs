@@ -5,6 +5,7 @@ mod demo;
 mod inspect;
 mod kafka;
 mod local;
+mod rolling;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -61,6 +62,15 @@ enum Command {
         /// JSON instead of text.
         #[arg(long)]
         json: bool,
+    },
+    /// Restart every server of a local group one at a time (observers, followers, the leader
+    /// last), each step waiting until the ensemble is whole again; resumable.
+    RollingRestart {
+        #[command(flatten)]
+        dir: local::DirArg,
+        /// Seconds each step may take before the restart aborts.
+        #[arg(long, default_value_t = 120)]
+        timeout: u64,
     },
     /// Any ZooKeeper ensemble, managed by zkpilot or not.
     #[command(subcommand)]
@@ -130,6 +140,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 print!("{}", inspect::render_plan(&p));
             }
             Ok(())
+        }
+        Command::RollingRestart { dir, timeout } => {
+            rolling::run(&dir.path(), std::time::Duration::from_secs(timeout)).await
         }
         Command::Ensemble(EnsembleCommand::Status { connect, json }) => {
             let s = inspect::ensemble_status(&connect).await?;

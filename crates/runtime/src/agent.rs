@@ -195,7 +195,19 @@ impl<B: Backend, Z: Zookeeper, C: Clock> Agent<B, Z, C> {
     /// Stores the changes the API accepted, then reads the ensemble-wide switches. A failed read
     /// keeps the last known switches: a backend blip must not unpause an ensemble.
     async fn sync_operator_settings(&mut self) {
-        let changes = self.control.take();
+        let (restarts, changes): (Vec<_>, Vec<_>) =
+            self.control.take().into_iter().partition(|c| *c == crate::api::Change::RestartServer);
+        if !restarts.is_empty() && self.server.is_some() {
+            // Graceful: SIGTERM, then start again with the same files; the ensemble sees one
+            // member leave and come back, exactly as in a rolling restart by hand.
+            let started = Instant::now();
+            self.stop_server().await;
+            let outcome = match self.start_server() {
+                Ok(()) => "applied".to_string(),
+                Err(e) => format!("failed: {e}"),
+            };
+            self.record_event("operator: restart server".into(), outcome, started);
+        }
         if !changes.is_empty() {
             let mut s = self.backend.operator_settings().await.ok().flatten().unwrap_or_default();
             for c in &changes {
@@ -203,6 +215,7 @@ impl<B: Backend, Z: Zookeeper, C: Clock> Agent<B, Z, C> {
                     crate::api::Change::Pause => s.paused = true,
                     crate::api::Change::Resume => s.paused = false,
                     crate::api::Change::TargetVoters(t) => s.target_voters = *t,
+                    crate::api::Change::RestartServer => {}
                 }
             }
             s.updated_by = self.cfg.instance.id.0.clone();

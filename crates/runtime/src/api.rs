@@ -10,6 +10,7 @@
 //! | `GET /events` | the audit log of executed actions and their outcomes |
 //! | `GET /metrics` | Prometheus text format |
 //! | `POST /pause`, `POST /resume` | stop / restart executing plans on every agent (planning and status go on) |
+//! | `POST /restart-server` | stop and start this agent's ZooKeeper gracefully (a rolling restart's step) |
 //! | `POST /target-voters` | body `{"target_voters": N}` (odd); `null` returns to the config's value; ensemble-wide |
 //!
 //! Mutating calls answer 202: the agent stores the change in the backend on its next pass, and
@@ -41,6 +42,8 @@ pub enum Change {
     Resume,
     /// Override (or with `None` restore) the voter target.
     TargetVoters(Option<usize>),
+    /// Restart this agent's ZooKeeper gracefully (one step of a rolling restart); agent-local.
+    RestartServer,
 }
 
 /// Changes the API accepted and the agent has not yet stored in the backend. The switches are
@@ -82,6 +85,7 @@ pub fn router(status: watch::Receiver<Arc<AgentStatus>>, control: Arc<Control>, 
         .route("/pause", post(pause))
         .route("/resume", post(resume))
         .route("/target-voters", post(target_voters))
+        .route("/restart-server", post(restart_server))
         .with_state(api)
 }
 
@@ -151,6 +155,15 @@ async fn resume(State(api): State<Api>, headers: HeaderMap) -> Response {
     api.control.push(Change::Resume);
     tracing::warn!("automation resume requested through the API");
     (StatusCode::ACCEPTED, "resuming within a pass\n").into_response()
+}
+
+async fn restart_server(State(api): State<Api>, headers: HeaderMap) -> Response {
+    if let Some(r) = refused(&api, &headers) {
+        return r;
+    }
+    api.control.push(Change::RestartServer);
+    tracing::warn!("server restart requested through the API");
+    (StatusCode::ACCEPTED, "restarting this server on the next pass\n").into_response()
 }
 
 #[derive(Debug, Deserialize)]

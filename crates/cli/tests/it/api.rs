@@ -115,6 +115,22 @@ fn api_serves_status_metrics_and_guards_mutations() {
     let o = g.run(&["plan"]);
     assert_eq!(String::from_utf8_lossy(&o.stdout).lines().next(), Some("no action"), "{}", text(&o));
 
+    // A rolling restart resumes from its progress file: the server recorded as done is skipped.
+    let order: Vec<u64> = ids(&s);
+    std::fs::write(
+        g.path().join("rolling-restart.json"),
+        serde_json::json!({"order": order, "done": [order[0]]}).to_string(),
+    )
+    .expect("progress");
+    let o = g.run(&["rolling-restart"]);
+    let out = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("resuming"), "{}", text(&o));
+    assert_eq!(out.lines().filter(|l| l.starts_with("restarted server")).count(), order.len() - 1, "{out}");
+    assert!(!out.contains(&format!("restarted server {} ", order[0])), "{out}");
+    assert!(!g.path().join("rolling-restart.json").exists(), "progress removed when done");
+    let s = g.wait_converged();
+
     // `ensemble status` works on any ensemble from its client addresses alone.
     let connect = instance_connect(&s);
     let o = zkpilot(&["ensemble", "status", "--json", "--connect", &connect]);
