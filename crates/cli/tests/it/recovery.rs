@@ -255,8 +255,7 @@ fn rolling_restart_under_load_loses_nothing() {
     assert!(o.status.success(), "rolling restart under load failed: {}", text(&o));
     let out = String::from_utf8_lossy(&o.stdout);
     assert_eq!(out.lines().filter(|l| l.starts_with("restarted server")).count(), 3, "{out}");
-    let leader_last =
-        out.lines().filter(|l| l.starts_with("restarted server")).next_back().is_some_and(|l| l.contains("(leader)"));
+    let leader_last = out.lines().rfind(|l| l.starts_with("restarted server")).is_some_and(|l| l.contains("(leader)"));
     assert!(leader_last, "the leader goes last: {out}");
     let r = read_json(report);
     assert_eq!((r["writes_lost"].as_u64(), r["stale_reads"].as_u64()), (Some(0), Some(0)), "{r:#}");
