@@ -119,13 +119,23 @@ impl Controller {
         let active: Vec<&InstanceRecord> =
             records.iter().filter(|r| matches!(r.state, InstanceState::Pending | InstanceState::Running)).collect();
         if active.len() < group.desired {
+            // Slot mode: launch where a slot lost its holder, as an Auto Scaling group rebalancing
+            // zones would, so the replacement can take that slot (address and data) over.
+            let mut free_zones: std::collections::VecDeque<String> = if group.slot_mode {
+                let holder_gone = |i: &InstanceId| {
+                    records.iter().find(|r| &r.id == i).is_none_or(|r| r.state == InstanceState::Terminated)
+                };
+                self.dir.slots()?.into_iter().filter(|(_, s)| holder_gone(&s.instance)).map(|(_, s)| s.zone).collect()
+            } else {
+                Default::default()
+            };
             let first = records.iter().map(|r| r.seq).max().unwrap_or(0) + 1;
             for seq in first..first + (group.desired - active.len()) as u32 {
                 if seq > MAX_SEQ {
                     tracing::error!("all {MAX_SEQ} loopback addresses of {} used; no more launches", group.net);
                     break;
                 }
-                self.launch(&group, seq)?;
+                self.launch(&group, seq, free_zones.pop_front())?;
             }
         } else if active.len() > group.desired {
             for victim in self.scale_in_victims(&active, active.len() - group.desired)? {
@@ -175,8 +185,10 @@ impl Controller {
         Ok(v.into_iter().take(n).map(|r| r.id.clone()).collect())
     }
 
-    fn launch(&mut self, group: &GroupSpec, seq: u32) -> Result<(), StateError> {
-        let zone = group.zones.get((seq as usize - 1) % group.zones.len().max(1)).cloned().unwrap_or_default();
+    fn launch(&mut self, group: &GroupSpec, seq: u32, zone: Option<String>) -> Result<(), StateError> {
+        let zone = zone.unwrap_or_else(|| {
+            group.zones.get((seq as usize - 1) % group.zones.len().max(1)).cloned().unwrap_or_default()
+        });
         let rec = InstanceRecord {
             id: InstanceId(format!("i-{seq:04}")),
             seq,
