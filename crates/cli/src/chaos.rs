@@ -367,7 +367,13 @@ async fn inject(fault: Fault, dir: &Path, rng: &mut fastrand::Rng) -> anyhow::Re
         bail!("no member with a running instance to inject {fault:?} into");
     }
     let random = |rng: &mut fastrand::Rng| ids[rng.usize(0..ids.len())];
-    let kill = |id: ServerId| local::kill(dir, id, false).map(|_| id.0);
+    // A scale-in of the previous fault may terminate the target between the view and the kill:
+    // it is gone either way.
+    let kill = |id: ServerId| match local::kill(dir, id, false) {
+        Ok(_) => Ok(id.0),
+        Err(e) if e.to_string().contains("already terminated") => Ok(id.0),
+        Err(e) => Err(e),
+    };
     Ok(match fault {
         Fault::KillRandom => vec![kill(random(rng))?],
         Fault::RollingRestart => {
