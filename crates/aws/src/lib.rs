@@ -511,8 +511,16 @@ impl Backend for AwsBackend {
             if claims.contains_key(&ServerId(n)) {
                 continue;
             }
-            if self.put_if(&self.key(&format!("ids/{n}.json")), body.clone(), None).await? {
-                return Ok(ServerId(n));
+            let key = self.key(&format!("ids/{n}.json"));
+            if self.put_if(&key, body.clone(), None).await? {
+                // S3's conditional writes are atomic; moto's check-then-write is not (two
+                // concurrent claimants both succeeded once, under load). Reading the claim back
+                // after a moment costs one GET at boot and turns that into a lost race.
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                match self.get_json::<Claim>(&key).await? {
+                    Some((c, _)) if &c.instance == instance => return Ok(ServerId(n)),
+                    _ => tracing::warn!(%key, "claim overwritten by a concurrent claimant; trying the next id"),
+                }
             }
         }
         Err(PortError::msg(
