@@ -20,7 +20,7 @@ use serde::Serialize;
 use zkpilot_core::ServerId;
 use zookeeper_client as zk;
 
-use crate::local::{self, ClusterView, DirArg, UpArgs};
+use crate::local::{self, UpArgs};
 
 /// Options of `chaos`.
 #[derive(Debug, Clone, Args)]
@@ -229,18 +229,10 @@ async fn campaign(args: &ChaosArgs, dir: &Path) -> anyhow::Result<Report> {
     }
     let started = Instant::now();
     local::up(&UpArgs {
-        size: 3,
-        dir: DirArg { dir: Some(dir.to_path_buf()) },
-        net: args.net.clone(),
-        target_voters: 3,
-        zookeeper: args.zookeeper.clone(),
-        heap_mb: 128,
-        timeout: 240,
         mode: args.mode.clone(),
-        names: None,
-        unhealthy_after: 120,
-        separate_uids: partitions,
         quorum_loss_after: 5,
+        separate_uids: partitions,
+        ..UpArgs::new(3, dir, &args.net, &args.zookeeper)
     })
     .await?;
     let secret = std::fs::read_to_string(dir.join("secret")).context("group secret")?.trim().to_string();
@@ -478,17 +470,13 @@ async fn converge(dir: &Path, limit: Duration) -> Option<Duration> {
     tokio::time::sleep(Duration::from_millis(500)).await;
     while start.elapsed() < limit {
         if let Ok(v) = local::cluster_view(dir).await
-            && converged(&v)
+            && v.converged
         {
             return Some(start.elapsed());
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     None
-}
-
-fn converged(v: &ClusterView) -> bool {
-    v.converged
 }
 
 fn connect_string(dir: &Path) -> Option<String> {

@@ -8,7 +8,7 @@ use clap::Args;
 use zkpilot_zk::{Secret, ZkClient};
 use zookeeper_client as zk;
 
-use crate::local::{self, DirArg, UpArgs};
+use crate::local::{self, UpArgs};
 
 /// Options of `demo`.
 #[derive(Debug, Clone, Args)]
@@ -65,21 +65,7 @@ async fn story(args: &DemoArgs, dir: &std::path::Path) -> anyhow::Result<()> {
 
     let t = Instant::now();
     n.say("1. local up --size 3: three instances claim ids, write the cluster marker once, start genesis");
-    let v = local::up(&UpArgs {
-        size: 3,
-        dir: DirArg { dir: Some(dir.to_path_buf()) },
-        net: args.net.clone(),
-        target_voters: 3,
-        zookeeper: args.zookeeper.clone(),
-        heap_mb: 128,
-        timeout: 240,
-        mode: "elastic".into(),
-        names: None,
-        unhealthy_after: 120,
-        separate_uids: false,
-        quorum_loss_after: 5,
-    })
-    .await?;
+    let v = local::up(&UpArgs { quorum_loss_after: 5, ..UpArgs::new(3, dir, &args.net, &args.zookeeper) }).await?;
     n.done("bootstrap 3", t);
     n.say(&format!("   serving: {} (leader {})", v.connect_string.clone().unwrap_or_default(), fmt_id(v.leader)));
 

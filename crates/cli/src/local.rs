@@ -84,6 +84,27 @@ pub struct UpArgs {
     pub separate_uids: bool,
 }
 
+impl UpArgs {
+    /// An elastic group of `size` with the defaults `local up` has, for the commands that bring
+    /// one up themselves (`demo`, `chaos`).
+    pub fn new(size: u32, dir: &Path, net: &str, zookeeper: &Path) -> Self {
+        Self {
+            size,
+            dir: DirArg { dir: Some(dir.to_path_buf()) },
+            net: net.to_string(),
+            target_voters: 3,
+            zookeeper: zookeeper.to_path_buf(),
+            heap_mb: 128,
+            timeout: 240,
+            mode: "elastic".into(),
+            names: None,
+            unhealthy_after: 120,
+            quorum_loss_after: 10,
+            separate_uids: false,
+        }
+    }
+}
+
 /// Instance N's ZooKeeper runs as uid `SEPARATE_UID_BASE + N` with `--separate-uids`.
 pub const SEPARATE_UID_BASE: u32 = 20_000;
 

@@ -418,6 +418,19 @@ mod tests {
     use crate::model::{Instance, InstanceId};
     use crate::observed::Health;
 
+    /// A running instance `i-<n>` in zone `a`, holding server `sid`.
+    fn running(n: u32, sid: Option<u32>) -> Instance {
+        Instance {
+            id: InstanceId(format!("i-{n}")),
+            address: format!("127.0.0.{n}"),
+            zone: "a".into(),
+            state: InstanceState::Running,
+            server_id: sid.map(ServerId),
+            protected: None,
+            hook: None,
+        }
+    }
+
     fn obs_with(hook: LifecycleHook, in_config: Option<Role>, mode: Mode) -> Observed {
         let text = "server.1=127.0.0.1:2888:3888:participant;127.0.0.1:2181\nversion=100000000";
         let mut config = EnsembleConfig::parse(text).expect("config");
@@ -464,15 +477,7 @@ mod tests {
         let line = |n: u32| format!("server.{n}=127.0.0.{n}:2888:3888:participant;127.0.0.{n}:2181\n");
         let config =
             EnsembleConfig::parse(&format!("{}{}{}version=100000000", line(1), line(2), line(3))).expect("cfg");
-        let inst = |n: u32| Instance {
-            id: InstanceId(format!("i-{n}")),
-            address: format!("127.0.0.{n}"),
-            zone: "a".into(),
-            state: InstanceState::Running,
-            server_id: Some(ServerId(n)),
-            protected: None,
-            hook: None,
-        };
+        let inst = |n: u32| running(n, Some(n));
         let h = |mode| Health { mode, zxid: None, serving_since_ms: Some(0) };
         let obs = Observed {
             config: Some(config),
@@ -492,15 +497,7 @@ mod tests {
         let config =
             EnsembleConfig::parse(&format!("{}{}{}{}{}version=100000000", line(1), line(2), line(3), line(4), line(5)))
                 .expect("cfg");
-        let inst = |n: u32| Instance {
-            id: InstanceId(format!("i-{n}")),
-            address: format!("127.0.0.{n}"),
-            zone: "a".into(),
-            state: InstanceState::Running,
-            server_id: Some(ServerId(n)),
-            protected: None,
-            hook: None,
-        };
+        let inst = |n: u32| running(n, Some(n));
         let h = |mode| Health { mode, zxid: None, serving_since_ms: Some(0) };
         let mut obs = Observed {
             config: Some(config),
@@ -550,15 +547,7 @@ mod tests {
             line(4, "observer")
         ))
         .expect("cfg");
-        let inst = |n: u32, sid: Option<u32>| Instance {
-            id: InstanceId(format!("i-{n}")),
-            address: format!("127.0.0.{n}"),
-            zone: "a".into(),
-            state: InstanceState::Running,
-            server_id: sid.map(ServerId),
-            protected: None,
-            hook: None,
-        };
+        let inst = running;
         let h = |mode| Health { mode, zxid: None, serving_since_ms: Some(0) };
         let mut obs = Observed {
             config: Some(config),
