@@ -264,6 +264,22 @@ impl AwsBackend {
         }
     }
 
+    /// Uploads a file, streamed from disk: a snapshot can be larger than the agent's memory.
+    async fn put_file(&self, key: &str, from: &std::path::Path) -> PortResult<()> {
+        let body = aws_sdk_s3::primitives::ByteStream::from_path(from)
+            .await
+            .map_err(|e| err(format!("read {}", from.display()), e))?;
+        self.s3
+            .put_object()
+            .bucket(&self.settings.bucket)
+            .key(key)
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| err(format!("put s3 {key}"), e))?;
+        Ok(())
+    }
+
     /// Server-id claims (`ids/`).
     async fn claims(&self) -> PortResult<BTreeMap<ServerId, Claim>> {
         if self.claims_in_logs() {
@@ -424,6 +440,20 @@ fn lifecycle(state: Option<&LifecycleState>) -> Option<InstanceState> {
         // Warm-pool and maintenance states: not part of the ensemble's decisions.
         _ => None,
     }
+}
+
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct RestoreSeed {
+    backup: String,
+}
+
+/// `backups/<backup>/<file>`, refusing names that could leave the prefix.
+fn backup_key(backup: &str, file: &str) -> PortResult<String> {
+    let ok = zkpilot_core::backup::safe_name(backup) && (file.is_empty() || zkpilot_core::backup::safe_name(file));
+    if !ok {
+        return Err(PortError::msg("backend", format!("unsafe backup name {backup:?}/{file:?}")));
+    }
+    Ok(format!("backups/{backup}/{file}"))
 }
 
 fn now_ms() -> u64 {
@@ -772,5 +802,74 @@ impl Backend for AwsBackend {
             .await
             .map_err(|e| err(format!("set instance health of {instance}"), e))?;
         Ok(())
+    }
+
+    async fn backup_put(&self, backup: &str, file: &str, from: &std::path::Path) -> PortResult<()> {
+        let key = self.key(&backup_key(backup, file)?);
+        self.put_file(&key, from).await
+    }
+
+    async fn backup_get(&self, backup: &str, file: &str, to: &std::path::Path) -> PortResult<()> {
+        use tokio::io::AsyncWriteExt as _;
+        let key = self.key(&backup_key(backup, file)?);
+        let mut out = self
+            .s3
+            .get_object()
+            .bucket(&self.settings.bucket)
+            .key(&key)
+            .send()
+            .await
+            .map_err(|e| err(format!("get s3 {key}"), e))?;
+        let mut f = tokio::fs::File::create(to).await.map_err(|e| err(format!("create {}", to.display()), e))?;
+        while let Some(chunk) = out.body.try_next().await.map_err(|e| err(format!("read s3 {key}"), e))? {
+            f.write_all(&chunk).await.map_err(|e| err(format!("write {}", to.display()), e))?;
+        }
+        f.sync_all().await.map_err(|e| err(format!("sync {}", to.display()), e))
+    }
+
+    async fn backups(&self) -> PortResult<Vec<zkpilot_core::backup::Manifest>> {
+        let mut out = Vec::new();
+        for (key, _) in self.list(&self.key("backups/")).await? {
+            if key.ends_with("/manifest.json")
+                && let Some((m, _)) = self.get_json(&key).await?
+            {
+                out.push(m);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn backup_delete(&self, backup: &str) -> PortResult<()> {
+        let prefix = self.key(&backup_key(backup, "")?);
+        let manifest = format!("{prefix}manifest.json");
+        let mut keys: Vec<String> = self.list(&prefix).await?.into_iter().map(|(k, _)| k).collect();
+        keys.sort_by_key(|k| *k != manifest);
+        for key in keys {
+            self.s3
+                .delete_object()
+                .bucket(&self.settings.bucket)
+                .key(&key)
+                .send()
+                .await
+                .map_err(|e| err(format!("delete s3 {key}"), e))?;
+        }
+        Ok(())
+    }
+
+    async fn restore_seed(&self) -> PortResult<Option<String>> {
+        Ok(self.get_json::<RestoreSeed>(&self.key("restore-seed.json")).await?.map(|(s, _)| s.backup))
+    }
+
+    async fn put_restore_seed(&self, backup: &str) -> PortResult<()> {
+        let body = serde_json::to_vec(&RestoreSeed { backup: backup.into() }).map_err(|e| err("encode seed", e))?;
+        self.put(&self.key("restore-seed.json"), body).await
+    }
+
+    async fn ship_log(&self, instance: &InstanceId, file: &str, from: &std::path::Path) -> PortResult<()> {
+        if !zkpilot_core::backup::safe_name(&instance.0) || !zkpilot_core::backup::safe_name(file) {
+            return Err(PortError::msg("backend", format!("unsafe log name {instance}/{file}")));
+        }
+        let key = self.key(&format!("postmortem/{instance}/{file}"));
+        self.put_file(&key, from).await
     }
 }

@@ -104,6 +104,7 @@ async fn marker_once_and_lease_exclusive_with_expiry() {
         genesis: vec![],
         created_by: InstanceId(who.into()),
         created_ms: 1,
+        restored_from: None,
     };
     assert_eq!(b.cluster_marker().await.expect("read"), None);
     let (ma, mb) = (m("a"), m("b"));
@@ -269,6 +270,7 @@ async fn logs_streams_claim_ids_and_marker_exactly_once() {
         genesis: vec![],
         created_by: InstanceId(by.into()),
         created_ms: 1,
+        restored_from: None,
     };
     let won = futures::future::join_all(["a", "b", "c"].map(|by| {
         let b = b.clone();
@@ -340,4 +342,55 @@ async fn recovery_records_and_unhealthy_replacement() {
     // moto either still lists it as Unhealthy or has already replaced it.
     assert!(reported.is_none_or(|h| h == "Unhealthy"), "{health:?}");
     assert!(b.report_unhealthy(&InstanceId("i-doesnotexist".into())).await.is_err(), "unknown instance is an error");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backups_seed_and_postmortem_logs_in_s3() {
+    use zkpilot_core::backup::{BackupFile, BackupReason, Manifest};
+    let (_moto, conf, b) = setup("backup", 1).await;
+    assert!(b.backups().await.expect("list").is_empty());
+    assert_eq!(b.restore_seed().await.expect("seed"), None);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let snapshot = dir.path().join("snapshot.100000000");
+    std::fs::write(&snapshot, vec![7u8; 300_000]).expect("write");
+    let manifest = Manifest {
+        name: "1700000000000-manual-server-1".into(),
+        cluster_id: "c".into(),
+        server_id: ServerId(1),
+        taken_ms: 1_700_000_000_000,
+        reason: BackupReason::Manual,
+        snapshot_zxid: 0x1_0000_0000,
+        last_zxid: 0x1_0000_0000,
+        config_version: None,
+        files: vec![BackupFile { name: "snapshot.100000000".into(), bytes: 300_000, sha256: "x".into() }],
+    };
+    b.backup_put(&manifest.name, "snapshot.100000000", &snapshot).await.expect("put file");
+    assert!(b.backups().await.expect("list").is_empty(), "no manifest yet: incomplete, not listed");
+    let m = dir.path().join("manifest.json");
+    std::fs::write(&m, serde_json::to_vec(&manifest).expect("json")).expect("write");
+    b.backup_put(&manifest.name, "manifest.json", &m).await.expect("put manifest");
+    assert_eq!(b.backups().await.expect("list"), vec![manifest.clone()]);
+    let back = dir.path().join("back");
+    b.backup_get(&manifest.name, "snapshot.100000000", &back).await.expect("get");
+    assert_eq!(std::fs::read(&back).expect("read"), vec![7u8; 300_000], "streamed back byte for byte");
+    assert!(b.backup_put("../escape", "f", &m).await.is_err(), "names cannot leave the prefix");
+
+    b.put_restore_seed(&manifest.name).await.expect("seed");
+    assert_eq!(b.restore_seed().await.expect("seed"), Some(manifest.name.clone()));
+
+    b.ship_log(&InstanceId("i-1".into()), "1-zookeeper.log", &m).await.expect("ship");
+    let s3 = aws_sdk_s3::Client::new(&conf);
+    let bucket = b.settings().bucket.clone();
+    let keys = |prefix: &'static str| {
+        let (s3, bucket) = (s3.clone(), bucket.clone());
+        async move {
+            let out = s3.list_objects_v2().bucket(bucket).prefix(prefix).send().await.expect("list");
+            out.contents().iter().filter_map(|o| o.key().map(str::to_string)).collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(keys("zkpilot/postmortem/").await, vec!["zkpilot/postmortem/i-1/1-zookeeper.log".to_string()]);
+
+    b.backup_delete(&manifest.name).await.expect("delete");
+    assert!(b.backups().await.expect("list").is_empty());
+    assert!(keys("zkpilot/backups/").await.is_empty(), "every object of the backup deleted");
 }

@@ -14,8 +14,8 @@ use zkpilot_local::group::{Controller, kill_instance, signal_group, zk_pid};
 use zkpilot_local::{GroupSpec, InstanceRecord, LocalBackend, StateDir};
 use zkpilot_runtime::AgentConfig;
 use zkpilot_runtime::config::{
-    AgentSection, ApiSection, BackendSection, ClusterSection, IdentityMode, InstanceSection, NamesSection,
-    RecoverySection, ServerSection,
+    AgentSection, ApiSection, BackendSection, BackupSection, ClusterSection, IdentityMode, InstanceSection,
+    LogsSection, NamesSection, RecoverySection, ServerSection,
 };
 use zkpilot_runtime::status::AgentStatus;
 use zkpilot_runtime::view;
@@ -82,6 +82,10 @@ pub struct UpArgs {
     /// `meta skuid` firewall rules can partition one server from the others on loopback.
     #[arg(long)]
     pub separate_uids: bool,
+    /// Seconds between the leader's periodic backups into `<dir>/backups` (0: only the backups
+    /// before membership changes and on request).
+    #[arg(long, value_name = "SECONDS", default_value_t = 3600)]
+    pub backup_every: u64,
 }
 
 impl UpArgs {
@@ -101,6 +105,7 @@ impl UpArgs {
             unhealthy_after: 120,
             quorum_loss_after: 10,
             separate_uids: false,
+            backup_every: 3600,
         }
     }
 }
@@ -203,6 +208,21 @@ fn validate_net(net: &str) -> anyhow::Result<()> {
 
 /// `local up`. Validates everything before writing anything.
 pub async fn up(args: &UpArgs) -> anyhow::Result<ClusterView> {
+    up_seeded(args, None).await
+}
+
+/// A backup for a new group to start from: the store it is in and its name (or `latest`).
+pub struct Seed<'a> {
+    /// The store (another group's backend).
+    pub from: &'a LocalBackend,
+    /// Backup name or `latest`.
+    pub backup: &'a str,
+}
+
+/// `local up`, optionally restoring a backup: it is copied (and verified) into the new group's
+/// store and named as the restore seed before the controller starts, so the first server is born
+/// on it. Refuses a directory whose group already has an ensemble.
+pub async fn up_seeded(args: &UpArgs, seed: Option<Seed<'_>>) -> anyhow::Result<ClusterView> {
     validate_net(&args.net)?;
     let policy = zkpilot_core::Policy { target_voters: args.target_voters, ..Default::default() };
     policy.validate().context("--target-voters")?;
@@ -237,8 +257,12 @@ pub async fn up(args: &UpArgs) -> anyhow::Result<ClusterView> {
         unhealthy_after_ms: args.unhealthy_after * 1000,
         separate_uids: args.separate_uids,
         quorum_loss_after_ms: args.quorum_loss_after * 1000,
+        backup_interval_ms: args.backup_every * 1000,
     };
     let state = match StateDir::open(&dir) {
+        Ok(existing) if seed.is_some() && existing.marker()?.is_some() => {
+            bail!("{}: this group already has an ensemble; restore into a new --dir", dir.display());
+        }
         Ok(existing) => {
             // An existing group restarts with its own settings and data: only the size changes.
             existing.set_desired(args.size as usize)?;
@@ -246,6 +270,13 @@ pub async fn up(args: &UpArgs) -> anyhow::Result<ClusterView> {
         }
         Err(_) => StateDir::create(&dir, &spec)?,
     };
+    if let Some(seed) = seed {
+        let target = LocalBackend::open(&dir)?;
+        crate::backups::seed(seed.from, &target, seed.backup, &dir.join("restore-scratch"))
+            .await
+            .with_context(|| format!("restoring backup {} into {}", seed.backup, dir.display()))?;
+        eprintln!("restoring backup {} into {}", seed.backup, dir.display());
+    }
     ensure_secret(&state.secret_path())?;
     ensure_secret(&api_token_path(&state))?;
     start_controller(&state)?;
@@ -472,6 +503,9 @@ pub fn render_agent_config(group: &GroupSpec, rec: &InstanceRecord, state: &Stat
             .parse()
             .ok()
             .map(|listen| ApiSection { listen, token_file: Some(api_token_path(state)) }),
+        backup: BackupSection { interval_ms: group.backup_interval_ms, ..BackupSection::default() },
+        // The controller sends the agent's stdout and stderr there.
+        logs: LogsSection { ship: true, agent_log: Some(state.instance_dir(&rec.id).join("agent.log")) },
     };
     toml::to_string(&cfg).unwrap_or_else(|e| format!("# cannot render agent config: {e}\n"))
 }

@@ -1,5 +1,6 @@
 //! `zkpilot`: wires the runtime, the backends and the CLI together. No decisions are made here.
 
+mod backups;
 mod chaos;
 mod demo;
 mod inspect;
@@ -75,6 +76,12 @@ enum Command {
     /// Any ZooKeeper ensemble, managed by zkpilot or not.
     #[command(subcommand)]
     Ensemble(EnsembleCommand),
+    /// Backups the agents stored (snapshots + transaction logs).
+    #[command(subcommand)]
+    Backup(backups::BackupCommand),
+    /// A new local group born from a backup (`--from OLD_DIR --dir NEW_DIR --size N`); for a new
+    /// AWS cluster see `backup seed`.
+    Restore(backups::RestoreArgs),
     /// AWS deployment helpers.
     #[command(subcommand)]
     Aws(AwsCommand),
@@ -144,6 +151,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::RollingRestart { dir, timeout } => {
             rolling::run(&dir.path(), std::time::Duration::from_secs(timeout)).await
         }
+        Command::Backup(cmd) => backups::run(cmd).await,
+        Command::Restore(args) => backups::restore(args).await,
         Command::Ensemble(EnsembleCommand::Status { connect, json }) => {
             let s = inspect::ensemble_status(&connect).await?;
             if json {
@@ -267,6 +276,18 @@ async fn run_aws_agent(
             mount: aws.slot_mount.clone().unwrap_or_else(|| "/var/lib/zkpilot/slot".into()),
         }),
     };
+    let backend = aws_backend(aws, slots, cfg.names.as_ref().and_then(|n| n.route53_zone.clone())).await;
+    let api = cfg.api.clone();
+    run_with_api(Agent::new(cfg, backend, zk, SystemClock)?, api.as_ref()).await
+}
+
+/// The AWS backend of an agent config's `[backend]` (slot mode and Route53 only for agents).
+#[cfg(feature = "aws")]
+pub(crate) async fn aws_backend(
+    aws: &zkpilot_runtime::config::AwsSection,
+    slots: Option<zkpilot_aws::slots::SlotSettings>,
+    hosted_zone_id: Option<String>,
+) -> zkpilot_aws::AwsBackend {
     let settings = zkpilot_aws::AwsSettings {
         group: aws.group.clone(),
         bucket: aws.bucket.clone(),
@@ -279,12 +300,10 @@ async fn run_aws_agent(
             Some(g) => zkpilot_aws::logs::ClaimStore::Logs { log_group: g.clone() },
             None => zkpilot_aws::logs::ClaimStore::S3,
         },
-        hosted_zone_id: cfg.names.as_ref().and_then(|n| n.route53_zone.clone()),
+        hosted_zone_id,
         slots,
     };
-    let backend = zkpilot_aws::AwsBackend::connect(settings).await;
-    let api = cfg.api.clone();
-    run_with_api(Agent::new(cfg, backend, zk, SystemClock)?, api.as_ref()).await
+    zkpilot_aws::AwsBackend::connect(settings).await
 }
 
 #[cfg(not(feature = "aws"))]
@@ -297,7 +316,7 @@ async fn run_aws_agent(
 }
 
 #[cfg(not(feature = "aws"))]
-fn without_aws() -> anyhow::Error {
+pub(crate) fn without_aws() -> anyhow::Error {
     anyhow::anyhow!("this zkpilot was built without the `aws` feature; rebuild with `cargo build --features aws`")
 }
 

@@ -26,6 +26,8 @@ pub struct BootInputs<'a> {
     pub target_voters: usize,
     /// The backend reports this instance terminating: never (re)start, never rejoin.
     pub leaving: bool,
+    /// The operator asked for the next genesis to restore a backup.
+    pub restoring: bool,
 }
 
 /// What to do.
@@ -110,7 +112,10 @@ pub fn decide(i: &BootInputs) -> BootDecision {
             "cluster marker exists but no member serves: genesis in progress, or quorum lost; never bootstrapping again".into(),
         );
     }
-    let n = voters_wanted(i.desired_instances, i.target_voters);
+    // A restore starts one server alone on the backup; every other server joins it empty and is
+    // synced by it. Several seeded genesis members could elect an empty quorum first and have it
+    // truncate the restored one (reference/zookeeper-local-lab.md, the ways recovery lost data).
+    let n = if i.restoring { 1 } else { voters_wanted(i.desired_instances, i.target_voters) };
     let mut claimed: Vec<&ServerSpec> = i.claimed.iter().collect();
     claimed.sort_by_key(|s| s.id);
     if claimed.len() < n {
@@ -160,6 +165,7 @@ mod tests {
             desired_instances: 5,
             target_voters: 3,
             leaving: false,
+            restoring: false,
         }
     }
 
@@ -174,6 +180,16 @@ mod tests {
     }
 
     #[test]
+    fn a_restore_is_born_as_one_server() {
+        let me = spec(2);
+        let claimed = [spec(3), spec(2)];
+        let mut i = inputs(&me, &claimed);
+        i.restoring = true;
+        let BootDecision::ProposeGenesis(m) = decide(&i) else { panic!("expected proposal") };
+        assert_eq!(m.iter().map(|s| s.id.0).collect::<Vec<_>>(), vec![2], "one seeded server, the lowest id");
+    }
+
+    #[test]
     fn marker_without_ensemble_never_bootstraps_again() {
         let me = spec(4);
         let claimed = [spec(4)];
@@ -182,6 +198,7 @@ mod tests {
             genesis: vec![spec(1), spec(2), spec(3)],
             created_by: InstanceId("i".into()),
             created_ms: 0,
+            restored_from: None,
         };
         let mut i = inputs(&me, &claimed);
         i.marker = Some(&marker);

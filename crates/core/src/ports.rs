@@ -4,9 +4,11 @@
 //! runtime and implementations can be used from multi-threaded tokio tasks.
 
 use std::future::Future;
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use crate::backup::Manifest;
 use crate::model::{EnsembleConfig, Instance, InstanceId, LifecycleHook, ServerId, ServerSpec};
 use crate::observed::Health;
 use crate::plan::MembershipChange;
@@ -75,6 +77,10 @@ pub struct ClusterMarker {
     pub created_by: InstanceId,
     /// When (ms since the Unix epoch).
     pub created_ms: u64,
+    /// The backup the genesis server starts from (a restore), if any. Set only when the
+    /// operator's restore seed existed before the ensemble was born.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restored_from: Option<String>,
 }
 
 /// Slot mode's stable identity: a server id with a fixed address and persistent storage that
@@ -172,6 +178,20 @@ pub trait Backend: Send + Sync {
     fn put_operator_settings(&self, settings: &OperatorSettings) -> impl Future<Output = PortResult<()>> + Send;
     /// Tells the group that `instance` is unhealthy so it is replaced (SetInstanceHealth on AWS).
     fn report_unhealthy(&self, instance: &InstanceId) -> impl Future<Output = PortResult<()>> + Send;
+    /// Stores one file of backup `backup` (S3 `backups/<backup>/<file>`; locally `DIR/backups/`).
+    fn backup_put(&self, backup: &str, file: &str, from: &Path) -> impl Future<Output = PortResult<()>> + Send;
+    /// Fetches one file of a backup to `to`.
+    fn backup_get(&self, backup: &str, file: &str, to: &Path) -> impl Future<Output = PortResult<()>> + Send;
+    /// Every complete backup (one with a manifest).
+    fn backups(&self) -> impl Future<Output = PortResult<Vec<Manifest>>> + Send;
+    /// Deletes a backup, manifest first (so a half-deleted one is never listed).
+    fn backup_delete(&self, backup: &str) -> impl Future<Output = PortResult<()>> + Send;
+    /// The backup the next genesis restores, set by `zkpilot restore` before the ensemble exists.
+    fn restore_seed(&self) -> impl Future<Output = PortResult<Option<String>>> + Send;
+    /// Sets the restore seed.
+    fn put_restore_seed(&self, backup: &str) -> impl Future<Output = PortResult<()>> + Send;
+    /// Keeps one post-mortem file of `instance` (its ZooKeeper and agent logs) after it is gone.
+    fn ship_log(&self, instance: &InstanceId, file: &str, from: &Path) -> impl Future<Output = PortResult<()>> + Send;
 }
 
 /// Why a reconfig did not commit. `Unknown` means the outcome must be read back from the config:

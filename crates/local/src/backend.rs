@@ -1,5 +1,6 @@
 //! The core's `Backend` port over a local state directory.
 
+use zkpilot_core::backup::Manifest;
 use zkpilot_core::model::{EnsembleConfig, Instance, InstanceId, LifecycleHook, ServerId};
 use zkpilot_core::ports::{Backend, ClusterMarker, OperatorSettings, PortError, PortResult, Slot};
 use zkpilot_core::recovery::{RecoveryDecision, SurvivorReport};
@@ -16,6 +17,12 @@ impl LocalBackend {
     /// Opens the group at `dir`.
     pub fn open(dir: &std::path::Path) -> Result<Self, StateError> {
         Ok(Self { dir: StateDir::open(dir)? })
+    }
+
+    /// The backup store of a group directory, even one whose ensemble is gone (see
+    /// [`StateDir::open_store`]). Only the backup methods are meaningful on it.
+    pub fn open_store(dir: &std::path::Path) -> Result<Self, StateError> {
+        Ok(Self { dir: StateDir::open_store(dir)? })
     }
 
     /// The state directory.
@@ -203,5 +210,40 @@ impl Backend for LocalBackend {
         blocking(move || crate::group::kill_instance(&dir, &instance).map(|_| ()))
             .await
             .map_err(port("replace unhealthy instance"))
+    }
+
+    async fn backup_put(&self, backup: &str, file: &str, from: &std::path::Path) -> PortResult<()> {
+        let (dir, backup, file, from) = (self.dir.clone(), backup.to_string(), file.to_string(), from.to_path_buf());
+        blocking(move || dir.backup_put(&backup, &file, &from)).await.map_err(port("store backup file"))
+    }
+
+    async fn backup_get(&self, backup: &str, file: &str, to: &std::path::Path) -> PortResult<()> {
+        let (dir, backup, file, to) = (self.dir.clone(), backup.to_string(), file.to_string(), to.to_path_buf());
+        blocking(move || dir.backup_get(&backup, &file, &to)).await.map_err(port("fetch backup file"))
+    }
+
+    async fn backups(&self) -> PortResult<Vec<Manifest>> {
+        let dir = self.dir.clone();
+        blocking(move || dir.backups()).await.map_err(port("list backups"))
+    }
+
+    async fn backup_delete(&self, backup: &str) -> PortResult<()> {
+        let (dir, backup) = (self.dir.clone(), backup.to_string());
+        blocking(move || dir.backup_delete(&backup)).await.map_err(port("delete backup"))
+    }
+
+    async fn restore_seed(&self) -> PortResult<Option<String>> {
+        let dir = self.dir.clone();
+        blocking(move || dir.restore_seed()).await.map_err(port("read restore seed"))
+    }
+
+    async fn put_restore_seed(&self, backup: &str) -> PortResult<()> {
+        let (dir, backup) = (self.dir.clone(), backup.to_string());
+        blocking(move || dir.put_restore_seed(&backup)).await.map_err(port("write restore seed"))
+    }
+
+    async fn ship_log(&self, instance: &InstanceId, file: &str, from: &std::path::Path) -> PortResult<()> {
+        let (dir, instance, file, from) = (self.dir.clone(), instance.clone(), file.to_string(), from.to_path_buf());
+        blocking(move || dir.ship_log(&instance, &file, &from)).await.map_err(port("ship log"))
     }
 }

@@ -11,6 +11,9 @@
 //! DIR/cluster/marker.json         the cluster marker, created exclusively, never rewritten
 //! DIR/cluster/lease.json          membership-change lease (holder, expiry), under state.lock
 //! DIR/status/<id>.json            each agent's last status snapshot
+//! DIR/backups/<name>/             one backup: snapshot, logs, manifest.json (written last)
+//! DIR/cluster/restore-seed.json   the backup the next genesis restores (`zkpilot restore`)
+//! DIR/postmortem/<id>/            logs of instances that are gone
 //! ```
 //!
 //! Exclusive creation uses `link(2)` of a fully written temporary file: the name appears with its
@@ -98,6 +101,13 @@ pub struct GroupSpec {
     /// Each instance's ZooKeeper runs as its own uid (for per-server firewall rules).
     #[serde(default)]
     pub separate_uids: bool,
+    /// `[backup] interval_ms` of every agent.
+    #[serde(default = "default_backup_interval_ms")]
+    pub backup_interval_ms: u64,
+}
+
+const fn default_backup_interval_ms() -> u64 {
+    3_600_000
 }
 
 const fn default_unhealthy_ms() -> u64 {
@@ -168,6 +178,16 @@ impl StateDir {
         let root = root.into();
         if !root.join("group.json").is_file() {
             return Err(StateError::NotAGroup(root));
+        }
+        Ok(Self { root })
+    }
+
+    /// Opens what is left of a group whose ensemble was destroyed: only its `backups/` store is
+    /// needed (a restore's source).
+    pub fn open_store(root: impl Into<PathBuf>) -> Result<Self, StateError> {
+        let root = root.into();
+        if !root.join("backups").is_dir() {
+            return Err(StateError::Malformed { path: root, why: "no backups/ directory: not a backup store".into() });
         }
         Ok(Self { root })
     }
@@ -528,6 +548,85 @@ impl StateDir {
         self.write_json(&self.root.join("recovery").join("decision.json"), decision)
     }
 
+    /// Where backups live.
+    pub fn backups_dir(&self) -> PathBuf {
+        self.root.join("backups")
+    }
+
+    fn named(&self, parts: &[&str]) -> Result<PathBuf, StateError> {
+        let mut p = self.root.clone();
+        for part in parts {
+            if !zkpilot_core::backup::safe_name(part) {
+                return Err(StateError::Malformed { path: p, why: format!("unsafe name {part:?}") });
+            }
+            p.push(part);
+        }
+        Ok(p)
+    }
+
+    /// Stores a copy of `from` as `backups/<backup>/<file>` (complete or absent: copied to a
+    /// temporary name, then renamed).
+    pub fn backup_put(&self, backup: &str, file: &str, from: &Path) -> Result<(), StateError> {
+        let to = self.named(&["backups", backup, file])?;
+        copy_atomic(from, &to)
+    }
+
+    /// Copies `backups/<backup>/<file>` to `to`.
+    pub fn backup_get(&self, backup: &str, file: &str, to: &Path) -> Result<(), StateError> {
+        let from = self.named(&["backups", backup, file])?;
+        copy_atomic(&from, to)
+    }
+
+    /// Every backup with a manifest.
+    pub fn backups(&self) -> Result<Vec<zkpilot_core::backup::Manifest>, StateError> {
+        let dir = self.backups_dir();
+        let entries = match fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(StateError::Io { path: dir, source: e }),
+        };
+        let mut out = Vec::new();
+        for e in entries {
+            let e = e.map_err(io(&dir))?;
+            if let Some(m) = self.read_json(&e.path().join("manifest.json"))? {
+                out.push(m);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Deletes a backup, manifest first.
+    pub fn backup_delete(&self, backup: &str) -> Result<(), StateError> {
+        let dir = self.named(&["backups", backup])?;
+        let manifest = dir.join("manifest.json");
+        match fs::remove_file(&manifest) {
+            Ok(()) => {}
+            Err(e) if e.kind() == ErrorKind::NotFound => {}
+            Err(e) => return Err(StateError::Io { path: manifest, source: e }),
+        }
+        match fs::remove_dir_all(&dir) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(StateError::Io { path: dir, source: e }),
+        }
+    }
+
+    /// The backup the next genesis restores.
+    pub fn restore_seed(&self) -> Result<Option<String>, StateError> {
+        Ok(self.read_json::<RestoreSeed>(&self.root.join("cluster").join("restore-seed.json"))?.map(|s| s.backup))
+    }
+
+    /// Sets the restore seed.
+    pub fn put_restore_seed(&self, backup: &str) -> Result<(), StateError> {
+        self.write_json(&self.root.join("cluster").join("restore-seed.json"), &RestoreSeed { backup: backup.into() })
+    }
+
+    /// Keeps a post-mortem copy of one of an instance's files.
+    pub fn ship_log(&self, instance: &InstanceId, file: &str, from: &Path) -> Result<(), StateError> {
+        let to = self.named(&["postmortem", &instance.0, file])?;
+        copy_atomic(from, &to)
+    }
+
     /// All status snapshots (raw JSON) by instance.
     pub fn statuses(&self) -> Result<Vec<(InstanceId, serde_json::Value)>, StateError> {
         let dir = self.root.join("status");
@@ -543,6 +642,20 @@ impl StateDir {
         }
         Ok(out)
     }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct RestoreSeed {
+    backup: String,
+}
+
+/// Copies `from` to `to` through a temporary name in `to`'s directory.
+fn copy_atomic(from: &Path, to: &Path) -> Result<(), StateError> {
+    let dir = to.parent().unwrap_or(Path::new("."));
+    fs::create_dir_all(dir).map_err(io(dir))?;
+    let tmp = dir.join(format!(".partial-{}", to.file_name().map(|n| n.to_string_lossy()).unwrap_or_default()));
+    fs::copy(from, &tmp).map_err(io(from))?;
+    fs::rename(&tmp, to).map_err(io(to))
 }
 
 #[cfg(test)]
@@ -565,6 +678,7 @@ mod tests {
             names_domain: None,
             unhealthy_after_ms: 120_000,
             quorum_loss_after_ms: 10_000,
+            backup_interval_ms: 3_600_000,
             separate_uids: false,
         }
     }
@@ -601,6 +715,7 @@ mod tests {
             genesis: vec![],
             created_by: InstanceId(who.into()),
             created_ms: 1,
+            restored_from: None,
         };
         assert_eq!(s.create_marker(&m("first")).expect("create").cluster_id, "first");
         assert_eq!(s.create_marker(&m("second")).expect("create").cluster_id, "first");

@@ -28,6 +28,7 @@ use crate::config::{AgentConfig, IdentityMode};
 use crate::observe::Observer;
 use crate::status::{AgentStatus, Counters, Event, MemberLine, Phase, ServerDetail};
 
+mod backups;
 mod recovery;
 
 /// Why the agent stopped. Everything here is fatal: retryable conditions are handled in the loop.
@@ -99,6 +100,8 @@ pub struct Agent<B, Z, C> {
     last_boot_log: Option<String>,
     published_version: Option<u64>,
     metrics_at: Option<Instant>,
+    newest_backup_ms: Option<u64>,
+    leader_since_listing: bool,
     heartbeats: std::collections::HashMap<zkpilot_core::model::InstanceId, Instant>,
     unhealthy_reported: std::collections::HashMap<zkpilot_core::model::InstanceId, Instant>,
     events: VecDeque<Event>,
@@ -171,6 +174,8 @@ impl<B: Backend, Z: Zookeeper, C: Clock> Agent<B, Z, C> {
             last_boot_log: None,
             published_version: None,
             metrics_at: None,
+            newest_backup_ms: None,
+            leader_since_listing: false,
             heartbeats: std::collections::HashMap::new(),
             unhealthy_reported: std::collections::HashMap::new(),
             events: VecDeque::new(),
@@ -195,8 +200,15 @@ impl<B: Backend, Z: Zookeeper, C: Clock> Agent<B, Z, C> {
     /// Stores the changes the API accepted, then reads the ensemble-wide switches. A failed read
     /// keeps the last known switches: a backend blip must not unpause an ensemble.
     async fn sync_operator_settings(&mut self) {
-        let (restarts, changes): (Vec<_>, Vec<_>) =
-            self.control.take().into_iter().partition(|c| *c == crate::api::Change::RestartServer);
+        let (local, changes): (Vec<_>, Vec<_>) = self
+            .control
+            .take()
+            .into_iter()
+            .partition(|c| matches!(c, crate::api::Change::RestartServer | crate::api::Change::Backup));
+        if local.contains(&crate::api::Change::Backup) {
+            self.take_backup(zkpilot_core::backup::BackupReason::Manual, None).await;
+        }
+        let restarts: Vec<_> = local.iter().filter(|c| **c == crate::api::Change::RestartServer).collect();
         if !restarts.is_empty() && self.server.is_some() {
             // Graceful: SIGTERM, then start again with the same files; the ensemble sees one
             // member leave and come back, exactly as in a rolling restart by hand.
@@ -215,7 +227,7 @@ impl<B: Backend, Z: Zookeeper, C: Clock> Agent<B, Z, C> {
                     crate::api::Change::Pause => s.paused = true,
                     crate::api::Change::Resume => s.paused = false,
                     crate::api::Change::TargetVoters(t) => s.target_voters = *t,
-                    crate::api::Change::RestartServer => {}
+                    crate::api::Change::RestartServer | crate::api::Change::Backup => {}
                 }
             }
             s.updated_by = self.cfg.instance.id.0.clone();
@@ -257,6 +269,7 @@ impl<B: Backend, Z: Zookeeper, C: Clock> Agent<B, Z, C> {
         if let Err(e) = &result {
             self.publish(Phase::Waiting, format!("stopped: {e}"), None, &Plan::default(), false).await;
         }
+        self.ship_logs("agent stopped").await;
         result
     }
 
@@ -336,6 +349,7 @@ impl<B: Backend, Z: Zookeeper, C: Clock> Agent<B, Z, C> {
                 self.execute(&obs, &plan).await;
             }
         }
+        self.maybe_periodic_backup(&obs).await;
         let (phase, detail) = if leaving {
             (Phase::Leaving, "instance terminating; waiting for its server's removal".to_string())
         } else if in_config {
@@ -496,6 +510,8 @@ impl<B: Backend, Z: Zookeeper, C: Clock> Agent<B, Z, C> {
             local = LocalState::read(&self.layout)?;
         }
         let desired = self.backend.desired_capacity().await?;
+        // Only an ensemble not yet born can be a restore.
+        let seed = if marker.is_none() && local.is_none() { self.backend.restore_seed().await? } else { None };
         let inputs = BootInputs {
             me: &me,
             local_lists_me: local.as_ref().map(|s| s.dynamic.1.servers.contains_key(&id)),
@@ -505,6 +521,7 @@ impl<B: Backend, Z: Zookeeper, C: Clock> Agent<B, Z, C> {
             desired_instances: desired,
             target_voters: self.cfg.policy.target_voters,
             leaving: obs.instances.iter().flatten().any(|i| i.id == self.cfg.instance.id && i.state.is_leaving()),
+            restoring: seed.is_some(),
         };
         let decision = decide(&inputs);
         let said = decision.to_string();
@@ -531,7 +548,14 @@ impl<B: Backend, Z: Zookeeper, C: Clock> Agent<B, Z, C> {
                 let Some(m) = &marker else {
                     return Ok(Boot::Waiting("genesis without marker".into()));
                 };
-                self.prepare(m, id, &keys, &cfg, true)?;
+                match &m.restored_from {
+                    Some(name) => {
+                        if let Some(why) = self.prepare_restored(m, name, id, &keys, &cfg).await? {
+                            return Ok(Boot::Waiting(why));
+                        }
+                    }
+                    None => self.prepare(m, id, &keys, &cfg, true)?,
+                }
             }
             (BootDecision::ProposeGenesis(members), None) => {
                 let proposal = ClusterMarker {
@@ -539,6 +563,7 @@ impl<B: Backend, Z: Zookeeper, C: Clock> Agent<B, Z, C> {
                     genesis: members,
                     created_by: self.cfg.instance.id.clone(),
                     created_ms: now,
+                    restored_from: seed,
                 };
                 let won = self.backend.create_cluster_marker(&proposal).await?;
                 tracing::info!(cluster_id = %won.cluster_id, genesis = ?zkpilot_core::boot::genesis_ids(&won), "cluster marker");
@@ -680,6 +705,14 @@ impl<B: Backend, Z: Zookeeper, C: Clock> Agent<B, Z, C> {
             let started = Instant::now();
             let outcome = match action {
                 Action::Reconfig(change) => {
+                    if self.cfg.backup.before_change {
+                        self.take_backup(
+                            zkpilot_core::backup::BackupReason::BeforeChange,
+                            obs.config.as_ref().map(|c| c.version),
+                        )
+                        .await;
+                    }
+                    let started = Instant::now();
                     let outcome = self.reconfig(&connect, change).await;
                     if outcome.starts_with("applied") {
                         self.counters.reconfigs_applied += 1;

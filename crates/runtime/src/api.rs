@@ -44,6 +44,8 @@ pub enum Change {
     TargetVoters(Option<usize>),
     /// Restart this agent's ZooKeeper gracefully (one step of a rolling restart); agent-local.
     RestartServer,
+    /// Back up this agent's server now; agent-local.
+    Backup,
 }
 
 /// Changes the API accepted and the agent has not yet stored in the backend. The switches are
@@ -86,6 +88,7 @@ pub fn router(status: watch::Receiver<Arc<AgentStatus>>, control: Arc<Control>, 
         .route("/resume", post(resume))
         .route("/target-voters", post(target_voters))
         .route("/restart-server", post(restart_server))
+        .route("/backup", post(backup_now))
         .with_state(api)
 }
 
@@ -164,6 +167,16 @@ async fn restart_server(State(api): State<Api>, headers: HeaderMap) -> Response 
     api.control.push(Change::RestartServer);
     tracing::warn!("server restart requested through the API");
     (StatusCode::ACCEPTED, "restarting this server on the next pass\n").into_response()
+}
+
+async fn backup_now(State(api): State<Api>, headers: HeaderMap) -> Response {
+    if let Some(r) = refused(&api, &headers) {
+        return r;
+    }
+    api.control.push(Change::Backup);
+    tracing::warn!("backup requested through the API");
+    (StatusCode::ACCEPTED, "backing up this server on the next pass; see /events and `zkpilot backup list`\n")
+        .into_response()
 }
 
 #[derive(Debug, Deserialize)]
@@ -263,6 +276,8 @@ pub fn render_metrics(s: &AgentStatus) -> String {
     counter(&mut registry, "fences", "Times this server stopped itself for quorum-loss recovery", c.fences);
     counter(&mut registry, "unhealthy_reports", "Instances reported unhealthy to the backend", c.unhealthy_reports);
     counter(&mut registry, "claim_failures", "Backend claim or lease calls that failed", c.claim_failures);
+    counter(&mut registry, "backups", "Backups this agent stored", c.backups);
+    counter(&mut registry, "backup_failures", "Backups this agent attempted and could not store", c.backup_failures);
     let mut out = String::new();
     if prometheus_client::encoding::text::encode(&mut out, &registry).is_err() {
         out.clear();

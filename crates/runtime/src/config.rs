@@ -266,6 +266,56 @@ impl Default for RecoverySection {
     }
 }
 
+/// `[backup]`: snapshots and transaction logs copied to the backend's store (S3
+/// `<prefix>backups/`, locally `DIR/backups/`). Docs: docs/operations.md "Backups".
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackupSection {
+    /// The leader's agent backs up every this many ms; 0 turns periodic backups off.
+    #[serde(default = "default_backup_interval_ms")]
+    pub interval_ms: u64,
+    /// Back up right before every membership change (the lease holder, from its own server).
+    #[serde(default = "yes")]
+    pub before_change: bool,
+    /// Backups kept; older ones are deleted after each new one (at least one is always kept).
+    #[serde(default = "default_backup_keep")]
+    pub keep: usize,
+}
+
+fn default_backup_interval_ms() -> u64 {
+    3_600_000
+}
+
+fn default_backup_keep() -> usize {
+    48
+}
+
+impl Default for BackupSection {
+    fn default() -> Self {
+        Self { interval_ms: default_backup_interval_ms(), before_change: true, keep: default_backup_keep() }
+    }
+}
+
+/// `[logs]`: post-mortem copies of this instance's logs, shipped to the backend (S3
+/// `<prefix>postmortem/<instance>/`, locally `DIR/postmortem/<instance>/`) when the instance
+/// leaves: its server removed on scale-in, or the agent stopped by SIGTERM (instance shutdown).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogsSection {
+    /// Ship at all.
+    #[serde(default = "yes")]
+    pub ship: bool,
+    /// The agent's own log file, if it writes one (systemd's journal is not a file: leave unset).
+    #[serde(default)]
+    pub agent_log: Option<PathBuf>,
+}
+
+impl Default for LogsSection {
+    fn default() -> Self {
+        Self { ship: true, agent_log: None }
+    }
+}
+
 /// `[api]`: the agent's HTTP API and status page.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -334,6 +384,12 @@ pub struct AgentConfig {
     /// `[api]`, if the agent serves one.
     #[serde(default)]
     pub api: Option<ApiSection>,
+    /// `[backup]`.
+    #[serde(default)]
+    pub backup: BackupSection,
+    /// `[logs]`.
+    #[serde(default)]
+    pub logs: LogsSection,
 }
 
 impl AgentConfig {

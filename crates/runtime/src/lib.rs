@@ -20,6 +20,7 @@
 
 pub mod agent;
 pub mod api;
+pub mod backup;
 pub mod config;
 pub mod names;
 pub mod observe;

@@ -80,6 +80,12 @@ pub struct Counters {
     pub unhealthy_reports: u64,
     /// Failed claim or lease calls.
     pub claim_failures: u64,
+    /// Backups stored.
+    #[serde(default)]
+    pub backups: u64,
+    /// Backups attempted that failed.
+    #[serde(default)]
+    pub backup_failures: u64,
 }
 
 /// One member as this agent last saw it.

@@ -311,6 +311,31 @@ pub fn prepare_new(
     initial: &EnsembleConfig,
     genesis: bool,
 ) -> Result<(), FilesError> {
+    prepare(layout, stamp, static_keys, initial, genesis, None)
+}
+
+/// [`prepare_new`] for the first server of a restored ensemble: `restored` (a fetched, verified
+/// backup) becomes `version-2` before zoo.cfg is written. Interrupted in between, the directory
+/// holds data without zoo.cfg, which [`LocalState::read`] refuses: a half-prepared restore never
+/// starts as if it were complete, and the operator is told which directory to look at.
+pub fn prepare_restored(
+    layout: &Layout,
+    stamp: &Stamp,
+    static_keys: &[(String, String)],
+    initial: &EnsembleConfig,
+    restored: &Path,
+) -> Result<(), FilesError> {
+    prepare(layout, stamp, static_keys, initial, true, Some(restored))
+}
+
+fn prepare(
+    layout: &Layout,
+    stamp: &Stamp,
+    static_keys: &[(String, String)],
+    initial: &EnsembleConfig,
+    genesis: bool,
+    restored: Option<&Path>,
+) -> Result<(), FilesError> {
     if dir_has_entries(&layout.version2())? || layout.zoo_cfg().exists() {
         return Err(FilesError::Refused {
             path: layout.base.clone(),
@@ -319,6 +344,15 @@ pub fn prepare_new(
     }
     for d in [layout.conf_dir(), layout.data_dir(), layout.base.join("logs")] {
         fs::create_dir_all(&d).map_err(io(&d))?;
+    }
+    if let Some(from) = restored {
+        let v2 = layout.version2();
+        match fs::remove_dir(&v2) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(FilesError::Io { path: v2, source: e }),
+        }
+        fs::rename(from, &v2).map_err(io(&v2))?;
     }
     write_atomic(&layout.myid(), format!("{}\n", stamp.server_id).as_bytes())?;
     let stamp_json = serde_json::to_string(stamp).map_err(|e| FilesError::Malformed {

@@ -10,6 +10,7 @@
 //! * [`position`]: a stopped server's (currentEpoch, last zxid), read from its data dir.
 #![deny(missing_docs)]
 
+pub mod backup;
 pub mod client;
 pub mod files;
 pub mod install;

@@ -73,10 +73,30 @@ pub fn read(version2: &Path) -> Result<Position, FilesError> {
 
 /// The zxid of the last intact entry of one log file; `None` when it holds no entry.
 pub fn last_logged_zxid(path: &Path) -> Result<Option<u64>, FilesError> {
+    Ok(scan_log(path)?.last_zxid)
+}
+
+/// How far one log file is intact.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogScan {
+    /// The zxid of the last intact entry, `None` when it holds none.
+    pub last_zxid: Option<u64>,
+    /// Byte offset just past that entry (the header's end when there is none): a copy cut here
+    /// replays exactly the intact entries, since ZooKeeper ends a log at end of file.
+    pub intact_len: u64,
+}
+
+/// Walks one log file's entries up to the first torn, corrupt or zero-padded one.
+pub fn scan_log(path: &Path) -> Result<LogScan, FilesError> {
     let mut bytes = Vec::new();
     fs::File::open(path)
         .and_then(|mut f| f.read_to_end(&mut bytes))
         .map_err(|source| FilesError::Io { path: path.to_path_buf(), source })?;
+    scan_bytes(&bytes, path)
+}
+
+/// [`scan_log`] over a log already read; `path` names it in errors.
+pub fn scan_bytes(bytes: &[u8], path: &Path) -> Result<LogScan, FilesError> {
     if bytes.len() < 16 || &bytes[..4] != MAGIC {
         return Err(FilesError::Malformed {
             path: path.to_path_buf(),
@@ -99,14 +119,14 @@ pub fn last_logged_zxid(path: &Path) -> Result<Option<u64>, FilesError> {
         last = Some(u64::from_be_bytes(txn[12..20].try_into().unwrap_or_default()));
         at += 12 + len + 1;
     }
-    Ok(last)
+    Ok(LogScan { last_zxid: last, intact_len: at as u64 })
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn entry(zxid: u64) -> Vec<u8> {
+    pub(crate) fn entry(zxid: u64) -> Vec<u8> {
         let mut txn = Vec::new();
         txn.extend_from_slice(&7u64.to_be_bytes()); // session
         txn.extend_from_slice(&1u32.to_be_bytes()); // cxid
@@ -122,7 +142,7 @@ mod tests {
         e
     }
 
-    fn log(entries: &[Vec<u8>], pad: usize) -> Vec<u8> {
+    pub(crate) fn log(entries: &[Vec<u8>], pad: usize) -> Vec<u8> {
         let mut b = b"ZKLG".to_vec();
         b.extend_from_slice(&2u32.to_be_bytes());
         b.extend_from_slice(&0u64.to_be_bytes());

@@ -6,30 +6,6 @@ use serde_json::Value;
 
 use crate::harness::*;
 
-fn http(
-    rt: &tokio::runtime::Runtime,
-    method: &str,
-    url: &str,
-    token: Option<&str>,
-    body: Option<&str>,
-) -> (u16, String) {
-    rt.block_on(async {
-        let c = reqwest::Client::new();
-        let mut req = match method {
-            "POST" => c.post(url),
-            _ => c.get(url),
-        };
-        if let Some(t) = token {
-            req = req.bearer_auth(t);
-        }
-        if let Some(b) = body {
-            req = req.body(b.to_string());
-        }
-        let r = req.timeout(Duration::from_secs(10)).send().await.expect("request");
-        (r.status().as_u16(), r.text().await.expect("body"))
-    })
-}
-
 fn apis(s: &Value) -> Vec<String> {
     members(s).iter().map(|m| m["api"].as_str().expect("members[].api").to_string()).collect()
 }

@@ -249,3 +249,28 @@ pub fn read_json(p: PathBuf) -> Value {
     serde_json::from_str(&std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display())))
         .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }
+
+/// One HTTP request to an agent's API: status code and body.
+pub fn http(
+    rt: &tokio::runtime::Runtime,
+    method: &str,
+    url: &str,
+    token: Option<&str>,
+    body: Option<&str>,
+) -> (u16, String) {
+    rt.block_on(async {
+        let c = reqwest::Client::new();
+        let mut req = match method {
+            "POST" => c.post(url),
+            _ => c.get(url),
+        };
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.body(b.to_string());
+        }
+        let r = req.timeout(Duration::from_secs(10)).send().await.expect("request");
+        (r.status().as_u16(), r.text().await.expect("body"))
+    })
+}

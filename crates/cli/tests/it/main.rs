@@ -4,6 +4,7 @@
 mod api;
 #[cfg(feature = "aws")]
 mod aws;
+mod backup;
 mod bad_input;
 mod ensemble;
 mod harness;
