@@ -197,7 +197,7 @@ pub async fn run(cmd: LocalCommand) -> anyhow::Result<()> {
     }
 }
 
-fn validate_net(net: &str) -> anyhow::Result<()> {
+pub(crate) fn validate_net(net: &str) -> anyhow::Result<()> {
     let ip: Ipv4Addr =
         format!("{net}.1").parse().with_context(|| format!("--net {net:?}: expected three octets like 127.0.1"))?;
     if !ip.is_loopback() {
@@ -286,7 +286,7 @@ pub async fn up_seeded(args: &UpArgs, seed: Option<Seed<'_>>) -> anyhow::Result<
 
 /// Another group (or anything else) listening on the addresses this one would use would make its
 /// servers fail to bind, or worse, talk to a foreign ensemble: refuse up front.
-fn addresses_free(net: &str, size: u32) -> anyhow::Result<()> {
+pub(crate) fn addresses_free(net: &str, size: u32) -> anyhow::Result<()> {
     for n in 1..=size {
         for port in [2181u16, 2888, 3888, 8080] {
             let addr = format!("{net}.{n}:{port}");

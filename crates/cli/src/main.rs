@@ -5,8 +5,10 @@ mod chaos;
 mod demo;
 mod inspect;
 mod kafka;
+mod load;
 mod local;
 mod rolling;
+mod static_cmd;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -14,6 +16,14 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use zkpilot_runtime::{Agent, AgentConfig, SystemClock};
+
+/// `zkpilot static` subcommands.
+#[derive(Debug, Subcommand)]
+enum StaticCommand {
+    /// Replace one server of a static-list ensemble (no reconfig) under a write load: rolling
+    /// (leader last) or all at once; reports failed writes, the longest write gap and lost writes.
+    Replace(static_cmd::ReplaceArgs),
+}
 
 /// `zkpilot ensemble` subcommands.
 #[derive(Debug, Subcommand)]
@@ -76,6 +86,10 @@ enum Command {
     /// Any ZooKeeper ensemble, managed by zkpilot or not.
     #[command(subcommand)]
     Ensemble(EnsembleCommand),
+    /// The static-membership strategy, for ensembles without reconfig (and the benchmarks'
+    /// baseline).
+    #[command(subcommand)]
+    Static(StaticCommand),
     /// Backups the agents stored (snapshots + transaction logs).
     #[command(subcommand)]
     Backup(backups::BackupCommand),
@@ -152,6 +166,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             rolling::run(&dir.path(), std::time::Duration::from_secs(timeout)).await
         }
         Command::Backup(cmd) => backups::run(cmd).await,
+        Command::Static(StaticCommand::Replace(args)) => {
+            let r = static_cmd::replace(&args).await?;
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&r)?);
+            } else {
+                print!("{}", static_cmd::render(&r));
+            }
+            Ok(())
+        }
         Command::Restore(args) => backups::restore(args).await,
         Command::Ensemble(EnsembleCommand::Status { connect, json }) => {
             let s = inspect::ensemble_status(&connect).await?;

@@ -15,7 +15,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
-use zkpilot_core::ServerId;
+use zkpilot_core::rollout::restart_order;
+use zkpilot_core::{Role, ServerId};
 
 use crate::local::{self, ClusterView};
 
@@ -29,22 +30,17 @@ fn progress_path(dir: &Path) -> std::path::PathBuf {
     dir.join("rolling-restart.json")
 }
 
-/// Observers, then followers, then the leader; ids ascending within each.
+/// Observers, then followers, then the leader (`zkpilot_core::rollout::restart_order`).
 fn order(v: &ClusterView) -> Vec<ServerId> {
-    let mut m: Vec<(u8, ServerId)> = v
+    let members: Vec<(ServerId, Role, bool)> = v
         .members
         .iter()
         .map(|m| {
-            let rank = match m.role.as_str() {
-                "observer" => 0,
-                "follower" => 1,
-                _ => 2,
-            };
-            (rank, m.id)
+            let role = if m.role == "observer" { Role::Observer } else { Role::Participant };
+            (m.id, role, m.role == "leader")
         })
         .collect();
-    m.sort();
-    m.into_iter().map(|(_, id)| id).collect()
+    restart_order(&members)
 }
 
 /// The leader's synced followers, from its agent's status.

@@ -33,6 +33,7 @@ pub mod planner;
 pub mod policy;
 pub mod ports;
 pub mod recovery;
+pub mod rollout;
 pub mod safety;
 
 pub use model::{EnsembleConfig, Instance, InstanceState, Role, ServerId, ServerSpec};

@@ -24,6 +24,7 @@ pub mod backup;
 pub mod config;
 pub mod names;
 pub mod observe;
+pub mod static_membership;
 pub mod status;
 pub mod view;
 

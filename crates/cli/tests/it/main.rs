@@ -9,3 +9,4 @@ mod bad_input;
 mod ensemble;
 mod harness;
 mod recovery;
+mod static_membership;
