@@ -260,6 +260,14 @@ pub fn render(opts: &TemplateOptions) -> Value {
             "UpdateReplacePolicy": "Retain",
             "Properties": {
                 "VersioningConfiguration": { "Status": "Enabled" },
+                // Backups that retention deletes stay as noncurrent versions this long (an undo
+                // window), then go; versioning is otherwise for the claims' audit trail.
+                "LifecycleConfiguration": { "Rules": [{
+                    "Id": "expire-deleted-backups",
+                    "Status": "Enabled",
+                    "Prefix": "zkpilot/backups/",
+                    "NoncurrentVersionExpiration": { "NoncurrentDays": 14 }
+                }] },
                 "PublicAccessBlockConfiguration": {
                     "BlockPublicAcls": true, "BlockPublicPolicy": true, "IgnorePublicAcls": true, "RestrictPublicBuckets": true
                 },
