@@ -152,6 +152,15 @@ pub enum LocalCommand {
         #[arg(long)]
         agent_only: bool,
     },
+    /// Replace the instance holding server ID in a planned way (like terminating an instance of an
+    /// Auto Scaling group without decrementing): the replacement is swapped in by reconfig before
+    /// the old server stops.
+    Terminate {
+        /// Server id.
+        id: u32,
+        #[command(flatten)]
+        dir: DirArg,
+    },
     /// Stop everything and leave nothing running (data stays on disk).
     Down {
         #[command(flatten)]
@@ -188,6 +197,7 @@ pub async fn run(cmd: LocalCommand) -> anyhow::Result<()> {
             Ok(())
         }
         LocalCommand::Kill { id, dir, agent_only } => kill(&dir.path(), ServerId(id), agent_only).map(|_| ()),
+        LocalCommand::Terminate { id, dir } => terminate(&dir.path(), ServerId(id)).map(|_| ()),
         LocalCommand::Down { dir } => down(&dir.path()).await,
         LocalCommand::Controller { dir } => {
             let state = StateDir::open(dir.path())?;
@@ -394,8 +404,8 @@ pub async fn wait_converged(dir: &Path, timeout: Duration) -> anyhow::Result<Clu
 }
 
 /// `local kill`.
-pub fn kill(dir: &Path, id: ServerId, agent_only: bool) -> anyhow::Result<InstanceRecord> {
-    let state = StateDir::open(dir)?;
+/// The live instance holding server `id`.
+fn holder_of(state: &StateDir, id: ServerId) -> anyhow::Result<InstanceRecord> {
     let slots = state.slots()?.into_iter().map(|(sid, s)| (sid, s.instance));
     let holder = state
         .claims()?
@@ -413,6 +423,13 @@ pub fn kill(dir: &Path, id: ServerId, agent_only: bool) -> anyhow::Result<Instan
     if rec.state == InstanceState::Terminated {
         bail!("instance {holder} (server {id}) is already terminated");
     }
+    Ok(rec)
+}
+
+pub fn kill(dir: &Path, id: ServerId, agent_only: bool) -> anyhow::Result<InstanceRecord> {
+    let state = StateDir::open(dir)?;
+    let rec = holder_of(&state, id)?;
+    let holder = rec.id.clone();
     if agent_only {
         let pid = rec.agent_pid.with_context(|| format!("instance {holder} has no agent pid"))?;
         signal_group(pid, Signal::SIGKILL);
@@ -421,6 +438,21 @@ pub fn kill(dir: &Path, id: ServerId, agent_only: bool) -> anyhow::Result<Instan
     }
     let rec = kill_instance(&state, &holder)?;
     eprintln!("killed instance {holder} (server {id}, {})", rec.address);
+    Ok(rec)
+}
+
+/// `local terminate`: a planned replacement, like `TerminateInstanceInAutoScalingGroup` without
+/// decrementing the desired capacity. The instance becomes `terminating`, so the group launches a
+/// replacement at once; its server keeps serving until the lease holder has swapped the new one
+/// in by reconfig, then its agent stops it and the instance goes.
+pub fn terminate(dir: &Path, id: ServerId) -> anyhow::Result<InstanceRecord> {
+    let state = StateDir::open(dir)?;
+    let rec = holder_of(&state, id)?;
+    if rec.state == InstanceState::Terminating {
+        bail!("instance {} (server {id}) is already terminating", rec.id);
+    }
+    state.set_state(&rec.id, InstanceState::Terminating)?;
+    eprintln!("terminating instance {} (server {id}); a replacement launches", rec.id);
     Ok(rec)
 }
 

@@ -280,11 +280,33 @@ fn remove_leaving_non_voters(ctx: &Ctx, _plan: &mut Plan) -> Option<MembershipCh
     Some(ctx.change(vec![], gone, why))
 }
 
+/// A planned replacement: the voter's instance is terminating but its server still serves, and
+/// the group is launching (or has launched) a replacement. Removing it first would leave one voter
+/// fewer until the replacement is promoted; waiting lets [`replace_leaving_voters`] swap it out in
+/// one reconfig, so fault tolerance never dips. A server that stops serving is removed as usual.
+fn awaits_planned_swap(ctx: &Ctx, m: &Member) -> bool {
+    let running = ctx.members.iter().filter(|m| m.is_running()).count();
+    let joiners_or_observers = ctx.members.iter().any(|c| c.is_running() && !c.is_voter());
+    let replacement_coming = ctx.obs.desired.is_some_and(|d| d > running) || joiners_or_observers;
+    m.instance.is_some_and(|i| i.state == InstanceState::Terminating) && m.is_serving() && replacement_coming
+}
+
 /// Gone voters with nobody to swap in: remove as many as the cap, the minimum and parity allow.
 fn remove_leaving_voters(ctx: &Ctx, plan: &mut Plan) -> Option<MembershipChange> {
-    let leaving = ctx.leaving_voters();
+    let mut leaving = ctx.leaving_voters();
     if leaving.is_empty() {
         return None;
+    }
+    let (planned, gone): (Vec<&Member>, Vec<&Member>) = leaving.iter().partition(|m| awaits_planned_swap(ctx, m));
+    if !planned.is_empty() {
+        plan.skip(
+            format!("voter(s) {}", ids(&planned.iter().map(|m| m.id).collect::<Vec<_>>())),
+            "terminating but serving, replacement on its way: swapped out once it is synced (the voter count never dips)",
+        );
+        if gone.is_empty() {
+            return None;
+        }
+        leaving = gone;
     }
     let v = ctx.voters().len();
     let k_max = leaving.len().min(max_removable(v));
@@ -350,14 +372,17 @@ fn grow_voters(ctx: &Ctx, plan: &mut Plan) -> Option<MembershipChange> {
 /// instances run (a crashed ZooKeeper on a running instance still counts: a restart is not a
 /// reason to demote). A configured server no instance holds is not known to be gone (a slot
 /// waiting for its replacement instance, an id the backend cannot attribute) and counts too:
-/// demoting it would only be undone when it returns.
+/// demoting it would only be undone when it returns. So does a voter awaiting a planned swap:
+/// demoting it would dip the voter count the swap exists to keep.
 fn desired_voters(ctx: &Ctx) -> usize {
     let eligible = ctx
         .members
         .iter()
         .filter(|m| {
             let awaited = m.spec.is_some() && m.instance.is_none() && !m.retired;
-            awaited || (m.is_running() && (m.spec.is_some() || m.health.mode == Mode::Follower))
+            awaited
+                || (m.is_running() && (m.spec.is_some() || m.health.mode == Mode::Follower))
+                || awaits_planned_swap(ctx, m)
         })
         .count();
     voters_wanted(eligible, ctx.policy.target_voters)
@@ -571,6 +596,51 @@ mod tests {
         obs.instances.as_mut().expect("instances").pop();
         obs.desired = Some(3);
         assert!(removes_4(&obs), "nothing will bring it back");
+    }
+
+    /// A planned replacement (instance terminating, server still serving, replacement launching)
+    /// is swapped out in one reconfig once the replacement is synced, never removed first.
+    #[test]
+    fn a_terminating_but_serving_voter_waits_for_its_replacement() {
+        let line = |n: u32| format!("server.{n}=127.0.0.{n}:2888:3888:participant;127.0.0.{n}:2181\n");
+        let config =
+            EnsembleConfig::parse(&format!("{}{}{}version=100000000", line(1), line(2), line(3))).expect("cfg");
+        let h = |mode| Health { mode, zxid: None, serving_since_ms: Some(0) };
+        let mut leaving = running(3, Some(3));
+        leaving.state = InstanceState::Terminating;
+        let mut obs = Observed {
+            config: Some(config),
+            instances: Some(vec![running(1, Some(1)), running(2, Some(2)), leaving]),
+            health: [
+                (ServerId(1), h(Mode::Leader)),
+                (ServerId(2), h(Mode::Follower)),
+                (ServerId(3), h(Mode::Follower)),
+            ]
+            .into_iter()
+            .collect(),
+            desired: Some(3),
+            ..Default::default()
+        };
+        let p = plan(&obs, &Policy::default(), 0);
+        assert!(p.reconfig().is_none(), "replacement not launched yet: {p:?}");
+        assert!(p.skipped.iter().any(|s| s.reason.contains("replacement on its way")), "{p:?}");
+        obs.instances.as_mut().expect("instances").push(running(4, Some(4)));
+        obs.health.insert(ServerId(4), h(Mode::Follower));
+        let p = plan(&obs, &Policy::default(), 0);
+        let c = p.reconfig().expect("swap");
+        assert_eq!(
+            (c.leaving.clone(), c.joining.iter().map(|s| s.id).collect::<Vec<_>>()),
+            (vec![ServerId(3)], vec![ServerId(4)])
+        );
+        obs.instances.as_mut().expect("instances").pop();
+        obs.health.remove(&ServerId(4));
+        obs.health.insert(ServerId(3), Health::UNREACHABLE);
+        let p = plan(&obs, &Policy::default(), 0);
+        assert!(p.reconfig().is_some_and(|c| c.leaving == vec![ServerId(3)]), "no longer serving: removed: {p:?}");
+        obs.health.insert(ServerId(3), h(Mode::Follower));
+        obs.desired = Some(2);
+        let p = plan(&obs, &Policy::default(), 0);
+        assert!(p.reconfig().is_some_and(|c| c.leaving == vec![ServerId(3)]), "scale-in: nothing to wait for: {p:?}");
     }
 
     #[test]
