@@ -89,6 +89,33 @@ fn killed_follower_and_leader_are_replaced() {
     assert_eq!(data.missing(&s, "heal", 50), 0);
 }
 
+/// A planned replacement (`local terminate`, like terminating an instance of an Auto Scaling
+/// group without decrementing): the old voter keeps serving until its replacement is synced, then
+/// one reconfig swaps them; the committed config never has fewer than 3 voters.
+#[test]
+fn planned_replacement_swaps_without_dipping_the_voter_count() {
+    let g = Group::up(3, "127.127.1");
+    let data = Data::new(&g);
+    let s = g.wait_converged();
+    data.write(&s, "planned", 40);
+    for who in ["follower", "leader"] {
+        let s = g.wait_converged();
+        let victim = if who == "leader" { leaders(&s)[0] } else { follower(&s) };
+        let o = g.run(&["local", "terminate", &victim.to_string()]);
+        assert!(o.status.success(), "{}", text(&o));
+        let s = g.wait_for("replacement swapped in", |s| {
+            let in_config = s["config_version"].is_string() && !members(s).is_empty();
+            assert!(!in_config || voters(s) >= 3, "the voter count dipped while replacing the {who}: {s:#}");
+            s["converged"] == true && !ids(s).contains(&victim)
+        });
+        assert_eq!((members(&s).len(), voters(&s), leaders(&s).len()), (3, 3, 1), "{s:#}");
+        let o = g.run(&["local", "terminate", &victim.to_string()]);
+        assert!(!o.status.success(), "a gone server cannot be terminated again: {}", text(&o));
+    }
+    let s = g.wait_converged();
+    assert_eq!(data.missing(&s, "planned", 40), 0);
+}
+
 /// The acceptance scenario: up 3, scale 5, kill the leader.
 #[test]
 fn five_members_survive_leader_kill() {
