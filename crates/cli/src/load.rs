@@ -18,6 +18,9 @@ pub struct LoadStats {
     pub failed: u64,
     /// Longest time between two acknowledged writes (or the start/stop and one), ms.
     pub longest_gap_ms: u64,
+    /// When that gap began (the last acknowledgement before it), ms since the Unix epoch: lines
+    /// the gap up with the change's events.
+    pub longest_gap_from_ms: u64,
     /// Sequence numbers of the acknowledged writes.
     #[serde(skip)]
     pub acked: Vec<u64>,
@@ -83,6 +86,10 @@ async fn write_loop(
 ) -> LoadStats {
     let mut stats = LoadStats::default();
     let mut last_ok = Instant::now();
+    let epoch_ms = || {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+    };
+    let mut last_ok_ms = epoch_ms();
     let mut n = 0u64;
     while !stop.load(Ordering::SeqCst) {
         let Some(c) = client.as_ref() else {
@@ -98,8 +105,13 @@ async fn write_loop(
         match tokio::time::timeout(Duration::from_secs(5), c.create(&path, b"", &opts())).await {
             Ok(Ok(_)) | Ok(Err(zk::Error::NodeExists)) => {
                 let now = Instant::now();
-                stats.longest_gap_ms = stats.longest_gap_ms.max((now - last_ok).as_millis() as u64);
+                let gap = (now - last_ok).as_millis() as u64;
+                if gap > stats.longest_gap_ms {
+                    stats.longest_gap_ms = gap;
+                    stats.longest_gap_from_ms = last_ok_ms;
+                }
                 last_ok = now;
+                last_ok_ms = epoch_ms();
                 stats.ok += 1;
                 stats.acked.push(n);
             }

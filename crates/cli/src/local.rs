@@ -399,7 +399,7 @@ pub async fn wait_converged(dir: &Path, timeout: Duration) -> anyhow::Result<Clu
         if start.elapsed() > timeout {
             bail!("not converged after {}s: {}", timeout.as_secs(), v.not_converged.join("; "));
         }
-        tokio::time::sleep(Duration::from_millis(250)).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 

@@ -1,6 +1,7 @@
 //! `zkpilot`: wires the runtime, the backends and the CLI together. No decisions are made here.
 
 mod backups;
+mod bench;
 mod chaos;
 mod demo;
 mod inspect;
@@ -90,6 +91,8 @@ enum Command {
     /// baseline).
     #[command(subcommand)]
     Static(StaticCommand),
+    /// The side-by-side benchmarks B1–B8, written into BENCHMARKS.md (`--smoke`: one quick run).
+    Bench(bench::BenchArgs),
     /// Backups the agents stored (snapshots + transaction logs).
     #[command(subcommand)]
     Backup(backups::BackupCommand),
@@ -166,6 +169,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             rolling::run(&dir.path(), std::time::Duration::from_secs(timeout)).await
         }
         Command::Backup(cmd) => backups::run(cmd).await,
+        Command::Bench(args) => bench::run(args).await,
         Command::Static(StaticCommand::Replace(args)) => {
             let r = static_cmd::replace(&args).await?;
             if args.json {

@@ -64,6 +64,10 @@ impl Clock for SystemClock {
 
 /// Minimum time between heartbeats of one lifecycle action (hook timeouts are minutes).
 const HEARTBEAT_EVERY: Duration = Duration::from_secs(60);
+/// Pass interval while an agent boots, for at most [`BOOT_FAST_FOR`].
+const BOOT_PASS: Duration = Duration::from_millis(100);
+/// How long after start a booting agent polls fast.
+const BOOT_FAST_FOR: Duration = Duration::from_secs(30);
 /// Events kept in status.
 const EVENTS_KEPT: usize = 50;
 
@@ -102,6 +106,7 @@ pub struct Agent<B, Z, C> {
     metrics_at: Option<Instant>,
     newest_backup_ms: Option<u64>,
     leader_since_listing: bool,
+    settled: bool,
     heartbeats: std::collections::HashMap<zkpilot_core::model::InstanceId, Instant>,
     unhealthy_reported: std::collections::HashMap<zkpilot_core::model::InstanceId, Instant>,
     events: VecDeque<Event>,
@@ -176,6 +181,7 @@ impl<B: Backend, Z: Zookeeper, C: Clock> Agent<B, Z, C> {
             metrics_at: None,
             newest_backup_ms: None,
             leader_since_listing: false,
+            settled: false,
             heartbeats: std::collections::HashMap::new(),
             unhealthy_reported: std::collections::HashMap::new(),
             events: VecDeque::new(),
@@ -254,15 +260,21 @@ impl<B: Backend, Z: Zookeeper, C: Clock> Agent<B, Z, C> {
     pub async fn run(mut self, shutdown: impl std::future::Future<Output = ()>) -> Result<(), AgentError> {
         tokio::pin!(shutdown);
         let pass = Duration::from_millis(self.cfg.agent.pass_interval_ms);
+        let born = Instant::now();
         let result = loop {
             match self.pass().await {
                 Ok(true) => break Ok(()),
                 Ok(false) => {}
                 Err(e) => break Err(e),
             }
+            // A booting agent waits on others (their claims, the marker, the first leader): poll
+            // fast for a while so a fresh ensemble does not lose whole passes per boot step
+            // (BENCHMARKS.md B4), then at the normal pace so a long wait costs few backend calls.
+            let booting = !self.settled && self.fenced.is_none() && born.elapsed() < BOOT_FAST_FOR;
+            let wait = if booting { pass.min(BOOT_PASS) } else { pass };
             tokio::select! {
                 () = &mut shutdown => break Ok(()),
-                () = tokio::time::sleep(pass) => {}
+                () = tokio::time::sleep(wait) => {}
             }
         };
         self.stop_server().await;
@@ -816,6 +828,7 @@ impl<B: Backend, Z: Zookeeper, C: Clock> Agent<B, Z, C> {
     }
 
     async fn publish(&mut self, phase: Phase, detail: String, obs: Option<&Observed>, plan: &Plan, lease: bool) {
+        self.settled |= phase == Phase::Member;
         let server = if self.server.is_some() { Some(self.server_detail().await) } else { None };
         self.publish_metrics(server.as_ref()).await;
         let me = self.my_id;
