@@ -132,7 +132,19 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(false)
         .init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+    // The agent (and the local group's controller) run for the instance's lifetime beside a JVM:
+    // one thread. Handing each pass's many small steps between worker threads cost more CPU than
+    // the steps themselves (perf: most samples in the scheduler, futex wakeups; BENCHMARKS.md B5).
+    let long_running =
+        matches!(cli.command, Command::Agent { .. } | Command::Local(local::LocalCommand::Controller { .. }));
+    let mut builder = if long_running {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut b = tokio::runtime::Builder::new_multi_thread();
+        b.worker_threads(2);
+        b
+    };
+    let runtime = match builder.enable_all().build() {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");

@@ -43,13 +43,18 @@ fn order(v: &ClusterView) -> Vec<ServerId> {
     restart_order(&members)
 }
 
-/// The leader's synced followers, from its agent's status.
+/// The leader's synced learners (followers, voting or not, and observers), from its agent's
+/// status.
 fn synced_followers(dir: &Path, v: &ClusterView) -> Option<u64> {
     let leader = v.leader?;
     let instance = v.members.iter().find(|m| m.id == leader)?.instance.clone()?;
     let text = std::fs::read_to_string(dir.join("status").join(format!("{instance}.json"))).ok()?;
     let s: serde_json::Value = serde_json::from_str(&text).ok()?;
-    s["server"]["synced_followers"].as_u64()
+    // Every synced learner: a joiner counted as a (non-voting) follower when the step began may be
+    // an observer by the time it ends, and must not look like a lost follower. ZooKeeper's
+    // `synced_followers` already includes the non-voting ones.
+    let server = &s["server"];
+    Some(server["synced_followers"].as_u64()? + server["synced_observers"].as_u64().unwrap_or(0))
 }
 
 async fn wait_back(dir: &Path, id: ServerId, synced_before: Option<u64>, limit: Duration) -> anyhow::Result<f64> {
@@ -64,7 +69,7 @@ async fn wait_back(dir: &Path, id: ServerId, synced_before: Option<u64>, limit: 
             return Ok(start.elapsed().as_secs_f64());
         }
         let last = if v.converged {
-            format!("leader reports {synced:?} synced followers, was {synced_before:?}")
+            format!("leader reports {synced:?} synced learners, was {synced_before:?}")
         } else {
             v.not_converged.join("; ")
         };

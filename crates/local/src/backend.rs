@@ -35,8 +35,17 @@ fn port(what: &str) -> impl FnOnce(StateError) -> PortError + '_ {
     move |e| PortError::new("backend", what.to_string(), e)
 }
 
-/// Blocking file work off the async threads.
+/// Small state-file work (a few KiB read or renamed under a flock held for microseconds), done in
+/// place: handing it to a blocking thread cost an idle agent more CPU in thread wakeups than the
+/// file work itself (BENCHMARKS.md B5).
 async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, StateError> + Send + 'static,
+) -> Result<T, StateError> {
+    f()
+}
+
+/// Bulk copies (backups, logs) off the async thread.
+async fn offload<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, StateError> + Send + 'static,
 ) -> Result<T, StateError> {
     tokio::task::spawn_blocking(f).await.unwrap_or_else(|e| {
@@ -214,12 +223,12 @@ impl Backend for LocalBackend {
 
     async fn backup_put(&self, backup: &str, file: &str, from: &std::path::Path) -> PortResult<()> {
         let (dir, backup, file, from) = (self.dir.clone(), backup.to_string(), file.to_string(), from.to_path_buf());
-        blocking(move || dir.backup_put(&backup, &file, &from)).await.map_err(port("store backup file"))
+        offload(move || dir.backup_put(&backup, &file, &from)).await.map_err(port("store backup file"))
     }
 
     async fn backup_get(&self, backup: &str, file: &str, to: &std::path::Path) -> PortResult<()> {
         let (dir, backup, file, to) = (self.dir.clone(), backup.to_string(), file.to_string(), to.to_path_buf());
-        blocking(move || dir.backup_get(&backup, &file, &to)).await.map_err(port("fetch backup file"))
+        offload(move || dir.backup_get(&backup, &file, &to)).await.map_err(port("fetch backup file"))
     }
 
     async fn backups(&self) -> PortResult<Vec<Manifest>> {
@@ -244,6 +253,6 @@ impl Backend for LocalBackend {
 
     async fn ship_log(&self, instance: &InstanceId, file: &str, from: &std::path::Path) -> PortResult<()> {
         let (dir, instance, file, from) = (self.dir.clone(), instance.clone(), file.to_string(), from.to_path_buf());
-        blocking(move || dir.ship_log(&instance, &file, &from)).await.map_err(port("ship log"))
+        offload(move || dir.ship_log(&instance, &file, &from)).await.map_err(port("ship log"))
     }
 }

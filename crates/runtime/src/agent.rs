@@ -68,6 +68,8 @@ const HEARTBEAT_EVERY: Duration = Duration::from_secs(60);
 const BOOT_PASS: Duration = Duration::from_millis(100);
 /// How long after start a booting agent polls fast.
 const BOOT_FAST_FOR: Duration = Duration::from_secs(30);
+/// How often the local server's own detail (zabstate, mntr) is asked.
+const DETAIL_EVERY: Duration = Duration::from_millis(1500);
 /// Events kept in status.
 const EVENTS_KEPT: usize = 50;
 
@@ -107,6 +109,7 @@ pub struct Agent<B, Z, C> {
     newest_backup_ms: Option<u64>,
     leader_since_listing: bool,
     settled: bool,
+    detail: Option<(Instant, ServerDetail)>,
     heartbeats: std::collections::HashMap<zkpilot_core::model::InstanceId, Instant>,
     unhealthy_reported: std::collections::HashMap<zkpilot_core::model::InstanceId, Instant>,
     events: VecDeque<Event>,
@@ -182,6 +185,7 @@ impl<B: Backend, Z: Zookeeper, C: Clock> Agent<B, Z, C> {
             newest_backup_ms: None,
             leader_since_listing: false,
             settled: false,
+            detail: None,
             heartbeats: std::collections::HashMap::new(),
             unhealthy_reported: std::collections::HashMap::new(),
             events: VecDeque::new(),
@@ -702,6 +706,7 @@ impl<B: Backend, Z: Zookeeper, C: Clock> Agent<B, Z, C> {
     }
 
     async fn stop_server(&mut self) {
+        self.detail = None;
         if let Some(mut s) = self.server.take() {
             if let Err(e) = s.stop().await {
                 tracing::warn!(error = %e, "stopping ZooKeeper");
@@ -829,7 +834,7 @@ impl<B: Backend, Z: Zookeeper, C: Clock> Agent<B, Z, C> {
 
     async fn publish(&mut self, phase: Phase, detail: String, obs: Option<&Observed>, plan: &Plan, lease: bool) {
         self.settled |= phase == Phase::Member;
-        let server = if self.server.is_some() { Some(self.server_detail().await) } else { None };
+        let server = if self.server.is_some() { Some(self.cached_server_detail().await) } else { None };
         self.publish_metrics(server.as_ref()).await;
         let me = self.my_id;
         let config = obs.and_then(|o| o.config.as_ref());
@@ -874,6 +879,20 @@ impl<B: Backend, Z: Zookeeper, C: Clock> Agent<B, Z, C> {
 }
 
 impl<B: Backend, Z: Zookeeper, C: Clock> Agent<B, Z, C> {
+    /// [`Self::server_detail`], asked at most every [`DETAIL_EVERY`]: two more connections per
+    /// pass were a third of an idle agent's CPU (BENCHMARKS.md B5), and the page, the metrics and
+    /// a rolling restart's wait all live with a second of staleness.
+    async fn cached_server_detail(&mut self) -> ServerDetail {
+        if let Some((at, d)) = &self.detail
+            && at.elapsed() < DETAIL_EVERY
+        {
+            return d.clone();
+        }
+        let d = self.server_detail().await;
+        self.detail = Some((Instant::now(), d.clone()));
+        d
+    }
+
     /// The local server's own view: AdminServer `zabstate` (answers even while not serving) and,
     /// on the leader, the synced counts from `mntr`. Missing answers stay `None`.
     async fn server_detail(&self) -> ServerDetail {
