@@ -102,6 +102,11 @@ pub async fn run(cmd: BackupCommand) -> anyhow::Result<()> {
 /// synced from it.
 pub async fn restore(args: RestoreArgs) -> anyhow::Result<()> {
     let source = LocalBackend::open_store(&args.from).with_context(|| format!("--from {}", args.from.display()))?;
+    // Before anything is created for the new group: a restore that cannot find its backup leaves
+    // no half-made group behind.
+    zkpilot_runtime::backup::find(&source, &args.backup)
+        .await
+        .with_context(|| format!("--from {} --backup {}", args.from.display(), args.backup))?;
     let view = local::up_seeded(&args.up, Some(local::Seed { from: &source, backup: &args.backup })).await?;
     eprintln!("restored ensemble serves: {}", view.connect_string.as_deref().unwrap_or("-"));
     Ok(())

@@ -668,7 +668,10 @@ async fn build_bench(out: &mut String) -> anyhow::Result<()> {
     for (what, s) in rows {
         writeln!(out, "| {what} | {:.0} s ({:.1} min) |", s, s / 60.0)?;
     }
-    writeln!(out, "\nOne run each (a clean build of the AWS SDK takes most of the second).")?;
+    writeln!(
+        out,
+        "\nOne run each (a clean build takes minutes; the second includes the AWS SDK crates, `--all-features`)."
+    )?;
     Ok(())
 }
 
@@ -731,6 +734,15 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     if args.wants("b8") {
         build_bench(&mut body).await?;
     }
+    // Benchmarks not run this time keep their last results (B8 is usually run on its own).
+    let previous = std::fs::read_to_string(&args.out).unwrap_or_default();
+    for b in ["b1", "b2", "b3", "b4", "b5", "b6", "b7", "b8"] {
+        if !args.wants(b)
+            && let Some(old) = previous_subsection(&previous, b)
+        {
+            body.push_str(&format!("\n{old}\n(Kept from an earlier run: not part of this command.)\n"));
+        }
+    }
     let mut command = format!("zkpilot bench --runs {}", args.runs());
     if args.smoke {
         command = "zkpilot bench --smoke".into();
@@ -748,6 +760,19 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     write_section(&args.out, &section)?;
     eprintln!("[bench] wrote {}", args.out.display());
     Ok(())
+}
+
+/// The `### Bn ...` subsection of the bench section in `text`, up to the next `### ` or the end
+/// marker (without any earlier "kept" line).
+fn previous_subsection(text: &str, b: &str) -> Option<String> {
+    let start = text.find("<!-- bench:begin")?;
+    let end = text[start..].find(END)? + start;
+    let section = &text[start..end];
+    let head = format!("### {} ", b.to_uppercase());
+    let at = section.find(&head)?;
+    let rest = &section[at..];
+    let len = rest[4..].find("\n### ").map_or(rest.len(), |n| n + 4);
+    Some(rest[..len].replace("\n(Kept from an earlier run: not part of this command.)", "").trim_end().to_string())
 }
 
 const BEGIN: &str = "<!-- bench:begin (written by `zkpilot bench`; edits inside are overwritten) -->";

@@ -186,8 +186,11 @@ impl StateDir {
     /// needed (a restore's source).
     pub fn open_store(root: impl Into<PathBuf>) -> Result<Self, StateError> {
         let root = root.into();
-        if !root.join("backups").is_dir() {
-            return Err(StateError::Malformed { path: root, why: "no backups/ directory: not a backup store".into() });
+        if !root.join("backups").is_dir() && !root.join("group.json").is_file() {
+            return Err(StateError::Malformed {
+                path: root,
+                why: "neither a local group (group.json) nor a backup store (backups/)".into(),
+            });
         }
         Ok(Self { root })
     }

@@ -167,3 +167,35 @@ fn ensemble_status_without_a_server_names_the_address() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("--connect 127.199.9.9:2181"), "{err}");
 }
+
+#[test]
+fn restore_backup_and_static_bad_input_change_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let target = dir.path().join("new");
+    let t = target.to_str().expect("utf-8");
+    let restore = |from: &str, backup: &str| {
+        zkpilot(&["restore", "--from", from, "--backup", backup, "--dir", t, "--size", "3", "--net", "127.199.3"])
+    };
+    let o = restore("/nonexistent/zk-store", "latest");
+    assert!(!o.status.success() && text(&o).contains("/nonexistent/zk-store"), "{}", text(&o));
+    assert!(!target.exists(), "nothing created");
+
+    let store = dir.path().join("old");
+    std::fs::create_dir_all(store.join("backups")).expect("mkdir");
+    let o = restore(store.to_str().expect("utf-8"), "1700000000000-manual-server-1");
+    assert!(!o.status.success() && text(&o).contains("no backup"), "{}", text(&o));
+    assert!(!target.exists(), "nothing created for a backup that does not exist");
+
+    let o = zkpilot(&["backup", "list", "--dir", dir.path().join("nothing").to_str().expect("utf-8")]);
+    assert!(!o.status.success() && text(&o).contains("nothing"), "{}", text(&o));
+    let o = zkpilot(&["backup", "list", "--dir", store.to_str().expect("utf-8")]);
+    assert!(o.status.success() && text(&o).contains("(no backups)"), "{}", text(&o));
+
+    let busy = dir.path().join("static");
+    std::fs::create_dir_all(&busy).expect("mkdir");
+    std::fs::write(busy.join("keep-me"), b"data").expect("write");
+    let before = snapshot(&busy);
+    let o = zkpilot(&["static", "replace", "--dir", busy.to_str().expect("utf-8"), "--net", "127.199.4"]);
+    assert!(!o.status.success() && text(&o).contains("not empty"), "{}", text(&o));
+    assert_eq!(snapshot(&busy), before, "nothing changed");
+}
