@@ -359,19 +359,7 @@ async fn bootstrap_bench(args: &BenchArgs, out: &mut String) -> anyhow::Result<(
         let install = Install::detect(&args.zookeeper, None)?;
         let mut list = zkpilot_core::EnsembleConfig::default();
         for n in 1..=3u32 {
-            let host = format!("{net}.{n}");
-            list.servers.insert(
-                ServerId(n),
-                zkpilot_core::ServerSpec {
-                    id: ServerId(n),
-                    host: host.clone(),
-                    quorum_port: 2888,
-                    election_port: 3888,
-                    role: zkpilot_core::Role::Participant,
-                    client_host: host,
-                    client_port: 2181,
-                },
-            );
+            list.servers.insert(ServerId(n), static_cmd::spec(&net, n));
         }
         let mut e = StaticEnsemble::new(install, dir.clone(), 128, 2000);
         let started = Instant::now();

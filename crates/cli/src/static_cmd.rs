@@ -67,7 +67,8 @@ pub struct ReplaceReport {
     pub final_servers: Vec<ServerId>,
 }
 
-fn spec(net: &str, n: u32) -> ServerSpec {
+/// Server `n` of a loopback /24, a participant on the standard ports.
+pub fn spec(net: &str, n: u32) -> ServerSpec {
     let host = format!("{net}.{n}");
     ServerSpec {
         id: ServerId(n),

@@ -47,7 +47,8 @@ pub fn plan(obs: &Observed, policy: &Policy, now_ms: u64) -> Plan {
             plan.skip(format!("server {}", m.id), "no instance holds this id; an unknown is never removed");
         }
     }
-    let ctx = Ctx { obs, policy, now_ms, config, members };
+    let replacement_coming = replacement_coming(obs, &members);
+    let ctx = Ctx { obs, policy, now_ms, config, members, replacement_coming };
     let rules: [fn(&Ctx, &mut Plan) -> Option<MembershipChange>; 6] = [
         replace_leaving_voters,
         remove_leaving_non_voters,
@@ -74,6 +75,8 @@ struct Ctx<'a> {
     now_ms: u64,
     config: &'a EnsembleConfig,
     members: Vec<Member<'a>>,
+    /// The group is launching, or already runs, a server that could take a voter's place.
+    replacement_coming: bool,
 }
 
 impl<'a> Ctx<'a> {
@@ -285,10 +288,13 @@ fn remove_leaving_non_voters(ctx: &Ctx, _plan: &mut Plan) -> Option<MembershipCh
 /// fewer until the replacement is promoted; waiting lets [`replace_leaving_voters`] swap it out in
 /// one reconfig, so fault tolerance never dips. A server that stops serving is removed as usual.
 fn awaits_planned_swap(ctx: &Ctx, m: &Member) -> bool {
-    let running = ctx.members.iter().filter(|m| m.is_running()).count();
-    let joiners_or_observers = ctx.members.iter().any(|c| c.is_running() && !c.is_voter());
-    let replacement_coming = ctx.obs.desired.is_some_and(|d| d > running) || joiners_or_observers;
-    m.instance.is_some_and(|i| i.state == InstanceState::Terminating) && m.is_serving() && replacement_coming
+    ctx.replacement_coming && m.instance.is_some_and(|i| i.state == InstanceState::Terminating) && m.is_serving()
+}
+
+/// More instances wanted than run, or a running non-voter exists: a voter's replacement is coming.
+fn replacement_coming(obs: &Observed, members: &[Member]) -> bool {
+    let running = members.iter().filter(|m| m.is_running()).count();
+    obs.desired.is_some_and(|d| d > running) || members.iter().any(|c| c.is_running() && !c.is_voter())
 }
 
 /// Gone voters with nobody to swap in: remove as many as the cap, the minimum and parity allow.
@@ -456,6 +462,18 @@ mod tests {
         }
     }
 
+    /// Servers `1..=n`, all participants, at config version 100000000.
+    fn participants(n: u32) -> EnsembleConfig {
+        let lines: String =
+            (1..=n).map(|i| format!("server.{i}=127.0.0.{i}:2888:3888:participant;127.0.0.{i}:2181\n")).collect();
+        EnsembleConfig::parse(&format!("{lines}version=100000000")).expect("cfg")
+    }
+
+    /// Serving (or not) in `mode` since the epoch.
+    fn h(mode: Mode) -> Health {
+        Health { mode, zxid: None, serving_since_ms: Some(0) }
+    }
+
     fn obs_with(hook: LifecycleHook, in_config: Option<Role>, mode: Mode) -> Observed {
         let text = "server.1=127.0.0.1:2888:3888:participant;127.0.0.1:2181\nversion=100000000";
         let mut config = EnsembleConfig::parse(text).expect("config");
@@ -478,7 +496,6 @@ mod tests {
         };
         let state =
             if hook == LifecycleHook::Terminating { InstanceState::Terminating } else { InstanceState::Running };
-        let h = |mode| Health { mode, zxid: None, serving_since_ms: Some(0) };
         Observed {
             config: Some(config),
             instances: Some(vec![inst(1, None, InstanceState::Running), inst(2, Some(hook), state)]),
@@ -499,11 +516,8 @@ mod tests {
     /// takes the slot; it is neither removed nor demoted meanwhile.
     #[test]
     fn voter_awaiting_its_replacement_is_left_alone() {
-        let line = |n: u32| format!("server.{n}=127.0.0.{n}:2888:3888:participant;127.0.0.{n}:2181\n");
-        let config =
-            EnsembleConfig::parse(&format!("{}{}{}version=100000000", line(1), line(2), line(3))).expect("cfg");
+        let config = participants(3);
         let inst = |n: u32| running(n, Some(n));
-        let h = |mode| Health { mode, zxid: None, serving_since_ms: Some(0) };
         let obs = Observed {
             config: Some(config),
             instances: Some(vec![inst(1), inst(2)]),
@@ -518,12 +532,8 @@ mod tests {
     /// time, one instance at a time, and never without a serving ensemble.
     #[test]
     fn a_long_unserving_member_is_reported_for_replacement() {
-        let line = |n: u32| format!("server.{n}=127.0.0.{n}:2888:3888:participant;127.0.0.{n}:2181\n");
-        let config =
-            EnsembleConfig::parse(&format!("{}{}{}{}{}version=100000000", line(1), line(2), line(3), line(4), line(5)))
-                .expect("cfg");
+        let config = participants(5);
         let inst = |n: u32| running(n, Some(n));
-        let h = |mode| Health { mode, zxid: None, serving_since_ms: Some(0) };
         let mut obs = Observed {
             config: Some(config),
             instances: Some((1..=5).map(inst).collect()),
@@ -573,7 +583,6 @@ mod tests {
         ))
         .expect("cfg");
         let inst = running;
-        let h = |mode| Health { mode, zxid: None, serving_since_ms: Some(0) };
         let mut obs = Observed {
             config: Some(config),
             instances: Some(vec![inst(1, Some(1)), inst(2, Some(2)), inst(3, Some(3))]),
@@ -602,10 +611,7 @@ mod tests {
     /// is swapped out in one reconfig once the replacement is synced, never removed first.
     #[test]
     fn a_terminating_but_serving_voter_waits_for_its_replacement() {
-        let line = |n: u32| format!("server.{n}=127.0.0.{n}:2888:3888:participant;127.0.0.{n}:2181\n");
-        let config =
-            EnsembleConfig::parse(&format!("{}{}{}version=100000000", line(1), line(2), line(3))).expect("cfg");
-        let h = |mode| Health { mode, zxid: None, serving_since_ms: Some(0) };
+        let config = participants(3);
         let mut leaving = running(3, Some(3));
         leaving.state = InstanceState::Terminating;
         let mut obs = Observed {

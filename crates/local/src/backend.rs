@@ -38,7 +38,7 @@ fn port(what: &str) -> impl FnOnce(StateError) -> PortError + '_ {
 /// Small state-file work (a few KiB read or renamed under a flock held for microseconds), done in
 /// place: handing it to a blocking thread cost an idle agent more CPU in thread wakeups than the
 /// file work itself (BENCHMARKS.md B5).
-async fn blocking<T: Send + 'static>(
+async fn in_place<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, StateError> + Send + 'static,
 ) -> Result<T, StateError> {
     f()
@@ -56,7 +56,7 @@ async fn offload<T: Send + 'static>(
 impl Backend for LocalBackend {
     async fn instances(&self) -> PortResult<Vec<Instance>> {
         let dir = self.dir.clone();
-        blocking(move || {
+        in_place(move || {
             let claims = dir.claims()?;
             let slots = dir.slots()?;
             Ok(dir
@@ -90,17 +90,17 @@ impl Backend for LocalBackend {
 
     async fn desired_capacity(&self) -> PortResult<usize> {
         let dir = self.dir.clone();
-        blocking(move || Ok(dir.group()?.desired)).await.map_err(port("read desired capacity"))
+        in_place(move || Ok(dir.group()?.desired)).await.map_err(port("read desired capacity"))
     }
 
     async fn claim_id(&self, instance: &InstanceId, address: &str) -> PortResult<ServerId> {
         let (dir, instance, address) = (self.dir.clone(), instance.clone(), address.to_string());
-        blocking(move || dir.claim(&instance, &address)).await.map_err(port("claim server id"))
+        in_place(move || dir.claim(&instance, &address)).await.map_err(port("claim server id"))
     }
 
     async fn claim_slot(&self, instance: &InstanceId, zone: &str) -> PortResult<Option<Slot>> {
         let (dir, instance, zone) = (self.dir.clone(), instance.clone(), zone.to_string());
-        blocking(move || {
+        in_place(move || {
             let address =
                 dir.instances()?.into_iter().find(|r| r.id == instance).map(|r| r.address).ok_or_else(|| {
                     StateError::Malformed { path: dir.instance_dir(&instance), why: "no such instance".into() }
@@ -117,22 +117,22 @@ impl Backend for LocalBackend {
 
     async fn release_id(&self, id: ServerId, instance: &InstanceId) -> PortResult<()> {
         let (dir, instance) = (self.dir.clone(), instance.clone());
-        blocking(move || dir.release(id, &instance)).await.map_err(port("release server id"))
+        in_place(move || dir.release(id, &instance)).await.map_err(port("release server id"))
     }
 
     async fn cluster_marker(&self) -> PortResult<Option<ClusterMarker>> {
         let dir = self.dir.clone();
-        blocking(move || dir.marker()).await.map_err(port("read cluster marker"))
+        in_place(move || dir.marker()).await.map_err(port("read cluster marker"))
     }
 
     async fn create_cluster_marker(&self, marker: &ClusterMarker) -> PortResult<ClusterMarker> {
         let (dir, marker) = (self.dir.clone(), marker.clone());
-        blocking(move || dir.create_marker(&marker)).await.map_err(port("create cluster marker"))
+        in_place(move || dir.create_marker(&marker)).await.map_err(port("create cluster marker"))
     }
 
     async fn acquire_lease(&self, holder: &InstanceId, ttl_ms: u64, now_ms: u64) -> PortResult<bool> {
         let (dir, holder) = (self.dir.clone(), holder.clone());
-        blocking(move || dir.acquire_lease(&holder, ttl_ms, now_ms)).await.map_err(port("acquire lease"))
+        in_place(move || dir.acquire_lease(&holder, ttl_ms, now_ms)).await.map_err(port("acquire lease"))
     }
 
     async fn announce(&self, _instance: &InstanceId, _id: ServerId, _address: &str) -> PortResult<()> {
@@ -142,7 +142,7 @@ impl Backend for LocalBackend {
 
     async fn publish_membership(&self, config: &EnsembleConfig) -> PortResult<()> {
         let (dir, text) = (self.dir.clone(), format!("{}\n", config.connect_string()));
-        blocking(move || dir.put_connect_string(&text)).await.map_err(port("publish connection string"))
+        in_place(move || dir.put_connect_string(&text)).await.map_err(port("publish connection string"))
     }
 
     async fn set_scale_in_protection(&self, _instance: &InstanceId, _protected: bool) -> PortResult<()> {
@@ -179,44 +179,44 @@ impl Backend for LocalBackend {
 
     async fn publish_status(&self, instance: &InstanceId, status_json: &str) -> PortResult<()> {
         let (dir, instance, json) = (self.dir.clone(), instance.clone(), status_json.to_string());
-        blocking(move || dir.put_status(&instance, &json)).await.map_err(port("publish status"))
+        in_place(move || dir.put_status(&instance, &json)).await.map_err(port("publish status"))
     }
 
     async fn put_survivor_report(&self, report: &SurvivorReport) -> PortResult<()> {
         let (dir, report) = (self.dir.clone(), report.clone());
-        blocking(move || dir.put_survivor_report(&report)).await.map_err(port("write survivor report"))
+        in_place(move || dir.put_survivor_report(&report)).await.map_err(port("write survivor report"))
     }
 
     async fn survivor_reports(&self) -> PortResult<Vec<SurvivorReport>> {
         let dir = self.dir.clone();
-        blocking(move || dir.survivor_reports()).await.map_err(port("read survivor reports"))
+        in_place(move || dir.survivor_reports()).await.map_err(port("read survivor reports"))
     }
 
     async fn recovery_decision(&self) -> PortResult<Option<RecoveryDecision>> {
         let dir = self.dir.clone();
-        blocking(move || dir.recovery_decision()).await.map_err(port("read recovery decision"))
+        in_place(move || dir.recovery_decision()).await.map_err(port("read recovery decision"))
     }
 
     async fn put_recovery_decision(&self, decision: &RecoveryDecision) -> PortResult<()> {
         let (dir, decision) = (self.dir.clone(), decision.clone());
-        blocking(move || dir.put_recovery_decision(&decision)).await.map_err(port("write recovery decision"))
+        in_place(move || dir.put_recovery_decision(&decision)).await.map_err(port("write recovery decision"))
     }
 
     async fn operator_settings(&self) -> PortResult<Option<OperatorSettings>> {
         let dir = self.dir.clone();
-        blocking(move || dir.operator_settings()).await.map_err(port("read operator settings"))
+        in_place(move || dir.operator_settings()).await.map_err(port("read operator settings"))
     }
 
     async fn put_operator_settings(&self, settings: &OperatorSettings) -> PortResult<()> {
         let (dir, settings) = (self.dir.clone(), settings.clone());
-        blocking(move || dir.put_operator_settings(&settings)).await.map_err(port("write operator settings"))
+        in_place(move || dir.put_operator_settings(&settings)).await.map_err(port("write operator settings"))
     }
 
     async fn report_unhealthy(&self, instance: &InstanceId) -> PortResult<()> {
         // What an Auto Scaling group does with an unhealthy instance: terminate it; the
         // controller then launches the replacement.
         let (dir, instance) = (self.dir.clone(), instance.clone());
-        blocking(move || crate::group::kill_instance(&dir, &instance).map(|_| ()))
+        in_place(move || crate::group::kill_instance(&dir, &instance).map(|_| ()))
             .await
             .map_err(port("replace unhealthy instance"))
     }
@@ -233,22 +233,22 @@ impl Backend for LocalBackend {
 
     async fn backups(&self) -> PortResult<Vec<Manifest>> {
         let dir = self.dir.clone();
-        blocking(move || dir.backups()).await.map_err(port("list backups"))
+        in_place(move || dir.backups()).await.map_err(port("list backups"))
     }
 
     async fn backup_delete(&self, backup: &str) -> PortResult<()> {
         let (dir, backup) = (self.dir.clone(), backup.to_string());
-        blocking(move || dir.backup_delete(&backup)).await.map_err(port("delete backup"))
+        in_place(move || dir.backup_delete(&backup)).await.map_err(port("delete backup"))
     }
 
     async fn restore_seed(&self) -> PortResult<Option<String>> {
         let dir = self.dir.clone();
-        blocking(move || dir.restore_seed()).await.map_err(port("read restore seed"))
+        in_place(move || dir.restore_seed()).await.map_err(port("read restore seed"))
     }
 
     async fn put_restore_seed(&self, backup: &str) -> PortResult<()> {
         let (dir, backup) = (self.dir.clone(), backup.to_string());
-        blocking(move || dir.put_restore_seed(&backup)).await.map_err(port("write restore seed"))
+        in_place(move || dir.put_restore_seed(&backup)).await.map_err(port("write restore seed"))
     }
 
     async fn ship_log(&self, instance: &InstanceId, file: &str, from: &std::path::Path) -> PortResult<()> {

@@ -523,19 +523,29 @@ impl StateDir {
 
     /// Every survivor report on record.
     pub fn survivor_reports(&self) -> Result<Vec<SurvivorReport>, StateError> {
-        let dir = self.root.join("recovery").join("reports");
-        let entries = match fs::read_dir(&dir) {
+        self.read_each(&self.root.join("recovery").join("reports"), |e| {
+            e.file_name().to_string_lossy().ends_with(".json").then(|| e.path())
+        })
+    }
+
+    /// The JSON file `path_of` picks for each entry of `dir` (none if `dir` does not exist).
+    fn read_each<T: DeserializeOwned>(
+        &self,
+        dir: &Path,
+        path_of: impl Fn(&fs::DirEntry) -> Option<PathBuf>,
+    ) -> Result<Vec<T>, StateError> {
+        let entries = match fs::read_dir(dir) {
             Ok(e) => e,
             Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(StateError::Io { path: dir, source: e }),
+            Err(e) => return Err(StateError::Io { path: dir.to_path_buf(), source: e }),
         };
         let mut out = Vec::new();
         for e in entries {
-            let e = e.map_err(io(&dir))?;
-            if e.file_name().to_string_lossy().ends_with(".json")
-                && let Some(r) = self.read_json::<SurvivorReport>(&e.path())?
+            let e = e.map_err(io(dir))?;
+            if let Some(p) = path_of(&e)
+                && let Some(v) = self.read_json(&p)?
             {
-                out.push(r);
+                out.push(v);
             }
         }
         Ok(out)
@@ -582,20 +592,7 @@ impl StateDir {
 
     /// Every backup with a manifest.
     pub fn backups(&self) -> Result<Vec<zkpilot_core::backup::Manifest>, StateError> {
-        let dir = self.backups_dir();
-        let entries = match fs::read_dir(&dir) {
-            Ok(e) => e,
-            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(StateError::Io { path: dir, source: e }),
-        };
-        let mut out = Vec::new();
-        for e in entries {
-            let e = e.map_err(io(&dir))?;
-            if let Some(m) = self.read_json(&e.path().join("manifest.json"))? {
-                out.push(m);
-            }
-        }
-        Ok(out)
+        self.read_each(&self.backups_dir(), |e| Some(e.path().join("manifest.json")))
     }
 
     /// Deletes a backup, manifest first.

@@ -218,8 +218,7 @@ impl<B: Backend, Z: Zookeeper, C: Clock> Agent<B, Z, C> {
         if local.contains(&crate::api::Change::Backup) {
             self.take_backup(zkpilot_core::backup::BackupReason::Manual, None).await;
         }
-        let restarts: Vec<_> = local.iter().filter(|c| **c == crate::api::Change::RestartServer).collect();
-        if !restarts.is_empty() && self.server.is_some() {
+        if local.contains(&crate::api::Change::RestartServer) && self.server.is_some() {
             // Graceful: SIGTERM, then start again with the same files; the ensemble sees one
             // member leave and come back, exactly as in a rolling restart by hand.
             let started = Instant::now();
