@@ -9,12 +9,13 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::path::Path;
 use std::process::Stdio;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use tokio::process::{Child, Command};
 use zkpilot_core::model::{InstanceId, InstanceState};
+use zkpilot_core::ports::epoch_ms;
 
 use crate::state::{GroupSpec, InstanceRecord, StateDir, StateError};
 
@@ -24,10 +25,6 @@ pub type RenderAgentConfig = Box<dyn Fn(&GroupSpec, &InstanceRecord, &StateDir) 
 
 /// Highest launch sequence: the last octet of a loopback address.
 pub const MAX_SEQ: u32 = 254;
-
-fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
-}
 
 /// Signals a process group, ignoring "no such process".
 pub fn signal_group(pid: u32, sig: Signal) {
@@ -196,7 +193,7 @@ impl Controller {
             zone,
             state: InstanceState::Running,
             agent_pid: None,
-            launched_ms: now_ms(),
+            launched_ms: epoch_ms(),
         };
         std::fs::create_dir_all(self.dir.instance_dir(&rec.id))
             .map_err(|e| StateError::Io { path: self.dir.instance_dir(&rec.id), source: e })?;
