@@ -43,7 +43,7 @@ pub enum AgentError {
     Install(#[from] InstallError),
     /// The secret file is unusable.
     #[error("{0}")]
-    Secret(String),
+    Secret(zkpilot_zk::SecretError),
     /// A port failed in a way the agent cannot wait out.
     #[error(transparent)]
     Port(#[from] PortError),

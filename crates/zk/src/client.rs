@@ -26,14 +26,15 @@ impl fmt::Debug for Secret {
 
 impl Secret {
     /// Reads the secret file: first line, trimmed; must be non-empty.
-    pub fn from_file(path: &Path) -> Result<Self, String> {
-        let text = std::fs::read_to_string(path).map_err(|e| format!("secret file {}: {e}", path.display()))?;
+    pub fn from_file(path: &Path) -> Result<Self, SecretError> {
+        let error = |why| SecretError { path: path.to_path_buf(), why };
+        let text = std::fs::read_to_string(path).map_err(|e| error(SecretProblem::Unreadable(e)))?;
         let s = text.lines().next().unwrap_or("").trim().to_string();
         if s.is_empty() {
-            return Err(format!("secret file {}: empty", path.display()));
+            return Err(error(SecretProblem::Empty));
         }
         if s.contains(':') {
-            return Err(format!("secret file {}: must not contain ':'", path.display()));
+            return Err(error(SecretProblem::Colon));
         }
         Ok(Self(s))
     }
@@ -53,6 +54,31 @@ impl Secret {
     fn auth(&self) -> Vec<u8> {
         format!("super:{}", self.0).into_bytes()
     }
+}
+
+/// A secret file zkpilot cannot use; names the file. The secret itself is never in the message.
+#[derive(Debug, thiserror::Error)]
+#[error("secret file {}: {why}", path.display())]
+pub struct SecretError {
+    /// The file.
+    pub path: std::path::PathBuf,
+    /// What is wrong with it.
+    pub why: SecretProblem,
+}
+
+/// What is wrong with a secret file.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SecretProblem {
+    /// It cannot be read.
+    #[error("{0}")]
+    Unreadable(std::io::Error),
+    /// Its first line is blank.
+    #[error("empty")]
+    Empty,
+    /// It contains `:`, the separator of the `super:<password>` digest credential.
+    #[error("must not contain ':'")]
+    Colon,
 }
 
 /// Znode written to confirm that a reconfig is active everywhere.

@@ -21,7 +21,7 @@ pub mod position;
 pub mod probe;
 pub mod zoo_cfg;
 
-pub use client::{Secret, ZkClient};
+pub use client::{Secret, SecretError, SecretProblem, ZkClient};
 pub use files::{FilesError, LocalState, Stamp};
 pub use install::{Install, InstallError};
 pub use zoo_cfg::ZooCfg;
