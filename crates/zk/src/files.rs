@@ -257,7 +257,9 @@ fn prepare(
         write_atomic(&layout.initialize(), b"")?;
     }
     // No hex suffix: version 0, so the first leader stamps its NEWLEADER zxid and any established
-    // config outranks this one during election gossip (reference/zookeeper-reconfig.md §1.7).
+    // config outranks this one during election gossip (ZooKeeper's Leader.java re-stamps the
+    // established config with the NEWLEADER zxid for exactly this; Dynamic Reconfiguration guide,
+    // "Adding servers").
     let dynamic = layout.conf_dir().join("zoo.cfg.dynamic");
     write_atomic(&dynamic, initial.render_dynamic().as_bytes())?;
     let mut cfg = ZooCfg::new();
@@ -341,7 +343,7 @@ pub fn dynamic_version(path: &Path) -> u64 {
         .unwrap_or(0)
 }
 
-/// Quorum-loss rebuild on the chosen survivor (reference/zookeeper-reconfig.md §3.3): a fresh
+/// Quorum-loss rebuild on the chosen survivor (README "Quorum-loss recovery"): a fresh
 /// version-less dynamic file listing only this server, so the first leader stamps it with a zxid
 /// of the new epoch (never a hand-picked version: a too-high one makes every later reconfig a
 /// silent no-op); a pending `zoo.cfg.dynamic.next` is removed, or the new leader would try to
