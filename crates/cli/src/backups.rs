@@ -104,7 +104,7 @@ pub async fn restore(args: RestoreArgs) -> anyhow::Result<()> {
     let source = LocalBackend::open_store(&args.from).with_context(|| format!("--from {}", args.from.display()))?;
     // Before anything is created for the new group: a restore that cannot find its backup leaves
     // no half-made group behind.
-    zkpilot_runtime::backup::find(&source, &args.backup)
+    zkpilot_runtime::backup_store::find(&source, &args.backup)
         .await
         .with_context(|| format!("--from {} --backup {}", args.from.display(), args.backup))?;
     let view = local::up_seeded(&args.up, Some(local::Seed { from: &source, backup: &args.backup })).await?;
@@ -155,8 +155,8 @@ pub async fn seed<S: Backend, D: Backend>(from: &S, to: &D, backup: &str, scratc
     if let Some(m) = to.cluster_marker().await? {
         bail!("the target already has an ensemble (cluster {}); restore into a new cluster", m.cluster_id);
     }
-    let manifest = zkpilot_runtime::backup::find(from, backup).await?;
-    zkpilot_runtime::backup::copy(from, to, &manifest, scratch).await?;
+    let manifest = zkpilot_runtime::backup_store::find(from, backup).await?;
+    zkpilot_runtime::backup_store::copy(from, to, &manifest, scratch).await?;
     to.put_restore_seed(&manifest.name).await?;
     Ok(())
 }

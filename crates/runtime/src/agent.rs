@@ -43,7 +43,7 @@ pub enum AgentError {
     Install(#[from] InstallError),
     /// The secret file is unusable.
     #[error("{0}")]
-    Secret(String),
+    Secret(zkpilot_zk::SecretError),
     /// A port failed in a way the agent cannot wait out.
     #[error(transparent)]
     Port(#[from] PortError),
@@ -634,7 +634,7 @@ impl<B: Backend, Z: Zookeeper, C: Clock> Agent<B, Z, C> {
         let own = self.cfg.static_keys(&self.secret.super_digest());
         let Some(text) = self.backend.base_config().await? else { return Ok(own) };
         let base = zkpilot_zk::ZooCfg::parse(&text, std::path::Path::new("<backend base.cfg>"))?;
-        let (merged, ignored) = crate::config::merge_base(&own, &base);
+        let (merged, ignored) = zkpilot_zk::zoo_cfg::merge_base(&own, &base);
         if !ignored.is_empty() {
             tracing::warn!(
                 ?ignored,

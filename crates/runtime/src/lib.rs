@@ -20,7 +20,7 @@
 
 pub mod agent;
 pub mod api;
-pub mod backup;
+pub mod backup_store;
 pub mod config;
 pub mod names;
 pub mod observe;

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use zkpilot_core::model::{EnsembleConfig, InstanceState, ServerId};
 use zkpilot_core::observed::{Health, Observed};
-use zkpilot_core::ports::{Backend, Zookeeper};
+use zkpilot_core::ports::{Group, Zookeeper};
 
 /// Remembers since when each server has been serving, across passes.
 #[derive(Debug, Default, Clone)]
@@ -17,14 +17,14 @@ pub struct Observer {
 
 impl Observer {
     /// One snapshot. `client_port` is used for instances not (yet) in the config.
-    pub async fn observe<B: Backend, Z: Zookeeper>(
+    pub async fn observe<G: Group, Z: Zookeeper>(
         &mut self,
-        backend: &B,
+        group: &G,
         zk: &Z,
         client_port: u16,
         now_ms: u64,
     ) -> Observed {
-        let instances = backend.instances().await.ok();
+        let instances = group.instances().await.ok();
         let mut targets: BTreeMap<ServerId, String> = BTreeMap::new();
         for i in instances.iter().flatten() {
             if let (Some(id), false) = (i.server_id, i.state == InstanceState::Terminated) {
@@ -60,7 +60,7 @@ impl Observer {
                 self.down_since.entry(*id).or_insert(now_ms);
             }
         }
-        let desired = backend.desired_capacity().await.ok();
+        let desired = group.desired_capacity().await.ok();
         Observed { config, instances, health, down_since: self.down_since.clone(), desired }
     }
 }

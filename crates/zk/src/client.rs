@@ -26,14 +26,15 @@ impl fmt::Debug for Secret {
 
 impl Secret {
     /// Reads the secret file: first line, trimmed; must be non-empty.
-    pub fn from_file(path: &Path) -> Result<Self, String> {
-        let text = std::fs::read_to_string(path).map_err(|e| format!("secret file {}: {e}", path.display()))?;
+    pub fn from_file(path: &Path) -> Result<Self, SecretError> {
+        let error = |why| SecretError { path: path.to_path_buf(), why };
+        let text = std::fs::read_to_string(path).map_err(|e| error(SecretProblem::Unreadable(e)))?;
         let s = text.lines().next().unwrap_or("").trim().to_string();
         if s.is_empty() {
-            return Err(format!("secret file {}: empty", path.display()));
+            return Err(error(SecretProblem::Empty));
         }
         if s.contains(':') {
-            return Err(format!("secret file {}: must not contain ':'", path.display()));
+            return Err(error(SecretProblem::Colon));
         }
         Ok(Self(s))
     }
@@ -55,6 +56,31 @@ impl Secret {
     }
 }
 
+/// A secret file zkpilot cannot use; names the file. The secret itself is never in the message.
+#[derive(Debug, thiserror::Error)]
+#[error("secret file {}: {why}", path.display())]
+pub struct SecretError {
+    /// The file.
+    pub path: std::path::PathBuf,
+    /// What is wrong with it.
+    pub why: SecretProblem,
+}
+
+/// What is wrong with a secret file.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SecretProblem {
+    /// It cannot be read.
+    #[error("{0}")]
+    Unreadable(std::io::Error),
+    /// Its first line is blank.
+    #[error("empty")]
+    Empty,
+    /// It contains `:`, the separator of the `super:<password>` digest credential.
+    #[error("must not contain ':'")]
+    Colon,
+}
+
 /// Znode written to confirm that a reconfig is active everywhere.
 pub const CONFIRM_PATH: &str = "/zkpilot-confirm";
 
@@ -65,7 +91,8 @@ pub struct ZkClient {
     session: Mutex<Option<(String, zk::Client)>>,
 }
 
-/// ZooKeeper error codes the client crate does not name (reference/crates.md).
+/// ZooKeeper error codes the client crate does not name (`KeeperException.Code` NEWCONFIGNOQUORUM
+/// and RECONFIGINPROGRESS); `zookeeper-client` returns them as `Error::UnexpectedErrorCode`.
 const NEW_CONFIG_NO_QUORUM: i32 = -13;
 const RECONFIG_IN_PROGRESS: i32 = -14;
 
@@ -190,8 +217,8 @@ mod tests {
 
     #[test]
     fn super_digest_matches_zookeeper() {
-        // Value printed by ZooKeeper's DigestAuthenticationProvider for super:secret
-        // (reference/zookeeper-local-lab.md §2.1).
+        // Value printed by ZooKeeper's own generator for super:secret:
+        // `java -cp zookeeper.jar org.apache.zookeeper.server.auth.DigestAuthenticationProvider super:secret`.
         assert_eq!(Secret::new("secret").super_digest(), "super:lK75jTNcA+U9vtVEw5vB51mj/w4=");
         assert_eq!(format!("{:?}", Secret::new("secret")), "Secret(<redacted>)");
     }

@@ -1,10 +1,5 @@
 //! zoo.cfg, the dynamic file, `myid`, the data stamp: reading them strictly, writing them atomically.
-//!
-//! Why a parser of our own rather than `java-properties`: zkpilot must edit zoo.cfg in place,
-//! keeping ZooKeeper's own `dynamicConfigFile=` rewrite, key order and comments, and must reject
-//! malformed input with a file and line number. ZooKeeper writes plain `key=value` lines (no
-//! escapes), and a line-preserving reader for that is a few dozen lines; `java-properties` would
-//! accept almost any text (a line with no `=` is a key) and re-escape `:` in server lines on write.
+//! zoo.cfg's own parser and which keys zkpilot writes into it are in [`crate::zoo_cfg`].
 
 use std::fs;
 use std::io::Write;
@@ -12,6 +7,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use zkpilot_core::model::{EnsembleConfig, ServerId, ServerSpec};
+
+pub use crate::zoo_cfg::ZooCfg;
 
 /// A file that could not be read, parsed or written; names the file (and line) and leaves it as it
 /// was.
@@ -64,111 +61,6 @@ pub fn write_atomic(path: &Path, content: &[u8]) -> Result<(), FilesError> {
     f.write_all(content).map_err(io(&tmp))?;
     f.sync_all().map_err(io(&tmp))?;
     fs::rename(&tmp, path).map_err(io(path))
-}
-
-/// zoo.cfg as an ordered list of lines, edited in place.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ZooCfg {
-    lines: Vec<Line>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Line {
-    Verbatim(String),
-    Entry(String, String),
-}
-
-impl ZooCfg {
-    /// An empty file.
-    pub fn new() -> Self {
-        Self { lines: Vec::new() }
-    }
-
-    /// Parses zoo.cfg text; `path` is only used in errors.
-    pub fn parse(text: &str, path: &Path) -> Result<Self, FilesError> {
-        let mut lines = Vec::new();
-        let mut seen = std::collections::BTreeSet::new();
-        for (n, raw) in text.lines().enumerate() {
-            let trimmed = raw.trim();
-            if trimmed.is_empty() || trimmed.starts_with('#') || trimmed.starts_with('!') {
-                lines.push(Line::Verbatim(raw.to_string()));
-                continue;
-            }
-            let malformed = |why: String| FilesError::Malformed { path: path.to_path_buf(), line: n + 1, why };
-            let (k, v) =
-                trimmed.split_once('=').ok_or_else(|| malformed(format!("expected key=value, found {trimmed:?}")))?;
-            let key = k.trim();
-            if key.is_empty() || key.contains(char::is_whitespace) {
-                return Err(malformed(format!("invalid key {key:?}")));
-            }
-            if !seen.insert(key.to_string()) {
-                return Err(malformed(format!("duplicate key {key:?}")));
-            }
-            lines.push(Line::Entry(key.to_string(), v.trim().to_string()));
-        }
-        Ok(Self { lines })
-    }
-
-    /// Reads and parses a file.
-    pub fn read(path: &Path) -> Result<Self, FilesError> {
-        let text = fs::read_to_string(path).map_err(io(path))?;
-        Self::parse(&text, path)
-    }
-
-    /// Value of `key`.
-    pub fn get(&self, key: &str) -> Option<&str> {
-        self.lines.iter().find_map(|l| match l {
-            Line::Entry(k, v) if k == key => Some(v.as_str()),
-            _ => None,
-        })
-    }
-
-    /// Every `key=value` entry, in file order.
-    pub fn entries(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.lines.iter().filter_map(|l| match l {
-            Line::Entry(k, v) => Some((k.as_str(), v.as_str())),
-            Line::Verbatim(_) => None,
-        })
-    }
-
-    /// Sets `key`, in place if present, appended otherwise. Returns whether anything changed.
-    pub fn set(&mut self, key: &str, value: &str) -> bool {
-        for l in &mut self.lines {
-            if let Line::Entry(k, v) = l
-                && k == key
-            {
-                if v == value {
-                    return false;
-                }
-                *v = value.to_string();
-                return true;
-            }
-        }
-        self.lines.push(Line::Entry(key.to_string(), value.to_string()));
-        true
-    }
-
-    /// Adds a comment line.
-    pub fn comment(&mut self, text: &str) {
-        self.lines.push(Line::Verbatim(format!("# {text}")));
-    }
-
-    /// Renders the file.
-    pub fn render(&self) -> String {
-        self.lines
-            .iter()
-            .map(|l| match l {
-                Line::Verbatim(s) => format!("{s}\n"),
-                Line::Entry(k, v) => format!("{k}={v}\n"),
-            })
-            .collect()
-    }
-}
-
-impl Default for ZooCfg {
-    fn default() -> Self {
-        Self::new()
-    }
 }
 
 /// Written into every data dir: which ensemble and which server the data belongs to. A server
@@ -365,7 +257,9 @@ fn prepare(
         write_atomic(&layout.initialize(), b"")?;
     }
     // No hex suffix: version 0, so the first leader stamps its NEWLEADER zxid and any established
-    // config outranks this one during election gossip (reference/zookeeper-reconfig.md §1.7).
+    // config outranks this one during election gossip (ZooKeeper's Leader.java re-stamps the
+    // established config with the NEWLEADER zxid for exactly this; Dynamic Reconfiguration guide,
+    // "Adding servers").
     let dynamic = layout.conf_dir().join("zoo.cfg.dynamic");
     write_atomic(&dynamic, initial.render_dynamic().as_bytes())?;
     let mut cfg = ZooCfg::new();
@@ -449,7 +343,7 @@ pub fn dynamic_version(path: &Path) -> u64 {
         .unwrap_or(0)
 }
 
-/// Quorum-loss rebuild on the chosen survivor (reference/zookeeper-reconfig.md §3.3): a fresh
+/// Quorum-loss rebuild on the chosen survivor (README "Quorum-loss recovery"): a fresh
 /// version-less dynamic file listing only this server, so the first leader stamps it with a zxid
 /// of the new epoch (never a hand-picked version: a too-high one makes every later reconfig a
 /// silent no-op); a pending `zoo.cfg.dynamic.next` is removed, or the new leader would try to
@@ -474,24 +368,6 @@ pub fn rebuild_alone(layout: &Layout, state: &mut LocalState, me: &ServerSpec) -
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn zoo_cfg_edits_in_place_and_keeps_comments() {
-        let text = "# mine\ntickTime=2000\ndynamicConfigFile=/x/zoo.cfg.dynamic.100000000\n";
-        let mut c = ZooCfg::parse(text, Path::new("zoo.cfg")).expect("parses");
-        assert!(!c.set("tickTime", "2000"));
-        assert!(c.set("tickTime", "1000"));
-        assert!(c.set("initLimit", "10"));
-        assert_eq!(c.render(), "# mine\ntickTime=1000\ndynamicConfigFile=/x/zoo.cfg.dynamic.100000000\ninitLimit=10\n");
-    }
-
-    #[test]
-    fn zoo_cfg_errors_name_file_and_line() {
-        let err = ZooCfg::parse("a=1\nthis is not a property\n", Path::new("/c/zoo.cfg")).expect_err("malformed");
-        assert_eq!(err.to_string(), "/c/zoo.cfg:2: expected key=value, found \"this is not a property\"");
-        let dup = ZooCfg::parse("a=1\na=2\n", Path::new("z")).expect_err("duplicate");
-        assert!(dup.to_string().contains("duplicate key"));
-    }
 
     fn sample() -> EnsembleConfig {
         EnsembleConfig::parse("server.1=127.0.0.1:2888:3888:participant;127.0.0.1:2181").expect("valid")

@@ -3,7 +3,8 @@
 //! Two layouts are recognised:
 //! * Debian's package (`/usr/share/java/zookeeper.jar`). Its default classpath lacks an slf4j
 //!   binding (nothing is logged) and the servlet API (the AdminServer silently does not start), so
-//!   both are added (reference/zookeeper-local-lab.md §1).
+//!   both are added (Debian's own `zkEnv.sh` hard-codes the classpath to `zookeeper.jar`, and its
+//!   scripts start a server that logs nothing and has no AdminServer).
 //! * An Apache binary tarball (`<home>/lib/zookeeper-3.x.y.jar` and its dependencies in `lib/`),
 //!   3.5 to 3.9; 3.8+ log through logback, older ones through log4j, and zkpilot writes a console
 //!   configuration for both.

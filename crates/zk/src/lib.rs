@@ -1,9 +1,12 @@
 //! ZooKeeper port of zkpilot.
 //!
-//! * [`files`]: zoo.cfg and the dynamic file. zkpilot owns zoo.cfg's static keys, but ZooKeeper
-//!   rewrites the file after every committed config (it repoints `dynamicConfigFile=` to
-//!   `zoo.cfg.dynamic.<version>`); that line is never re-templated (reference/zookeeper-reconfig.md
-//!   §1.3, §8.5), or a restarted server rolls back to a stale membership and splits the brain.
+//! * [`zoo_cfg`]: the zoo.cfg parser and zkpilot's policy for the file: the static keys it owns,
+//!   the keys a shared base config may not set, the merge of the two.
+//! * [`files`]: zoo.cfg and the dynamic file on disk. zkpilot owns zoo.cfg's static keys, but
+//!   ZooKeeper rewrites the file after every committed config (it repoints `dynamicConfigFile=` to
+//!   `zoo.cfg.dynamic.<version>`); that line is never re-templated (ZooKeeper Dynamic
+//!   Reconfiguration guide, "Dynamic configuration file"), or a restarted server rolls back to a
+//!   stale membership and splits the brain.
 //! * [`probe`]: the `srvr`/`mntr` four-letter words and AdminServer JSON.
 //! * [`client`]: the reconfig client (`zookeeper-client`), implementing the core's `Zookeeper` port.
 //! * [`install`]: where ZooKeeper's jars are and how the JVM is launched.
@@ -16,7 +19,9 @@ pub mod files;
 pub mod install;
 pub mod position;
 pub mod probe;
+pub mod zoo_cfg;
 
-pub use client::{Secret, ZkClient};
-pub use files::{FilesError, LocalState, Stamp, ZooCfg};
+pub use client::{Secret, SecretError, SecretProblem, ZkClient};
+pub use files::{FilesError, LocalState, Stamp};
 pub use install::{Install, InstallError};
+pub use zoo_cfg::ZooCfg;

@@ -1,6 +1,7 @@
 //! A stopped server's position in the history, read from its data dir: `currentEpoch` and the last
-//! logged zxid. A LOOKING server answers no probe (reference/zookeeper-reconfig.md §3.2), so the
-//! quorum-loss survivor is chosen from these, in the election's own order.
+//! logged zxid. A LOOKING server answers no probe ("This ZooKeeper instance is not currently
+//! serving requests"), so the quorum-loss survivor is chosen from these, in the election's own
+//! order (ZooKeeper's `FastLeaderElection.totalOrderPredicate`: epoch, then zxid, then id).
 //!
 //! Why a reader of our own: no crate reads ZooKeeper's transaction logs, and the part needed is
 //! small and stable since 3.0 (FileTxnLog's javadoc): a 16-byte header (`ZKLG`, version, dbid),

@@ -67,19 +67,46 @@ pub async fn mntr(address: &str) -> std::io::Result<BTreeMap<String, String>> {
         .collect())
 }
 
+/// An AdminServer command that got no usable answer.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AdminError {
+    /// The HTTP client could not be built (once per process; e.g. no TLS backend).
+    #[error("AdminServer client")]
+    Client(#[source] std::sync::Arc<reqwest::Error>),
+    /// No answer, or not JSON.
+    #[error("{url}")]
+    Request {
+        /// The command's URL.
+        url: String,
+        /// Underlying error.
+        #[source]
+        source: reqwest::Error,
+    },
+    /// ZooKeeper answered with its `error` field set (e.g. "not currently serving requests").
+    #[error("{url}: {why}")]
+    Refused {
+        /// The command's URL.
+        url: String,
+        /// ZooKeeper's `error` text.
+        why: String,
+    },
+}
+
 /// One AdminServer command (`http://host:port/commands/<name>`). ZooKeeper answers HTTP 200 with
 /// an `error` field when it is not serving, so that field is checked, not the status.
-pub async fn admin_command(host: &str, port: u16, command: &str) -> Result<serde_json::Value, String> {
-    static CLIENT: std::sync::OnceLock<Result<reqwest::Client, String>> = std::sync::OnceLock::new();
+pub async fn admin_command(host: &str, port: u16, command: &str) -> Result<serde_json::Value, AdminError> {
+    type Built = Result<reqwest::Client, std::sync::Arc<reqwest::Error>>;
+    static CLIENT: std::sync::OnceLock<Built> = std::sync::OnceLock::new();
     let client = CLIENT
-        .get_or_init(|| reqwest::Client::builder().timeout(PROBE_TIMEOUT).build().map_err(|e| e.to_string()))
+        .get_or_init(|| reqwest::Client::builder().timeout(PROBE_TIMEOUT).build().map_err(std::sync::Arc::new))
         .as_ref()
-        .map_err(Clone::clone)?;
+        .map_err(|e| AdminError::Client(e.clone()))?;
     let url = format!("http://{host}:{port}/commands/{command}");
-    let v: serde_json::Value =
-        client.get(&url).send().await.map_err(|e| e.to_string())?.json().await.map_err(|e| e.to_string())?;
+    let answer = async { client.get(&url).send().await?.json::<serde_json::Value>().await }.await;
+    let v = answer.map_err(|source| AdminError::Request { url: url.clone(), source })?;
     match v.get("error") {
-        Some(serde_json::Value::String(e)) => Err(format!("{url}: {e}")),
+        Some(serde_json::Value::String(why)) => Err(AdminError::Refused { url, why: why.clone() }),
         _ => Ok(v),
     }
 }

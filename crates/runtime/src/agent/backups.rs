@@ -10,7 +10,7 @@ use zkpilot_core::ports::{Backend, Clock, ClusterMarker, Zookeeper};
 use zkpilot_zk::files::{self, LocalState, Stamp};
 
 use super::{Agent, AgentError};
-use crate::backup::{self, Origin};
+use crate::backup_store::{self, Origin};
 
 impl<B: Backend, Z: Zookeeper, C: Clock> Agent<B, Z, C> {
     /// Backs up this agent's server and records the outcome as an event. Never fails the pass: a
@@ -21,7 +21,8 @@ impl<B: Backend, Z: Zookeeper, C: Clock> Agent<B, Z, C> {
             Ok(Some(state)) => {
                 let origin = Origin { cluster_id: state.stamp.cluster_id, server_id: state.myid, config_version };
                 let now = self.clock.now_ms();
-                match backup::take(&self.backend, &self.layout, &origin, reason, self.cfg.backup.keep, now).await {
+                match backup_store::take(&self.backend, &self.layout, &origin, reason, self.cfg.backup.keep, now).await
+                {
                     Ok(Some(m)) => {
                         self.counters.backups += 1;
                         self.newest_backup_ms = Some(now);
@@ -90,7 +91,7 @@ impl<B: Backend, Z: Zookeeper, C: Clock> Agent<B, Z, C> {
         keys: &[(String, String)],
         cfg: &zkpilot_core::EnsembleConfig,
     ) -> Result<Option<String>, AgentError> {
-        let manifest = match backup::find(&self.backend, backup_name).await {
+        let manifest = match backup_store::find(&self.backend, backup_name).await {
             Ok(m) => m,
             Err(e) => return Ok(Some(format!("restore of backup {backup_name}: {e}"))),
         };
@@ -101,7 +102,7 @@ impl<B: Backend, Z: Zookeeper, C: Clock> Agent<B, Z, C> {
             return Ok(Some(format!("restore: {}: {e}", staging.display())));
         }
         let started = Instant::now();
-        if let Err(e) = backup::fetch(&self.backend, &manifest, &staging).await {
+        if let Err(e) = backup_store::fetch(&self.backend, &manifest, &staging).await {
             return Ok(Some(format!("restore of backup {backup_name}: {e}")));
         }
         let stamp = Stamp { cluster_id: marker.cluster_id.clone(), server_id: id };

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use zkpilot_core::backup::{self, BackupReason, Manifest};
-use zkpilot_core::ports::{Backend, PortError};
+use zkpilot_core::ports::{PortError, Store};
 use zkpilot_zk::FilesError;
 use zkpilot_zk::files::Layout;
 
@@ -64,8 +64,8 @@ pub struct Origin {
 /// Takes a backup of the server in `layout` (running or not) and stores it, manifest last; then
 /// deletes what retention drops. `None` when the server has no complete snapshot yet. The staged
 /// copy lives in `<base>/backup-staging` (only copies; removed afterwards).
-pub async fn take<B: Backend>(
-    backend: &B,
+pub async fn take<S: Store>(
+    store: &S,
     layout: &Layout,
     origin: &Origin,
     reason: BackupReason,
@@ -89,45 +89,45 @@ pub async fn take<B: Backend>(
         config_version: origin.config_version,
         files: staged.files,
     };
-    let stored = store(backend, &manifest, &staging).await;
+    let stored = put_all(store, &manifest, &staging).await;
     remove_dir(&staging)?;
     stored?;
-    prune(backend, keep).await?;
+    prune(store, keep).await?;
     Ok(Some(manifest))
 }
 
 /// Puts every file of `manifest` from `dir`, then the manifest.
-async fn store<B: Backend>(backend: &B, manifest: &Manifest, dir: &Path) -> Result<(), BackupError> {
+async fn put_all<S: Store>(store: &S, manifest: &Manifest, dir: &Path) -> Result<(), BackupError> {
     for f in &manifest.files {
-        backend.backup_put(&manifest.name, &f.name, &dir.join(&f.name)).await?;
+        store.backup_put(&manifest.name, &f.name, &dir.join(&f.name)).await?;
     }
     let path = dir.join("manifest.json");
     let json = serde_json::to_vec_pretty(manifest)
         .map_err(|e| BackupError::Other { path: path.clone(), why: e.to_string() })?;
     tokio::fs::write(&path, json).await.map_err(|e| BackupError::Other { path: path.clone(), why: e.to_string() })?;
-    backend.backup_put(&manifest.name, "manifest.json", &path).await?;
+    store.backup_put(&manifest.name, "manifest.json", &path).await?;
     Ok(())
 }
 
 /// Deletes the backups retention drops.
-pub async fn prune<B: Backend>(backend: &B, keep: usize) -> Result<Vec<String>, BackupError> {
-    let all = backend.backups().await?;
+pub async fn prune<S: Store>(store: &S, keep: usize) -> Result<Vec<String>, BackupError> {
+    let all = store.backups().await?;
     let drop = backup::to_delete(&all, keep);
     for name in &drop {
-        backend.backup_delete(name).await?;
+        store.backup_delete(name).await?;
     }
     Ok(drop)
 }
 
 /// Finds a backup by name or `latest`.
-pub async fn find<B: Backend>(backend: &B, wanted: &str) -> Result<Manifest, BackupError> {
-    let all = backend.backups().await?;
+pub async fn find<S: Store>(store: &S, wanted: &str) -> Result<Manifest, BackupError> {
+    let all = store.backups().await?;
     backup::pick(&all, wanted).cloned().ok_or_else(|| BackupError::NotFound(wanted.to_string()))
 }
 
 /// Fetches a backup's files into `into` (created; must not exist) and verifies sizes, checksums
 /// and that the files end at the manifest's last zxid.
-pub async fn fetch<B: Backend>(backend: &B, manifest: &Manifest, into: &Path) -> Result<(), BackupError> {
+pub async fn fetch<S: Store>(store: &S, manifest: &Manifest, into: &Path) -> Result<(), BackupError> {
     if into.exists() {
         return Err(BackupError::Other {
             path: into.to_path_buf(),
@@ -138,21 +138,21 @@ pub async fn fetch<B: Backend>(backend: &B, manifest: &Manifest, into: &Path) ->
         .await
         .map_err(|e| BackupError::Other { path: into.to_path_buf(), why: e.to_string() })?;
     for f in &manifest.files {
-        backend.backup_get(&manifest.name, &f.name, &into.join(&f.name)).await?;
+        store.backup_get(&manifest.name, &f.name, &into.join(&f.name)).await?;
     }
     let (dir, m) = (into.to_path_buf(), manifest.clone());
     blocking(move || zkpilot_zk::backup::verify(&dir, &m)).await
 }
 
 /// Copies a backup from one store to another through `scratch` (verified on the way).
-pub async fn copy<S: Backend, D: Backend>(
-    from: &S,
-    to: &D,
+pub async fn copy<F: Store, T: Store>(
+    from: &F,
+    to: &T,
     manifest: &Manifest,
     scratch: &Path,
 ) -> Result<(), BackupError> {
     fetch(from, manifest, scratch).await?;
-    let stored = store(to, manifest, scratch).await;
+    let stored = put_all(to, manifest, scratch).await;
     remove_dir(scratch)?;
     stored
 }
