@@ -15,7 +15,9 @@ use serde::{Deserialize, Serialize};
 use zkpilot_core::model::{InstanceId, ServerId};
 use zkpilot_core::ports::{ClusterMarker, PortError, PortResult};
 
-use crate::{AwsBackend, Claim, err, now_ms};
+use zkpilot_core::ports::epoch_ms;
+
+use crate::{AwsBackend, Claim, err};
 
 const MARKER_STREAM: &str = "cluster-marker";
 /// A claimer writes its event right after creating the stream; readers wait this long for it.
@@ -56,7 +58,7 @@ impl AwsBackend {
     async fn put_first_event(&self, stream: &str, body: String) -> PortResult<()> {
         let group = self.log_group()?;
         let event = InputLogEvent::builder()
-            .timestamp(now_ms() as i64)
+            .timestamp(i64::try_from(epoch_ms()).unwrap_or(i64::MAX))
             .message(body)
             .build()
             .map_err(|e| err("build log event", e))?;

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use zkpilot_core::model::{InstanceId, ServerId};
 use zkpilot_core::ports::{PortError, PortResult, Slot};
 
-use crate::{AwsBackend, Claim, err};
+use crate::{AwsBackend, Claim, discovery, err};
 
 /// Tag naming the cluster a slot resource belongs to.
 pub const TAG_CLUSTER: &str = "zkpilot:cluster";
@@ -83,7 +83,7 @@ impl AwsBackend {
 
     /// Current slot claims (`slots/<n>.json`).
     pub(crate) async fn slot_claims(&self) -> PortResult<BTreeMap<ServerId, Claim>> {
-        Ok(self.records("slots/").await?.into_iter().map(|(n, (c, _))| (n, c)).collect())
+        Ok(self.bucket.records("slots/", &self.claim_cache).await?.into_iter().map(|(n, (c, _))| (n, c)).collect())
     }
 
     /// Every complete slot (interface and volume) of the cluster. A slot whose interface and
@@ -146,8 +146,8 @@ impl AwsBackend {
 
     /// True if EC2 reports `instance` terminated or no longer knows it.
     async fn gone(&self, instance: &InstanceId) -> PortResult<bool> {
-        let ec2 = self.describe(std::slice::from_ref(&instance.0)).await?;
-        Ok(crate::gone_in_ec2(ec2.get(&instance.0)))
+        let ec2 = discovery::describe(&self.ec2, std::slice::from_ref(&instance.0)).await?;
+        Ok(discovery::gone_in_ec2(ec2.get(&instance.0)))
     }
 
     /// Claims a slot of `zone` for `instance` in S3 (the one it holds, else a never-claimed one,
@@ -155,21 +155,21 @@ impl AwsBackend {
     /// of the zone is held by a live instance.
     pub async fn take_slot(&self, instance: &InstanceId, zone: &str) -> PortResult<Option<SlotResources>> {
         let resources = self.slot_resources().await?;
-        let records = self.records("slots/").await?;
+        let records = self.bucket.records("slots/", &self.claim_cache).await?;
         let mine = records.iter().find(|(_, (c, _))| &c.instance == instance).map(|(n, _)| *n);
         let chosen = match mine {
             Some(n) => resources.get(&n).cloned(),
             None => {
                 let mut won = None;
                 for r in resources.values().filter(|r| r.zone == zone) {
-                    let key = self.key(&format!("slots/{}.json", r.id));
+                    let key = self.bucket.key(&format!("slots/{}.json", r.id));
                     let body = serde_json::to_vec(&Claim { instance: instance.clone(), address: r.address.clone() })
                         .map_err(|e| err("encode slot claim", e))?;
                     let taken = match records.get(&r.id) {
-                        None => self.put_if(&key, body, None).await?,
+                        None => self.bucket.put_if(&key, body, None).await?,
                         Some((holder, Some(etag))) if self.gone(&holder.instance).await? => {
                             tracing::info!(slot = %r.id, previous = %holder.instance, "taking over the slot of a gone instance");
-                            self.put_if(&key, body, Some(etag)).await?
+                            self.bucket.put_if(&key, body, Some(etag)).await?
                         }
                         Some(_) => false,
                     };
