@@ -197,6 +197,32 @@ pub fn fresh(i: &BootInputs) -> Fresh {
     Fresh::ProposeGenesis(claimed.into_iter().take(n).cloned().collect())
 }
 
+/// What a server with local state does while the backend does not answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Offline {
+    /// Start on the files as they are.
+    StartAsIs,
+    /// Wait for the backend.
+    Wait(String),
+}
+
+/// The backend does not answer, so neither the marker, the claim, the instance's state nor a
+/// serving config can be read. A server whose own dynamic file lists it starts on its files as
+/// they are: ZooKeeper rejoins (or re-forms) its quorum by itself, and an outage of the control
+/// plane must not keep the data plane down. Its refusals are checked at the next boot that reaches
+/// the backend; nothing is written meanwhile. A server its file does not list has no config of
+/// its own to start with: it waits.
+pub fn offline(lists_me: bool) -> Offline {
+    if lists_me {
+        Offline::StartAsIs
+    } else {
+        Offline::Wait(
+            "the backend does not answer and local state does not list this server: waiting to rejoin through it"
+                .into(),
+        )
+    }
+}
+
 /// Local state that contradicts the group: the agent refuses to start rather than touch it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Refusal {
@@ -382,6 +408,12 @@ mod tests {
         assert!(matches!(with_local(&i, true), WithLocal::Wait(_)));
         assert!(matches!(decide(&i, None), BootDecision::Fresh(Fresh::Wait(_))));
         assert!(matches!(decide(&i, Some(true)), BootDecision::WithLocal(WithLocal::Wait(_))));
+    }
+
+    #[test]
+    fn without_the_backend_only_a_listed_server_starts() {
+        assert_eq!(offline(true), Offline::StartAsIs);
+        assert!(matches!(offline(false), Offline::Wait(_)));
     }
 
     #[test]

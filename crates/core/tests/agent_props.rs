@@ -161,11 +161,15 @@ proptest! {
 
     #[test]
     fn a_running_agent_ends_only_on_a_read_config_without_it(
-        leaving in any::<bool>(), listed in listed(), lost in any::<bool>(), previous in phase(),
+        leaving in any::<bool>(), listed in listed(), lost in any::<bool>(), answered in any::<bool>(),
+        previous in phase(),
     ) {
-        let v = verdict(&Seen { leaving, listed, quorum_lost: lost }, &previous);
+        let v = verdict(&Seen { leaving, listed, quorum_lost: lost, backend_answered: answered }, &previous);
+        if phase_of(&v) == Some(&Phase::QuorumLost) {
+            prop_assert!(answered && lost, "quorum loss is said only from an answered backend");
+        }
         prop_assert_eq!(v == Verdict::Removed, leaving && listed == Listed::No);
-        if listed == Listed::Unknown && !lost && !leaving && previous == Phase::Member {
+        if listed == Listed::Unknown && !(lost && answered) && !leaving && previous == Phase::Member {
             prop_assert_eq!(phase_of(&v), Some(&Phase::Member), "one unreadable config never demotes a member");
         }
         if listed == Listed::Yes && !leaving {

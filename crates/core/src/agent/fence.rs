@@ -12,11 +12,12 @@ pub struct QuorumClock {
 
 impl QuorumClock {
     /// One observation at `now_ms`: a readable config resets the clock; the first pass without
-    /// one starts it.
-    pub fn observe(&mut self, config_readable: bool, now_ms: u64) {
+    /// one starts it, if the backend's instances were read. Without them no server was probed, so
+    /// a missing config is no evidence of a quorum loss and the clock is left as it is.
+    pub fn observe(&mut self, config_readable: bool, instances_read: bool, now_ms: u64) {
         if config_readable {
             self.since_ms = None;
-        } else if self.since_ms.is_none() {
+        } else if instances_read && self.since_ms.is_none() {
             self.since_ms = Some(now_ms);
         }
     }
@@ -102,13 +103,15 @@ mod tests {
     #[test]
     fn the_quorum_clock_starts_on_the_first_pass_without_a_config() {
         let mut q = QuorumClock::default();
-        q.observe(false, 1_000);
-        q.observe(false, 5_000);
+        q.observe(false, false, 500);
+        assert!(!q.lost_for(0, 500), "a silent backend starts nothing: no server was probed");
+        q.observe(false, true, 1_000);
+        q.observe(false, true, 5_000);
         assert!(!q.lost_for(10_000, 10_999));
         assert!(q.lost_for(10_000, 11_000), "measured from the first pass without a config");
-        q.observe(true, 11_000);
+        q.observe(true, true, 11_000);
         assert!(!q.lost_for(0, 20_000), "a config read resets it");
-        q.observe(false, 12_000);
+        q.observe(false, true, 12_000);
         q.reset();
         assert!(!q.lost_for(0, 99_000));
     }

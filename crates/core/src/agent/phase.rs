@@ -60,6 +60,9 @@ pub struct Seen {
     pub listed: Listed,
     /// No member has served for the quorum-loss debounce time.
     pub quorum_lost: bool,
+    /// The backend answered this pass (its instances were read). Without them no server is
+    /// probed, so an unread config says nothing about the ensemble.
+    pub backend_answered: bool,
 }
 
 /// What the pass ends with.
@@ -84,6 +87,7 @@ pub enum Verdict {
 /// committed config (normal for a moment while a reconfig moves the leader) does not demote a
 /// member: `previous` [`Phase::Member`] stays a member, with the reason in the detail, so healthy
 /// members do not briefly publish "not a member yet" (and the group 0 voters) during a scale-out.
+/// Quorum loss is only said when the backend answered: with it silent nothing was probed.
 pub fn verdict(seen: &Seen, previous: &Phase) -> Verdict {
     let stay = |phase, detail: &str| Verdict::Stay { phase, detail: detail.to_string() };
     match (seen.leaving, seen.listed) {
@@ -92,9 +96,13 @@ pub fn verdict(seen: &Seen, previous: &Phase) -> Verdict {
         (true, _) => stay(Phase::Leaving, "instance terminating; waiting for its server's removal"),
         (false, Listed::Yes) => stay(Phase::Member, ""),
         (false, Listed::No) => stay(Phase::Joining, JOINING),
-        (false, Listed::Unknown) if seen.quorum_lost => {
+        (false, Listed::Unknown) if seen.quorum_lost && seen.backend_answered => {
             stay(Phase::QuorumLost, "no member serves although the ensemble exists; waiting, nothing is wiped")
         }
+        (false, Listed::Unknown) if *previous == Phase::Member && !seen.backend_answered => stay(
+            Phase::Member,
+            "the backend does not answer, so membership is unknown this pass; the last config read listed this server",
+        ),
         (false, Listed::Unknown) if *previous == Phase::Member => stay(
             Phase::Member,
             "the committed config could not be read this pass (normal for a moment during a reconfig); the last \
@@ -128,7 +136,7 @@ mod tests {
     ];
 
     fn seen(leaving: bool, listed: Listed, quorum_lost: bool) -> Seen {
-        Seen { leaving, listed, quorum_lost }
+        Seen { leaving, listed, quorum_lost, backend_answered: true }
     }
 
     fn phase(v: Verdict) -> Phase {
@@ -156,6 +164,15 @@ mod tests {
     #[test]
     fn a_long_quorum_loss_wins_over_the_last_known_membership() {
         assert_eq!(phase(verdict(&seen(false, Listed::Unknown, true), &Phase::Member)), Phase::QuorumLost);
+    }
+
+    #[test]
+    fn a_silent_backend_is_not_a_quorum_loss() {
+        let blind = Seen { backend_answered: false, ..seen(false, Listed::Unknown, true) };
+        let Verdict::Stay { phase, detail } = verdict(&blind, &Phase::Member) else { panic!("not removed") };
+        assert_eq!(phase, Phase::Member, "nothing was probed: the ensemble may well serve");
+        assert!(detail.contains("backend does not answer"), "{detail}");
+        assert_eq!(self::phase(verdict(&blind, &Phase::Joining)), Phase::Joining);
     }
 
     #[test]

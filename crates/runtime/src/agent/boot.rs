@@ -6,7 +6,7 @@
 //! rejoin or wait; one without can only join (with the marker), start genesis (with the marker),
 //! propose a marker or wait.
 
-use zkpilot_core::boot::{self, BootInputs, Fresh, WithLocal, check_cluster, check_id};
+use zkpilot_core::boot::{self, BootInputs, Fresh, Offline, WithLocal, check_cluster, check_id};
 use zkpilot_core::model::{InstanceState, ServerId, ServerSpec};
 use zkpilot_core::observed::Observed;
 use zkpilot_core::ports::{Backend, Clock, ClusterMarker, PortError, ServerProcess, Slot, Zookeeper};
@@ -39,14 +39,39 @@ impl<E: Into<AgentError>> From<E> for Stop {
 }
 
 impl<B: Backend, Z: Zookeeper, P: ServerProcess, C: Clock> Agent<B, Z, P, C> {
-    /// Walks the boot decision tree once; starts ZooKeeper when it can. A failed backend call is a
-    /// wait, retried next pass; local files that cannot be trusted stop the agent.
+    /// Walks the boot decision tree once; starts ZooKeeper when it can. A failed backend call is
+    /// no reason to stop: [`Self::boot_offline`] decides, and the next pass retries. Local files
+    /// that cannot be trusted stop the agent.
     pub(super) async fn boot(&mut self) -> Result<Boot, AgentError> {
         match self.boot_step().await {
             Ok(boot) => Ok(boot),
-            Err(Stop::Backend(e)) => Ok(Boot::Waiting(format!("backend unavailable, retrying: {e}"))),
+            Err(Stop::Backend(e)) => self.boot_offline(&e).await,
             Err(Stop::Fatal(e)) => Err(e),
         }
+    }
+
+    /// The backend did not answer: the core's `boot::offline` says whether the server starts on
+    /// its own files as they are (nothing is written, no id is announced) or waits.
+    async fn boot_offline(&mut self, e: &PortError) -> Result<Boot, AgentError> {
+        let wait = |why: &str| Ok(Boot::Waiting(format!("backend unavailable ({e}); {why}")));
+        if self.cfg.cluster.identity == IdentityMode::Slot && self.identity.slot.is_none() {
+            return wait("no slot held yet");
+        }
+        let Some(state) = LocalState::read(&self.identity.layout)? else {
+            return wait("no local state to start from");
+        };
+        match boot::offline(state.dynamic.1.servers.contains_key(&state.myid)) {
+            Offline::Wait(why) => return wait(&why),
+            Offline::StartAsIs => {}
+        }
+        self.log_boot(state.myid, &"StartAsIs without the backend: local state lists this server");
+        self.identity.id = Some(state.myid);
+        if let Err(e) = self.refresh_names(None).await {
+            return Ok(Boot::Waiting(format!("server name not published, not starting: {e}")));
+        }
+        tracing::warn!(error = %e, server_id = %state.myid, "backend unavailable: starting on local state as it is");
+        self.start_server()?;
+        Ok(Boot::Started)
     }
 
     async fn boot_step(&mut self) -> Result<Boot, Stop> {
@@ -73,7 +98,7 @@ impl<B: Backend, Z: Zookeeper, P: ServerProcess, C: Clock> Agent<B, Z, P, C> {
         let now = self.clock.now_ms();
         let me = self.cfg.server_spec(id);
         let obs = self.observer.observe(&self.backend, &self.zk, self.cfg.server.client_port, now).await;
-        self.recovery.quorum.observe(obs.config.is_some(), now);
+        self.recovery.quorum.observe(obs.config.is_some(), obs.instances.is_some(), now);
         if obs.config.is_some()
             && local.as_ref().is_some_and(|s| s.has_data)
             && self.set_aside_unloadable_data(id, now)?

@@ -8,22 +8,22 @@
 //! 2. [`Agent::pass`] (this file) gathers an `Observed` snapshot through the backend and the
 //!    ZooKeeper port ([`crate::observe::Observer`]) and calls the pure planner
 //!    (`zkpilot_core::plan`, re-checked by `zkpilot_core::safety::check_plan`), then the core's
-//!    `agent::fence::FenceCheck` (fence for quorum-loss recovery? [`recovery`]) and
+//!    `agent::FenceCheck` (fence for quorum-loss recovery? `recovery.rs` acts on it) and
 //!    `agent::phase::verdict` (removed? which phase?).
 //! 3. `zkpilot_core::agent::gate` says whether the plan runs (the operator may have paused it);
-//!    if so the agent takes the backend lease ([`Agent::pass`]) and hands the plan to
-//!    `execute.rs`, which runs its single reconfig: a backup first if configured, then the
-//!    ZooKeeper port's `reconfig` conditional on the observed config version, the outcome read
-//!    back from `/zookeeper/config` when the answer was lost, and a confirming write (only then
-//!    is the new config active on every server). What came of it is a
-//!    `zkpilot_core::agent::Outcome`; the counters are derived from it.
+//!    if so the agent takes the backend lease and hands the plan to `execute.rs`, which runs its
+//!    single reconfig: a backup first if configured, then the ZooKeeper port's `reconfig`
+//!    conditional on the observed config version, the outcome read back from
+//!    `/zookeeper/config` when the answer was lost, and a confirming write (only then is the new
+//!    config active on every server). What came of it is a `zkpilot_core::agent::Outcome`; the
+//!    counters are derived from it.
 //! 4. `publish.rs` publishes the committed membership (the connect string), the status snapshot
 //!    (phase, plan, events) and the connection-count metric.
 //!
-//! The other rooms: `boot.rs` (claim, refusals, the boot decision, preparing files),
-//! `supervise.rs` (start/stop/restart of the server through the process port), `names.rs` (name
-//! indirection), `operator.rs` (the API's control queue, the ensemble-wide switches),
-//! `backups.rs`, `recovery.rs` (quorum-loss fence and rebuild).
+//! The other rooms: `state.rs` (the agent's state, grouped), `boot.rs` (claim, refusals, the
+//! boot decision, preparing files), `supervise.rs` (start/stop/restart of the server through the
+//! process port), `names.rs` (name indirection), `operator.rs` (the API's control queue, the
+//! ensemble-wide switches), `backups.rs`, `recovery.rs` (quorum-loss fence and rebuild).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -198,7 +198,7 @@ impl<B: Backend, Z: Zookeeper, P: ServerProcess, C: Clock> Agent<B, Z, P, C> {
         let policy = self.policy();
         let mut plan = zkpilot_core::plan(&obs, &policy, now);
         debug_assert_eq!(check_plan(&obs, &policy, &plan), Ok(()), "planner broke a safety rule");
-        self.recovery.quorum.observe(obs.config.is_some(), now);
+        self.recovery.quorum.observe(obs.config.is_some(), obs.instances.is_some(), now);
         if let Some(detail) = self.maybe_fence(&obs, now).await? {
             self.publish(Phase::Recovering, detail, Some(&obs), &plan, false).await;
             return Ok(PassEnd::Continue);
@@ -212,6 +212,7 @@ impl<B: Backend, Z: Zookeeper, P: ServerProcess, C: Clock> Agent<B, Z, P, C> {
             leaving: me.is_some_and(|i| i.state.is_leaving()),
             listed: Listed::of(obs.config.as_ref(), self.identity.id),
             quorum_lost: self.quorum_lost(now),
+            backend_answered: obs.instances.is_some(),
         };
         let (phase, detail) = match phase::verdict(&seen, &self.memo.phase) {
             Verdict::Removed => {
