@@ -117,6 +117,14 @@ mod tests {
     }
 
     #[test]
+    fn only_a_running_server_without_a_quorum_for_long_is_suspect() {
+        assert!(FenceCheck::suspect(false, true, true));
+        assert!(!FenceCheck::suspect(true, true, true), "a quorum serves");
+        assert!(!FenceCheck::suspect(false, false, true), "nothing runs to fence");
+        assert!(!FenceCheck::suspect(false, true, false), "not for long enough");
+    }
+
+    #[test]
     fn a_survivor_fences_only_when_too_few_voters_live() {
         let cfg = config(&[1, 2, 3]);
         let one_alive = [

@@ -209,6 +209,12 @@ mod tests {
     }
 
     #[test]
+    fn a_port_result_is_applied_or_failed_with_its_error() {
+        assert_eq!(Outcome::of::<String>(Ok(())), Outcome::Applied);
+        assert_eq!(Outcome::of(Err("backend: put")), Outcome::Failed { why: "backend: put".into() });
+    }
+
+    #[test]
     fn only_applied_outcomes_count_as_applied() {
         let mut c = Counters::default();
         for o in all("why") {
