@@ -7,7 +7,10 @@
 //! agent even when the agent is SIGKILLed (a JVM orphaned by a crashed agent would otherwise keep
 //! its ports and its vote), and its stdout/stderr appended to a log file. [`Supervisor::stop`] is
 //! SIGTERM, a grace period, then SIGKILL of the group. Restart policy (backoff) belongs to the
-//! caller, which sees exits through [`ServerProcess::try_exited`]; [`Backoff`] is the schedule.
+//! caller, which sees exits through [`Supervisor::try_exited`]; the agent's schedule is
+//! `zkpilot_core::agent::Restarts`. The agent reaches a supervisor only through the core's
+//! process port (`ServerProcess`), implemented for the ZooKeeper JVM by
+//! `zkpilot_runtime::process::JvmProcess`.
 #![deny(missing_docs)]
 
 use std::fs::OpenOptions;
@@ -18,7 +21,7 @@ use std::time::Duration;
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use tokio::process::{Child, Command};
-use zkpilot_core::ports::{ExitInfo, PortError, PortResult, ServerProcess};
+use zkpilot_core::ports::{ExitInfo, PortError, PortResult};
 
 /// How to run the child.
 #[derive(Debug, Clone)]
@@ -62,8 +65,9 @@ impl Supervisor {
     }
 }
 
-impl ServerProcess for Supervisor {
-    fn start(&mut self) -> PortResult<()> {
+impl Supervisor {
+    /// Starts the child; no-op while it runs.
+    pub fn start(&mut self) -> PortResult<()> {
         if self.child.as_mut().is_some_and(|c| matches!(c.try_wait(), Ok(None))) {
             return Ok(());
         }
@@ -97,7 +101,8 @@ impl ServerProcess for Supervisor {
         Ok(())
     }
 
-    async fn stop(&mut self) -> PortResult<()> {
+    /// Graceful stop: SIGTERM to the group, the grace period, then SIGKILL of the group.
+    pub async fn stop(&mut self) -> PortResult<()> {
         let Some(mut child) = self.child.take() else {
             return Ok(());
         };
@@ -119,14 +124,16 @@ impl ServerProcess for Supervisor {
         Ok(())
     }
 
-    fn try_exited(&mut self) -> Option<ExitInfo> {
+    /// Reaps an exit without blocking.
+    pub fn try_exited(&mut self) -> Option<ExitInfo> {
         use std::os::unix::process::ExitStatusExt;
         let status = self.child.as_mut()?.try_wait().ok()??;
         self.child = None;
         Some(ExitInfo { code: status.code(), signal: status.signal() })
     }
 
-    fn pid(&self) -> Option<u32> {
+    /// Process id while running.
+    pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().and_then(Child::id)
     }
 }
@@ -149,31 +156,6 @@ pub fn own_group_dies_with_parent(cmd: &mut Command) {
 impl Drop for Supervisor {
     fn drop(&mut self) {
         self.signal_group(Signal::SIGKILL);
-    }
-}
-
-/// Capped exponential restart delays, reset after the child has run long enough.
-#[derive(Debug, Clone)]
-pub struct Backoff {
-    next: Duration,
-    min: Duration,
-    max: Duration,
-}
-
-impl Backoff {
-    /// Starts at `min`, doubles up to `max`.
-    pub fn new(min: Duration, max: Duration) -> Self {
-        Self { next: min, min, max }
-    }
-    /// Delay before the next restart.
-    pub fn next_delay(&mut self) -> Duration {
-        let d = self.next;
-        self.next = (self.next * 2).min(self.max);
-        d
-    }
-    /// The child ran fine: start over from `min`.
-    pub fn reset(&mut self) {
-        self.next = self.min;
     }
 }
 
@@ -219,6 +201,7 @@ mod tests {
         assert!(std::fs::read_to_string(dir.path().join("out.log")).expect("log").contains("hello"));
     }
 
+    /// (The backoff half of this test moved with `Backoff` to `zkpilot_core::agent::throttle`.)
     #[tokio::test]
     async fn exit_is_reported_and_backoff_grows() {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -231,10 +214,5 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         assert_eq!(exit, Some(ExitInfo { code: Some(3), signal: None }));
-        let mut b = Backoff::new(Duration::from_millis(100), Duration::from_millis(350));
-        let d: Vec<u128> = (0..4).map(|_| b.next_delay().as_millis()).collect();
-        assert_eq!(d, vec![100, 200, 350, 350]);
-        b.reset();
-        assert_eq!(b.next_delay(), Duration::from_millis(100));
     }
 }
