@@ -32,5 +32,5 @@ pub use calls::{Call, Fault};
 pub use clock::ManualClock;
 #[cfg(feature = "moto")]
 pub use moto::*;
-pub use process::FakeProcess;
+pub use process::{FakeProcess, read_server_files};
 pub use zookeeper::{Ensemble, FIRST_ZXID, ReconfigAnswer, ScriptedZookeeper, ServerModel};

@@ -2,12 +2,25 @@
 //! exits when the test says so, and, wired to a [`ScriptedZookeeper`], makes the model's server
 //! run while it runs: a started server then answers probes and serves.
 
+use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use zkpilot_core::model::ServerId;
+use zkpilot_core::model::{EnsembleConfig, ServerId};
 use zkpilot_core::ports::{ExitInfo, PortError, PortResult, ServerProcess};
 
 use crate::ScriptedZookeeper;
+
+/// What ZooKeeper itself reads when it starts on `zoo_cfg`: `myid` below `dataDir=`, and the
+/// config of the file `dynamicConfigFile=` names. `None` when a file is missing or malformed.
+pub fn read_server_files(zoo_cfg: &Path) -> Option<(ServerId, EnsembleConfig)> {
+    let text = std::fs::read_to_string(zoo_cfg).ok()?;
+    let get = |key: &str| {
+        text.lines().filter_map(|l| l.split_once('=')).find(|(k, _)| k.trim() == key).map(|(_, v)| v.trim().to_string())
+    };
+    let myid = std::fs::read_to_string(Path::new(&get("dataDir")?).join("myid")).ok()?.trim().parse().ok()?;
+    let dynamic = EnsembleConfig::parse(&std::fs::read_to_string(get("dynamicConfigFile")?).ok()?).ok()?;
+    Some((ServerId(myid), dynamic))
+}
 
 #[derive(Debug, Default)]
 struct State {
@@ -161,6 +174,21 @@ mod tests {
         p.start().expect("start");
         p.stop().await.expect("stop");
         assert_eq!((test.starts(), test.stops(), test.running()), (3, 1, false));
+    }
+
+    #[test]
+    fn reads_what_zookeeper_reads_at_start() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (data, dynamic) = (dir.path().join("data"), dir.path().join("zoo.cfg.dynamic"));
+        std::fs::create_dir_all(&data).expect("mkdir");
+        std::fs::write(data.join("myid"), "2\n").expect("myid");
+        std::fs::write(&dynamic, "server.2=127.0.0.2:2888:3888:participant;127.0.0.2:2181\n").expect("dynamic");
+        let zoo_cfg = dir.path().join("zoo.cfg");
+        let text = format!("# comment\ndataDir={}\ndynamicConfigFile={}\n", data.display(), dynamic.display());
+        std::fs::write(&zoo_cfg, text).expect("zoo.cfg");
+        let (id, config) = read_server_files(&zoo_cfg).expect("readable");
+        assert_eq!((id, config.servers.len()), (ServerId(2), 1));
+        assert_eq!(read_server_files(&dir.path().join("missing")), None);
     }
 
     #[tokio::test]

@@ -4,6 +4,10 @@
 //! other voters follow, observers observe, and a running server the config does not list is a
 //! non-voting follower (a joiner, or a removed server not yet stopped); without a majority every
 //! running server is LOOKING (not serving).
+//!
+//! An ensemble that never formed (no committed config yet) forms the way a genesis does: once a
+//! majority of the voters of some server's initial file run on that same file, that file's
+//! servers become the committed config, stamped with the first leader's zxid.
 
 use std::collections::BTreeMap;
 
@@ -26,6 +30,8 @@ pub struct ServerModel {
     pub mode: Option<Mode>,
     /// Client connections it reports.
     pub connections: u64,
+    /// The config in the dynamic file it was last started on, when known.
+    pub file_config: Option<EnsembleConfig>,
 }
 
 /// The model ensemble.
@@ -52,8 +58,13 @@ impl Ensemble {
             .servers
             .values()
             .map(|s| {
-                let model =
-                    ServerModel { client_address: s.client_address(), running: true, mode: None, connections: 0 };
+                let model = ServerModel {
+                    client_address: s.client_address(),
+                    running: true,
+                    mode: None,
+                    connections: 0,
+                    file_config: None,
+                };
                 (s.id, model)
             })
             .collect();
@@ -73,9 +84,43 @@ impl Ensemble {
             running,
             mode: None,
             connections: 0,
+            file_config: None,
         });
         s.client_address = address.to_string();
         s.running = running;
+        self.form();
+    }
+
+    /// Starts server `id` on a dynamic file listing `file_config`.
+    pub fn start_on(&mut self, id: ServerId, address: &str, file_config: EnsembleConfig) {
+        self.set_running(id, address, false);
+        if let Some(s) = self.servers.get_mut(&id) {
+            s.file_config = Some(file_config);
+        }
+        self.set_running(id, address, true);
+    }
+
+    /// Genesis: a never-formed ensemble forms once a majority of some initial file's voters run
+    /// on that file.
+    fn form(&mut self) {
+        if !self.config.servers.is_empty() {
+            return;
+        }
+        let same = |a: &EnsembleConfig, b: &EnsembleConfig| a.servers == b.servers;
+        let formed = self.servers.values().filter(|s| s.running).filter_map(|s| s.file_config.as_ref()).find(|c| {
+            let voters: Vec<ServerId> = c.voters().collect();
+            let agreeing = voters
+                .iter()
+                .filter(|v| {
+                    self.servers.get(v).is_some_and(|s| s.running && s.file_config.as_ref().is_some_and(|f| same(f, c)))
+                })
+                .count();
+            agreeing * 2 > voters.len()
+        });
+        if let Some(c) = formed.cloned() {
+            self.config = EnsembleConfig { servers: c.servers, version: self.zxid.max(FIRST_ZXID) };
+            self.zxid = self.config.version;
+        }
     }
 
     fn running(&self, id: ServerId) -> bool {
@@ -205,6 +250,21 @@ mod tests {
         assert_eq!(e.mode(ServerId(3)), Mode::NotServing, "one of three voters: LOOKING");
         assert!(!e.serves_any("127.0.0.3:2181,127.0.0.4:2181"));
         assert_eq!(e.probe("127.0.0.9:2181"), Health::UNREACHABLE);
+    }
+
+    #[test]
+    fn a_genesis_forms_once_a_majority_runs_on_the_same_file() {
+        let mut e = Ensemble::default();
+        let file = three().config;
+        let file = EnsembleConfig { version: 0, ..file };
+        e.start_on(ServerId(1), "127.0.0.1:2181", file.clone());
+        assert_eq!(e.mode(ServerId(1)), Mode::NotServing, "one of three");
+        e.start_on(ServerId(2), "127.0.0.2:2181", EnsembleConfig { version: 0, ..Default::default() });
+        assert!(e.config.servers.is_empty(), "another file does not count");
+        e.start_on(ServerId(2), "127.0.0.2:2181", file.clone());
+        assert_eq!(e.config.servers.len(), 3);
+        assert_eq!(e.config.version, FIRST_ZXID, "stamped by the first leader");
+        assert_eq!(e.mode(ServerId(1)), Mode::Leader);
     }
 
     #[test]

@@ -107,6 +107,12 @@ impl ScriptedZookeeper {
         self.with_ensemble(|e| e.set_running(id, address, running));
     }
 
+    /// Starts server `id` at `address` on a dynamic file listing `file_config` (a never-formed
+    /// ensemble forms from such files, see [`Ensemble`]).
+    pub fn start_on(&self, id: ServerId, address: &str, file_config: EnsembleConfig) {
+        self.with_ensemble(|e| e.start_on(id, address, file_config));
+    }
+
     /// Stops server `id` (it stops answering; the quorum may go with it).
     pub fn stop(&self, id: ServerId) {
         self.with_ensemble(|e| e.servers.get_mut(&id).map(|s| s.running = false));
