@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use clap::Args;
 use zkpilot_core::ServerId;
-use zkpilot_core::ports::{Backend, OperatorSettings};
+use zkpilot_core::ports::{Backend, Coordination, OperatorSettings};
 use zkpilot_local::{LocalBackend, StateDir};
 use zkpilot_runtime::static_membership::StaticEnsemble;
 use zkpilot_runtime::view::ClusterView;

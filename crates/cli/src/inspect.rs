@@ -115,7 +115,7 @@ pub async fn plan(dir: &Path) -> anyhow::Result<zkpilot_core::Plan> {
     if obs.instances.is_none() {
         bail!("{}: cannot read the group's instances", dir.display());
     }
-    let operator = zkpilot_core::ports::Backend::operator_settings(&backend).await?.unwrap_or_default();
+    let operator = zkpilot_core::ports::Coordination::operator_settings(&backend).await?.unwrap_or_default();
     let policy = zkpilot_core::Policy {
         target_voters: operator.target_voters.unwrap_or(group.target_voters),
         min_voters: group.min_voters,
