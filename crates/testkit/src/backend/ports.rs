@@ -1,16 +1,18 @@
-//! The backend ports over [`BackendState`]. Every method first records the call, runs its hook and
+//! The five backend capabilities over [`BackendState`] (together the core's `Backend`). Every method first records the call, runs its hook and
 //! plays its fault ([`MemoryBackend::enter`]); then it answers as the local backend would.
 
 use std::path::Path;
 
 use zkpilot_core::backup::Manifest;
 use zkpilot_core::model::{EnsembleConfig, Instance, InstanceId, InstanceState, LifecycleHook, ServerId};
-use zkpilot_core::ports::{Backend, ClusterMarker, OperatorSettings, PortError, PortResult, Slot};
+use zkpilot_core::ports::{
+    ClusterMarker, Coordination, Group, Identity, OperatorSettings, PortError, PortResult, Publish, Slot, Store,
+};
 use zkpilot_core::recovery::{RecoveryDecision, SurvivorReport};
 
 use super::{MemoryBackend, SlotRecord, missing};
 
-impl Backend for MemoryBackend {
+impl Group for MemoryBackend {
     async fn instances(&self) -> PortResult<Vec<Instance>> {
         self.enter("instances", String::new()).await?;
         Ok(self.with_state(|s| s.port_instances()))
@@ -21,6 +23,41 @@ impl Backend for MemoryBackend {
         Ok(self.with_state(|s| s.desired))
     }
 
+    async fn set_scale_in_protection(&self, instance: &InstanceId, protected: bool) -> PortResult<()> {
+        self.enter("set_scale_in_protection", format!("{instance} {protected}")).await?;
+        self.with_state(|s| s.instances.get_mut(instance).map(|r| r.protected = Some(protected)));
+        Ok(())
+    }
+
+    async fn lifecycle_heartbeat(&self, instance: &InstanceId, hook: LifecycleHook) -> PortResult<()> {
+        self.enter("lifecycle_heartbeat", format!("{instance} {hook:?}")).await
+    }
+
+    async fn complete_lifecycle(&self, instance: &InstanceId, hook: LifecycleHook) -> PortResult<()> {
+        self.enter("complete_lifecycle", format!("{instance} {hook:?}")).await?;
+        self.with_state(|s| {
+            if let Some(r) = s.instances.get_mut(instance).filter(|r| r.hook == Some(hook)) {
+                r.hook = None;
+            }
+        });
+        Ok(())
+    }
+
+    async fn report_unhealthy(&self, instance: &InstanceId) -> PortResult<()> {
+        self.enter("report_unhealthy", instance.to_string()).await?;
+        self.with_state(|s| {
+            s.unhealthy.push(instance.clone());
+            if s.terminate_unhealthy
+                && let Some(r) = s.instances.get_mut(instance)
+            {
+                r.state = InstanceState::Terminated;
+            }
+        });
+        Ok(())
+    }
+}
+
+impl Identity for MemoryBackend {
     async fn claim_id(&self, instance: &InstanceId, address: &str) -> PortResult<ServerId> {
         self.enter("claim_id", format!("{instance} {address}")).await?;
         self.with_state(|s| s.claim(instance, address)).ok_or_else(|| missing("claim server id: all 255 are claimed"))
@@ -72,6 +109,12 @@ impl Backend for MemoryBackend {
         Ok(())
     }
 
+    async fn announce(&self, instance: &InstanceId, id: ServerId, address: &str) -> PortResult<()> {
+        self.enter("announce", format!("{instance} {id} {address}")).await
+    }
+}
+
+impl Coordination for MemoryBackend {
     async fn cluster_marker(&self) -> PortResult<Option<ClusterMarker>> {
         self.enter("cluster_marker", String::new()).await?;
         Ok(self.marker())
@@ -85,59 +128,6 @@ impl Backend for MemoryBackend {
     async fn acquire_lease(&self, holder: &InstanceId, ttl_ms: u64, now_ms: u64) -> PortResult<bool> {
         self.enter("acquire_lease", format!("{holder} ttl={ttl_ms} now={now_ms}")).await?;
         Ok(self.with_state(|s| s.acquire_lease(holder, ttl_ms, now_ms)))
-    }
-
-    async fn announce(&self, instance: &InstanceId, id: ServerId, address: &str) -> PortResult<()> {
-        self.enter("announce", format!("{instance} {id} {address}")).await
-    }
-
-    async fn publish_membership(&self, config: &EnsembleConfig) -> PortResult<()> {
-        self.enter("publish_membership", format!("{:x} {}", config.version, config.connect_string())).await?;
-        self.with_state(|s| s.memberships.push(config.clone()));
-        Ok(())
-    }
-
-    async fn set_scale_in_protection(&self, instance: &InstanceId, protected: bool) -> PortResult<()> {
-        self.enter("set_scale_in_protection", format!("{instance} {protected}")).await?;
-        self.with_state(|s| s.instances.get_mut(instance).map(|r| r.protected = Some(protected)));
-        Ok(())
-    }
-
-    async fn lifecycle_heartbeat(&self, instance: &InstanceId, hook: LifecycleHook) -> PortResult<()> {
-        self.enter("lifecycle_heartbeat", format!("{instance} {hook:?}")).await
-    }
-
-    async fn complete_lifecycle(&self, instance: &InstanceId, hook: LifecycleHook) -> PortResult<()> {
-        self.enter("complete_lifecycle", format!("{instance} {hook:?}")).await?;
-        self.with_state(|s| {
-            if let Some(r) = s.instances.get_mut(instance).filter(|r| r.hook == Some(hook)) {
-                r.hook = None;
-            }
-        });
-        Ok(())
-    }
-
-    async fn publish_connections(&self, instance: &InstanceId, connections: u64) -> PortResult<()> {
-        self.enter("publish_connections", format!("{instance} {connections}")).await?;
-        self.with_state(|s| s.connections.push((instance.clone(), connections)));
-        Ok(())
-    }
-
-    async fn base_config(&self) -> PortResult<Option<String>> {
-        self.enter("base_config", String::new()).await?;
-        Ok(self.with_state(|s| s.base_config.clone()))
-    }
-
-    async fn publish_name(&self, name: &str, address: &str) -> PortResult<()> {
-        self.enter("publish_name", format!("{name} {address}")).await?;
-        self.with_state(|s| s.names.insert(name.to_string(), address.to_string()));
-        Ok(())
-    }
-
-    async fn publish_status(&self, instance: &InstanceId, status_json: &str) -> PortResult<()> {
-        self.enter("publish_status", instance.to_string()).await?;
-        self.with_state(|s| s.statuses.insert(instance.clone(), status_json.to_string()));
-        Ok(())
     }
 
     async fn put_survivor_report(&self, report: &SurvivorReport) -> PortResult<()> {
@@ -173,19 +163,50 @@ impl Backend for MemoryBackend {
         Ok(())
     }
 
-    async fn report_unhealthy(&self, instance: &InstanceId) -> PortResult<()> {
-        self.enter("report_unhealthy", instance.to_string()).await?;
-        self.with_state(|s| {
-            s.unhealthy.push(instance.clone());
-            if s.terminate_unhealthy
-                && let Some(r) = s.instances.get_mut(instance)
-            {
-                r.state = InstanceState::Terminated;
-            }
-        });
+    async fn restore_seed(&self) -> PortResult<Option<String>> {
+        self.enter("restore_seed", String::new()).await?;
+        Ok(self.with_state(|s| s.restore_seed.clone()))
+    }
+
+    async fn put_restore_seed(&self, backup: &str) -> PortResult<()> {
+        self.enter("put_restore_seed", backup.to_string()).await?;
+        self.with_state(|s| s.restore_seed = Some(backup.to_string()));
         Ok(())
     }
 
+    async fn base_config(&self) -> PortResult<Option<String>> {
+        self.enter("base_config", String::new()).await?;
+        Ok(self.with_state(|s| s.base_config.clone()))
+    }
+}
+
+impl Publish for MemoryBackend {
+    async fn publish_membership(&self, config: &EnsembleConfig) -> PortResult<()> {
+        self.enter("publish_membership", format!("{:x} {}", config.version, config.connect_string())).await?;
+        self.with_state(|s| s.memberships.push(config.clone()));
+        Ok(())
+    }
+
+    async fn publish_connections(&self, instance: &InstanceId, connections: u64) -> PortResult<()> {
+        self.enter("publish_connections", format!("{instance} {connections}")).await?;
+        self.with_state(|s| s.connections.push((instance.clone(), connections)));
+        Ok(())
+    }
+
+    async fn publish_name(&self, name: &str, address: &str) -> PortResult<()> {
+        self.enter("publish_name", format!("{name} {address}")).await?;
+        self.with_state(|s| s.names.insert(name.to_string(), address.to_string()));
+        Ok(())
+    }
+
+    async fn publish_status(&self, instance: &InstanceId, status_json: &str) -> PortResult<()> {
+        self.enter("publish_status", instance.to_string()).await?;
+        self.with_state(|s| s.statuses.insert(instance.clone(), status_json.to_string()));
+        Ok(())
+    }
+}
+
+impl Store for MemoryBackend {
     async fn backup_put(&self, backup: &str, file: &str, from: &Path) -> PortResult<()> {
         self.enter("backup_put", format!("{backup}/{file}")).await?;
         let bytes =
@@ -214,17 +235,6 @@ impl Backend for MemoryBackend {
     async fn backup_delete(&self, backup: &str) -> PortResult<()> {
         self.enter("backup_delete", backup.to_string()).await?;
         self.with_state(|s| s.backups.remove(backup));
-        Ok(())
-    }
-
-    async fn restore_seed(&self) -> PortResult<Option<String>> {
-        self.enter("restore_seed", String::new()).await?;
-        Ok(self.with_state(|s| s.restore_seed.clone()))
-    }
-
-    async fn put_restore_seed(&self, backup: &str) -> PortResult<()> {
-        self.enter("put_restore_seed", backup.to_string()).await?;
-        self.with_state(|s| s.restore_seed = Some(backup.to_string()));
         Ok(())
     }
 

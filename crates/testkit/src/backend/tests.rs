@@ -1,7 +1,7 @@
 use std::time::Duration;
 
 use zkpilot_core::model::{InstanceId, InstanceState, LifecycleHook, ServerId};
-use zkpilot_core::ports::{Backend, ClusterMarker, OperatorSettings};
+use zkpilot_core::ports::{ClusterMarker, Coordination, Group, Identity, OperatorSettings, Publish};
 
 use super::MemoryBackend;
 use crate::Fault;
@@ -141,4 +141,10 @@ async fn a_slot_is_kept_by_its_holder_and_taken_over_once_it_is_gone() {
     let d = b.add_instance("i-d", "127.0.0.9", "z1");
     let sd = b.claim_slot(&d, "z1").await.expect("slot").expect("taken over");
     assert_eq!((sd.id, sd.address.as_str()), (ServerId(1), "127.0.0.1"), "the slot keeps its address");
+}
+
+#[test]
+fn it_is_a_whole_backend() {
+    fn backend<B: zkpilot_core::ports::Backend + Clone>(_: &B) {}
+    backend(&MemoryBackend::new());
 }
