@@ -1,5 +1,6 @@
-//! The five backend capabilities over [`BackendState`] (together the core's `Backend`). Every method first records the call, runs its hook and
-//! plays its fault ([`MemoryBackend::enter`]); then it answers as the local backend would.
+//! The five backend capabilities over [`BackendState`] (together the core's `Backend`). Every
+//! method first records the call, runs its hook and plays its fault ([`MemoryBackend::enter`]);
+//! then it answers as the local backend would.
 
 use std::path::Path;
 
