@@ -16,6 +16,7 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
+use zkpilot_runtime::process::JvmProcess;
 use zkpilot_runtime::{Agent, AgentConfig, SystemClock};
 
 /// `zkpilot static` subcommands.
@@ -230,15 +231,16 @@ async fn run_agent(path: &std::path::Path) -> anyhow::Result<()> {
     let cfg = AgentConfig::from_table(table, path)?;
     let zk =
         zkpilot_zk::ZkClient::new(zkpilot_zk::Secret::from_file(&cfg.cluster.secret_file).map_err(anyhow::Error::msg)?);
+    let process = JvmProcess::detect(&cfg.server.install, cfg.server.java.as_deref())?;
     match &cfg.backend {
         zkpilot_runtime::config::BackendSection::Local { dir } => {
             let backend = zkpilot_local::LocalBackend::open(dir)?;
             let api = cfg.api.clone();
-            run_with_api(Agent::new(cfg, backend, zk, SystemClock)?, api.as_ref()).await?;
+            run_with_api(Agent::new(cfg, backend, zk, process, SystemClock)?, api.as_ref()).await?;
         }
         zkpilot_runtime::config::BackendSection::Aws(aws) => {
             let aws = aws.clone();
-            run_aws_agent(cfg, zk, &aws).await?;
+            run_aws_agent(cfg, zk, process, &aws).await?;
         }
     }
     Ok(())
@@ -246,13 +248,14 @@ async fn run_agent(path: &std::path::Path) -> anyhow::Result<()> {
 
 /// Runs the agent, with its HTTP API beside it when `[api]` is set. The token file and the listen
 /// address are checked before the agent starts.
-async fn run_with_api<B, Z, C>(
-    agent: Agent<B, Z, C>,
+async fn run_with_api<B, Z, P, C>(
+    agent: Agent<B, Z, P, C>,
     api: Option<&zkpilot_runtime::config::ApiSection>,
 ) -> anyhow::Result<()>
 where
     B: zkpilot_core::ports::Backend + 'static,
     Z: zkpilot_core::ports::Zookeeper + 'static,
+    P: zkpilot_core::ports::ServerProcess + 'static,
     C: zkpilot_core::ports::Clock + 'static,
 {
     let server = match api {
@@ -305,6 +308,7 @@ async fn fill_instance_from_metadata(_table: &mut toml::Table) -> anyhow::Result
 async fn run_aws_agent(
     cfg: AgentConfig,
     zk: zkpilot_zk::ZkClient,
+    process: JvmProcess,
     aws: &zkpilot_runtime::config::AwsSection,
 ) -> anyhow::Result<()> {
     let slots = match cfg.cluster.identity {
@@ -317,7 +321,7 @@ async fn run_aws_agent(
     };
     let backend = aws_backend(aws, slots, cfg.names.as_ref().and_then(|n| n.route53_zone.clone())).await;
     let api = cfg.api.clone();
-    run_with_api(Agent::new(cfg, backend, zk, SystemClock)?, api.as_ref()).await
+    run_with_api(Agent::new(cfg, backend, zk, process, SystemClock)?, api.as_ref()).await
 }
 
 /// The AWS backend of an agent config's `[backend]` (slot mode and Route53 only for agents).
@@ -349,6 +353,7 @@ pub(crate) async fn aws_backend(
 async fn run_aws_agent(
     _cfg: AgentConfig,
     _zk: zkpilot_zk::ZkClient,
+    _process: JvmProcess,
     _aws: &zkpilot_runtime::config::AwsSection,
 ) -> anyhow::Result<()> {
     Err(without_aws())

@@ -24,9 +24,10 @@ pub mod backup;
 pub mod config;
 pub mod names;
 pub mod observe;
+pub mod process;
 pub mod static_membership;
 pub mod status;
 pub mod view;
 
-pub use agent::{Agent, AgentError, SystemClock};
+pub use agent::{Agent, AgentError, PassEnd, SystemClock};
 pub use config::{AgentConfig, ConfigError};

@@ -28,10 +28,10 @@ pub use clock::{Clock, SystemClock, epoch_ms};
 pub use coordination::{ClusterMarker, Coordination, OperatorSettings};
 pub use group::Group;
 pub use identity::{Identity, Slot};
-pub use process::{ExitInfo, ServerProcess};
+pub use process::{ExitInfo, Launch, ServerProcess};
 pub use publish::Publish;
 pub use store::Store;
-pub use zookeeper::{ReconfigError, Zookeeper};
+pub use zookeeper::{ReconfigError, ServerDetail, Zookeeper};
 
 /// A port call that failed. `port` names the system, `what` the operation and its target.
 #[derive(Debug, thiserror::Error)]

@@ -2,6 +2,8 @@
 
 use std::future::Future;
 
+use serde::{Deserialize, Serialize};
+
 use super::PortResult;
 use crate::model::EnsembleConfig;
 use crate::observed::Health;
@@ -26,6 +28,26 @@ pub enum ReconfigError {
     Unknown(String),
 }
 
+/// The local server's own view, read from its AdminServer (`zabstate`) and `mntr`. Missing
+/// answers stay `None`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ServerDetail {
+    /// `election`, `discovery`, `synchronization` or `broadcast` (AdminServer `zabstate`).
+    pub zab_state: Option<String>,
+    /// In the voting view with its current addresses.
+    pub voting: Option<bool>,
+    /// Last zxid, hex.
+    pub last_zxid: Option<String>,
+    /// Client connections to this server (`mntr` num_alive_connections).
+    pub connections: Option<u64>,
+    /// Leader only: followers synced (including non-voting ones), from `mntr`.
+    pub synced_followers: Option<u64>,
+    /// Leader only: non-voting followers synced (joiners waiting to be added).
+    pub synced_non_voting_followers: Option<u64>,
+    /// Leader only: observers synced.
+    pub synced_observers: Option<u64>,
+}
+
 /// The ZooKeeper ensemble.
 pub trait Zookeeper: Send + Sync {
     /// `srvr` on one server's client address; never fails, an unanswered probe is `Unreachable`.
@@ -41,6 +63,11 @@ pub trait Zookeeper: Send + Sync {
     /// A write that must commit: after it, a reconfig issued before it is active everywhere
     /// (zookeeperReconfig "Progress guarantees"; a `sync` is not enough).
     fn confirm_write(&self, connect_string: &str) -> impl Future<Output = PortResult<()>> + Send;
+    /// The local server's own view: AdminServer `zabstate` on `host:admin_port` (it answers even
+    /// while the server does not serve) and, on the leader, the synced counts from `mntr` on
+    /// `host:client_port`. Never fails: what did not answer stays `None`.
+    fn server_detail(&self, host: &str, admin_port: u16, client_port: u16)
+    -> impl Future<Output = ServerDetail> + Send;
 }
 
 impl MembershipChange {
