@@ -1,12 +1,13 @@
-//! [`FakeProcess`]: the server process port without a process. It records every start and stop,
-//! exits when the test says so, and, wired to a [`ScriptedZookeeper`], makes the model's server
-//! run while it runs: a started server then answers probes and serves.
+//! [`FakeProcess`]: the server process port without a process. It records every start (with the
+//! [`Launch`] the agent decided) and every stop, exits when the test says so, and, wired to a
+//! [`ScriptedZookeeper`], makes the model's server run while it runs, on the files the launch
+//! names: a started server then answers probes and serves, and a genesis forms.
 
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use zkpilot_core::model::{EnsembleConfig, ServerId};
-use zkpilot_core::ports::{ExitInfo, PortError, PortResult, ServerProcess};
+use zkpilot_core::ports::{ExitInfo, Launch, PortError, PortResult, ServerProcess};
 
 use crate::ScriptedZookeeper;
 
@@ -25,7 +26,7 @@ pub fn read_server_files(zoo_cfg: &Path) -> Option<(ServerId, EnsembleConfig)> {
 #[derive(Debug, Default)]
 struct State {
     running: bool,
-    starts: usize,
+    launches: Vec<Launch>,
     stops: usize,
     next_pid: u32,
     pid: Option<u32>,
@@ -38,6 +39,16 @@ impl State {
     fn set_model(&self, running: bool) {
         if let Some((zk, id, address)) = &self.wired {
             zk.set_running(*id, address, running);
+        }
+    }
+
+    /// The wired server starts on the files `launch` names (ZooKeeper reads its initial config
+    /// from the dynamic file; the model forms a genesis from such files).
+    fn start_model(&self, launch: &Launch) {
+        let Some((zk, id, address)) = &self.wired else { return };
+        match read_server_files(&launch.zoo_cfg) {
+            Some((_, file_config)) => zk.start_on(*id, address, file_config),
+            None => zk.set_running(*id, address, true),
         }
     }
 }
@@ -72,7 +83,12 @@ impl FakeProcess {
 
     /// Starts that actually started it (a start while running is a no-op and not counted).
     pub fn starts(&self) -> usize {
-        lock(&self.state).starts
+        lock(&self.state).launches.len()
+    }
+
+    /// The launch of every counted start, oldest first.
+    pub fn launches(&self) -> Vec<Launch> {
+        lock(&self.state).launches.clone()
     }
 
     /// Stops of a running process.
@@ -106,7 +122,7 @@ impl FakeProcess {
 }
 
 impl ServerProcess for FakeProcess {
-    fn start(&mut self) -> PortResult<()> {
+    fn start(&mut self, launch: &Launch) -> PortResult<()> {
         let mut s = lock(&self.state);
         if s.running {
             return Ok(());
@@ -116,11 +132,11 @@ impl ServerProcess for FakeProcess {
             return Err(PortError::msg("process", "start: scripted failure"));
         }
         s.running = true;
-        s.starts += 1;
+        s.launches.push(launch.clone());
         s.next_pid += 1;
         s.pid = Some(40_000 + s.next_pid);
         s.exit = None;
-        s.set_model(true);
+        s.start_model(launch);
         Ok(())
     }
 
@@ -155,25 +171,41 @@ mod tests {
     use crate::zookeeper::Ensemble;
     use zkpilot_core::observed::Mode;
 
+    fn launch(zoo_cfg: &Path) -> Launch {
+        Launch {
+            base: "/b".into(),
+            conf_dir: "/b/conf".into(),
+            zoo_cfg: zoo_cfg.to_path_buf(),
+            log: "/b/logs/zookeeper.log".into(),
+            heap_mb: 256,
+            hosts_file: None,
+            dns_ttl_s: None,
+            snapshot_sync_only: true,
+            run_as_uid: None,
+        }
+    }
+
     #[tokio::test]
     async fn records_starts_and_stops_and_exits_when_told() {
         let mut p = FakeProcess::new();
         let test = p.clone();
-        p.start().expect("start");
-        p.start().expect("no-op while running");
+        p.start(&launch(Path::new("/a"))).expect("start");
+        p.start(&launch(Path::new("/b"))).expect("no-op while running");
         assert_eq!((test.starts(), test.running(), p.pid().is_some()), (1, true, true));
         assert_eq!(p.try_exited(), None);
         test.exit(3);
         assert_eq!(p.try_exited(), Some(ExitInfo { code: Some(3), signal: None }));
         assert_eq!((test.running(), p.pid()), (false, None));
         test.fail_next_starts(1);
-        assert!(p.start().is_err());
-        p.start().expect("start");
+        assert!(p.start(&launch(Path::new("/c"))).is_err());
+        p.start(&launch(Path::new("/d"))).expect("start");
         test.kill(9);
         assert_eq!(p.try_exited().and_then(|e| e.signal), Some(9));
-        p.start().expect("start");
+        p.start(&launch(Path::new("/d"))).expect("start");
         p.stop().await.expect("stop");
         assert_eq!((test.starts(), test.stops(), test.running()), (3, 1, false));
+        let zoo_cfgs: Vec<_> = test.launches().into_iter().map(|l| l.zoo_cfg).collect();
+        assert_eq!(zoo_cfgs, vec![std::path::PathBuf::from("/a"), "/d".into(), "/d".into()]);
     }
 
     #[test]
@@ -196,7 +228,7 @@ mod tests {
         let zk = ScriptedZookeeper::new(Ensemble::default());
         let mut p = FakeProcess::serving_as(&zk, ServerId(1), "127.0.0.1:2181");
         assert_eq!(zk.mode(ServerId(1)), Mode::Unreachable);
-        p.start().expect("start");
+        p.start(&launch(Path::new("/d"))).expect("start");
         assert_eq!(zk.mode(ServerId(1)), Mode::NotServing, "running, but no config lists a quorum");
         p.clone().exit(1);
         assert_eq!(zk.mode(ServerId(1)), Mode::Unreachable, "down at once, reaped later");

@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use zkpilot_core::model::{EnsembleConfig, Role, ServerId};
 use zkpilot_core::observed::{Health, Mode};
 use zkpilot_core::plan::MembershipChange;
-use zkpilot_core::ports::ReconfigError;
+use zkpilot_core::ports::{ReconfigError, ServerDetail};
 
 /// The first zxid of epoch 1, a config version ZooKeeper could have written.
 pub const FIRST_ZXID: u64 = 0x1_0000_0000;
@@ -166,6 +166,31 @@ impl Ensemble {
         Health { mode, zxid: mode.is_serving().then_some(self.zxid), serving_since_ms: None }
     }
 
+    /// What the server at `address` says about itself (AdminServer `zabstate`, `mntr`): nothing
+    /// when it does not run; `election` while it does not serve; on the leader, the synced
+    /// learners by kind.
+    pub fn detail(&self, address: &str) -> ServerDetail {
+        let Some(id) = self.id_at(address) else { return ServerDetail::default() };
+        let Some(s) = self.servers.get(&id).filter(|s| s.running) else { return ServerDetail::default() };
+        let mode = self.mode(id);
+        let mut d = ServerDetail {
+            zab_state: Some(if mode.is_serving() { "broadcast" } else { "election" }.to_string()),
+            voting: Some(self.config.role_of(id) == Some(Role::Participant)),
+            last_zxid: Some(format!("{:#x}", self.zxid)),
+            connections: mode.is_serving().then_some(s.connections),
+            ..ServerDetail::default()
+        };
+        if mode == Mode::Leader {
+            let learners: Vec<ServerId> = self.servers.keys().copied().filter(|l| *l != id).collect();
+            let count = |f: &dyn Fn(ServerId) -> bool| learners.iter().filter(|l| f(**l)).count() as u64;
+            d.synced_followers = Some(count(&|l| self.mode(l) == Mode::Follower));
+            d.synced_non_voting_followers =
+                Some(count(&|l| self.mode(l) == Mode::Follower && self.config.role_of(l).is_none()));
+            d.synced_observers = Some(count(&|l| self.mode(l) == Mode::Observer));
+        }
+        d
+    }
+
     /// Some server of `connect` (comma-separated addresses) serves.
     pub fn serves_any(&self, connect: &str) -> bool {
         connect.split(',').filter_map(|a| self.id_at(a.trim())).any(|id| self.mode(id).is_serving())
@@ -250,6 +275,23 @@ mod tests {
         assert_eq!(e.mode(ServerId(3)), Mode::NotServing, "one of three voters: LOOKING");
         assert!(!e.serves_any("127.0.0.3:2181,127.0.0.4:2181"));
         assert_eq!(e.probe("127.0.0.9:2181"), Health::UNREACHABLE);
+    }
+
+    #[test]
+    fn the_leader_counts_its_synced_learners() {
+        let mut e = three();
+        e.set_running(ServerId(4), "127.0.0.4:2181", true);
+        let d = e.detail("127.0.0.1:2181");
+        assert_eq!(d.zab_state.as_deref(), Some("broadcast"));
+        assert_eq!(
+            (d.synced_followers, d.synced_non_voting_followers, d.synced_observers),
+            (Some(3), Some(1), Some(0))
+        );
+        assert_eq!(e.detail("127.0.0.2:2181").synced_followers, None, "followers do not count");
+        e.set_running(ServerId(2), "127.0.0.2:2181", false);
+        e.set_running(ServerId(3), "127.0.0.3:2181", false);
+        assert_eq!(e.detail("127.0.0.1:2181").zab_state.as_deref(), Some("election"));
+        assert_eq!(e.detail("127.0.0.2:2181"), ServerDetail::default());
     }
 
     #[test]

@@ -11,7 +11,7 @@ use std::time::Duration;
 use zkpilot_core::model::{EnsembleConfig, ServerId};
 use zkpilot_core::observed::{Health, Mode};
 use zkpilot_core::plan::MembershipChange;
-use zkpilot_core::ports::{PortError, PortResult, ReconfigError, Zookeeper};
+use zkpilot_core::ports::{PortError, PortResult, ReconfigError, ServerDetail, Zookeeper};
 
 use crate::calls::{Call, Fault, Script, play};
 
@@ -245,6 +245,14 @@ impl Zookeeper for ScriptedZookeeper {
             ReconfigAnswer::Forbidden(why) => Err(ReconfigError::Forbidden(why)),
             ReconfigAnswer::SilentNoOp => Ok(self.config()),
         }
+    }
+
+    async fn server_detail(&self, host: &str, admin_port: u16, client_port: u16) -> ServerDetail {
+        let address = format!("{host}:{client_port}");
+        if self.enter("server_detail", format!("{host} admin={admin_port} client={client_port}")).await.is_some() {
+            return ServerDetail::default();
+        }
+        self.with_ensemble(|e| e.detail(&address))
     }
 
     async fn confirm_write(&self, connect_string: &str) -> PortResult<()> {
