@@ -1,0 +1,79 @@
+//! Quorum loss: a survivor that can never re-form its quorum fences itself, and stays fenced
+//! across agent restarts; a backend outage is not a quorum loss.
+
+use zkpilot_core::model::{InstanceState, ServerId};
+use zkpilot_runtime::status::Phase;
+
+use crate::harness::{Node, World, inst};
+
+/// Member 3 of three serves; then server 1's instance is terminated and server 2's is not known
+/// to the group any more, both servers down: too few voters alive to ever re-form the quorum.
+async fn lose_two_voters(w: &World) -> Node {
+    let mut node = w.member(3);
+    node.pass().await;
+    assert_eq!(node.phase(), Phase::Member);
+    w.zk.stop(ServerId(1));
+    w.zk.stop(ServerId(2));
+    w.backend.set_state(&inst(1), InstanceState::Terminated);
+    w.backend.with_state(|s| {
+        s.instances.remove(&inst(2));
+        s.claims.remove(&ServerId(2));
+    });
+    node
+}
+
+/// No member serves for the debounce time and too few voters are alive: the survivor stops its
+/// server, copies its data, and writes its fence.
+#[tokio::test(start_paused = true)]
+async fn survivor_fences_itself_when_too_few_voters_are_alive() {
+    let w = World::serving(3, 0);
+    let mut node = lose_two_voters(&w).await;
+    node.pass().await;
+    assert!(node.process.running(), "not before the debounce time");
+    w.clock.advance(10_000);
+    node.pass().await;
+    assert_eq!(node.phase(), Phase::Recovering);
+    assert_eq!((node.process.stops(), node.process.running()), (1, false));
+    assert!(w.base(3).join("recovery.fence.json").exists());
+    assert_eq!(node.status().counters.fences, 1);
+}
+
+/// A fenced survivor whose agent restarts finds its fence on disk and keeps its server stopped,
+/// reporting its data, while recovery waits for the unconfirmed voter.
+#[tokio::test(start_paused = true)]
+async fn fenced_survivor_restarted_stays_stopped() {
+    let w = World::serving(3, 0);
+    let mut node = lose_two_voters(&w).await;
+    node.pass().await;
+    w.clock.advance(10_000);
+    node.pass().await;
+    assert_eq!(node.phase(), Phase::Recovering);
+    let mut node = node.restart(&w).await;
+    for _ in 0..5 {
+        node.pass().await;
+        w.clock.advance(2_000);
+    }
+    assert_eq!(node.process.starts(), 0, "never started while fenced");
+    assert_eq!(node.phase(), Phase::Recovering);
+    assert!(w.base(3).join("recovery.fence.json").exists());
+    assert!(w.backend.count("put_survivor_report") >= 1);
+    assert!(w.backend.snapshot().recovery_decision.is_none(), "server 2 is not confirmed gone");
+}
+
+/// The backend does not answer for longer than the debounce time: that is no quorum loss, the
+/// server keeps running and nothing is fenced.
+#[tokio::test(start_paused = true)]
+async fn backend_outage_after_boot_keeps_the_server_running() {
+    let w = World::serving(3, 0);
+    let mut node = w.member(3);
+    node.pass().await;
+    w.backend.fail_every_call();
+    for _ in 0..5 {
+        node.pass().await;
+        w.clock.advance(5_000);
+    }
+    assert!(node.process.running());
+    assert_eq!(node.process.stops(), 0);
+    assert!(!w.base(3).join("recovery.fence.json").exists());
+    assert!(w.zk.reconfigs().is_empty());
+}
