@@ -27,7 +27,7 @@ mod zookeeper;
 #[cfg(feature = "moto")]
 mod moto;
 
-pub use backend::{BackendState, InstanceRecord, MemoryBackend};
+pub use backend::{BackendState, InstanceRecord, MemoryBackend, SlotRecord};
 pub use calls::{Call, Fault};
 pub use clock::ManualClock;
 #[cfg(feature = "moto")]

@@ -182,18 +182,21 @@ lease_ttl_ms = 15000
 
     /// [`Self::agent`] with extra config text (whole sections, e.g. `[policy]\n...`).
     pub fn agent_with(&self, n: u32, extra: &str) -> Node {
-        self.zk.set_running(ServerId(n), &client(n), false);
-        let process = FakeProcess::serving_as(&self.zk, ServerId(n), &client(n));
-        let agent = Agent::new(
-            self.config(n, extra),
-            self.backend.clone(),
-            self.zk.clone(),
-            process.clone(),
-            self.clock.clone(),
-        )
-        .expect("agent");
+        let mut node = self.agent_from(self.config(n, extra), ServerId(n), &client(n));
+        node.extra = extra.to_string();
+        node
+    }
+
+    /// A real agent with config `cfg`, its process wired to server `server` of the model at
+    /// `client_address` (down until the agent starts it).
+    pub fn agent_from(&self, cfg: AgentConfig, server: ServerId, client_address: &str) -> Node {
+        self.zk.set_running(server, client_address, false);
+        let n = cfg.instance.address.rsplit('.').next().and_then(|o| o.parse().ok()).expect("127.0.0.n");
+        let process = FakeProcess::serving_as(&self.zk, server, client_address);
+        let agent =
+            Agent::new(cfg, self.backend.clone(), self.zk.clone(), process.clone(), self.clock.clone()).expect("agent");
         let status = agent.status();
-        Node { n, agent, process, status, extra: extra.to_string() }
+        Node { n, agent, process, status, extra: String::new() }
     }
 
     /// Member `n` of a [`Self::serving`] ensemble, with its local state intact (its files list

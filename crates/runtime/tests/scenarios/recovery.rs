@@ -77,3 +77,43 @@ async fn backend_outage_after_boot_keeps_the_server_running() {
     assert!(!w.base(3).join("recovery.fence.json").exists());
     assert!(w.zk.reconfigs().is_empty());
 }
+
+/// Both other voters' instances are confirmed terminated: the fenced survivor reports, decides
+/// (holding the lease) that it is the survivor, rebuilds a one-server ensemble from its own data
+/// and starts it; the fence is gone.
+#[tokio::test(start_paused = true)]
+async fn sole_survivor_with_the_others_confirmed_gone_rebuilds_alone() {
+    let w = World::serving(3, 0);
+    let mut node = lose_two_voters(&w).await;
+    let gone = w.instance(2);
+    w.backend.seed_claim(ServerId(2), &gone, "127.0.0.2");
+    w.backend.set_state(&gone, InstanceState::Terminated);
+    node.pass().await;
+    w.clock.advance(10_000);
+    node.pass().await;
+    assert_eq!(node.process.stops(), 1, "fenced");
+    node.until(4, "rebuilt", |s| s.counters.recoveries == 1).await;
+    let decision = w.backend.snapshot().recovery_decision.expect("decided");
+    assert_eq!((decision.survivor, decision.lost.clone()), (ServerId(3), vec![ServerId(1), ServerId(2)]));
+    assert_eq!(node.process.starts(), 2, "started again, alone");
+    let zoo_cfg = std::fs::read_to_string(w.base(3).join("conf/zoo.cfg")).expect("zoo.cfg");
+    assert!(zoo_cfg.contains("zoo.cfg.dynamic.recovery"), "{zoo_cfg}");
+    assert!(!w.base(3).join("recovery.fence.json").exists());
+}
+
+/// The backend does not answer: the agent cannot see its peers, but that is not a quorum loss
+/// and is not published as one.
+#[tokio::test(start_paused = true)]
+#[ignore = "bug (observe, t2; phase, t3): with the instances unread nothing is probed, so no config is read and \
+            after quorum_loss_after_ms the agent publishes QuorumLost for an ensemble that serves"]
+async fn backend_outage_is_not_published_as_quorum_loss() {
+    let w = World::serving(3, 0);
+    let mut node = w.member(3);
+    node.pass().await;
+    w.backend.fail_every_call();
+    for _ in 0..3 {
+        w.clock.advance(10_000);
+        node.pass().await;
+    }
+    assert_ne!(node.phase(), Phase::QuorumLost, "{}", node.status().detail);
+}
