@@ -19,13 +19,13 @@ async fn member_with_intact_state_restarts_as_is() {
     assert_eq!(w.backend.count("create_cluster_marker"), 0);
 }
 
-/// With intact local state a member restarts its server although every backend call fails: the
-/// data plane does not wait for the control plane, and the outage is no reason to exit.
+/// With intact local state a member restarts its server although every backend call fails.
 #[tokio::test(start_paused = true)]
 #[ignore = "bug (agent boot, t3): Agent::boot returns the first failed backend read (cluster_marker, claim_id, \
             desired_capacity) as a fatal AgentError::Port, so run() exits instead of restarting the server from \
             its local state"]
 async fn boot_with_intact_local_state_while_every_backend_call_fails() {
+    // The data plane must not wait for the control plane, and an outage is no reason to exit.
     let w = World::serving(3, 0);
     let mut node = w.member(3);
     w.backend.fail_every_call();
@@ -37,8 +37,7 @@ async fn boot_with_intact_local_state_while_every_backend_call_fails() {
     assert!(w.backend.calls().iter().all(|c| c.failed), "nothing reached the backend");
 }
 
-/// Three fresh agents of a group of three: exactly one marker is proposed, by the agent whose
-/// claim completed the genesis set, and all three start the ensemble it names.
+/// Three fresh agents propose exactly one marker, and all three start the ensemble it names.
 #[tokio::test(start_paused = true)]
 async fn genesis_proposes_exactly_one_marker() {
     let w = World::empty();
@@ -65,8 +64,7 @@ async fn genesis_proposes_exactly_one_marker() {
     }
 }
 
-/// Two proposers race for the marker: the one that writes second gets the winner's marker back
-/// and starts the winner's ensemble, its own proposal forgotten.
+/// A proposer that writes its marker second gets the winner's back and starts the winner's ensemble.
 #[tokio::test(start_paused = true)]
 async fn second_marker_writer_loses_and_follows_the_winner() {
     let w = World::empty();
@@ -92,8 +90,7 @@ async fn second_marker_writer_loses_and_follows_the_winner() {
     assert_eq!(w.backend.count("create_cluster_marker"), 1);
 }
 
-/// A marker exists but nothing serves (genesis in progress, or quorum lost): an instance the
-/// marker does not list waits, and never proposes a second genesis.
+/// A marker exists but nothing serves: an instance it does not list waits, never proposing again.
 #[tokio::test(start_paused = true)]
 async fn marker_without_a_serving_ensemble_never_bootstraps_again() {
     let w = World::empty();
@@ -110,8 +107,7 @@ async fn marker_without_a_serving_ensemble_never_bootstraps_again() {
     assert!(!w.base(4).join("conf/zoo.cfg").exists(), "nothing prepared");
 }
 
-/// Local data stamped for another cluster is refused, and not one file below the instance's
-/// directory changes.
+/// Local data stamped for another cluster is refused, and no file below the instance's dir changes.
 #[tokio::test(start_paused = true)]
 async fn foreign_cluster_data_is_refused_and_nothing_on_disk_changes() {
     let w = World::serving(3, 0);
@@ -124,8 +120,7 @@ async fn foreign_cluster_data_is_refused_and_nothing_on_disk_changes() {
     assert_eq!(node.process.starts(), 0);
 }
 
-/// Local state says one server id while the backend's claim for this instance says another: the
-/// agent refuses to start either, and changes nothing on disk.
+/// A backend claim for another id than the local myid is refused, and nothing on disk changes.
 #[tokio::test(start_paused = true)]
 async fn claimed_id_other_than_myid_is_refused() {
     let w = World::serving(3, 0);
@@ -140,8 +135,7 @@ async fn claimed_id_other_than_myid_is_refused() {
     assert_eq!(node.process.starts(), 0);
 }
 
-/// An ensemble serves but the group has no cluster marker (zkpilot did not create it): a fresh
-/// instance does not join it.
+/// An ensemble serves but the group has no marker (zkpilot did not create it): it is not joined.
 #[tokio::test(start_paused = true)]
 async fn serving_ensemble_without_marker_is_not_joined() {
     let w = World::serving(3, 0);
@@ -166,8 +160,7 @@ async fn terminating_instance_never_starts_its_server() {
     assert_eq!(node.phase(), Phase::Waiting);
 }
 
-/// A fresh instance joins: it starts as a non-voting follower and, holding the lease, adds itself
-/// as an observer (the ensemble has its three voters), with one confirmed reconfig.
+/// A fresh instance starts as a non-voting follower and, holding the lease, adds itself as observer.
 #[tokio::test(start_paused = true)]
 async fn fresh_instance_joins_and_is_added_as_observer() {
     let w = World::serving(3, 0);
@@ -184,9 +177,7 @@ async fn fresh_instance_joins_and_is_added_as_observer() {
     assert_eq!(w.backend.claim_of(&inst(4)), Some(ServerId(4)));
 }
 
-/// A joiner whose agent restarts before the lease holder added it rejoins through the committed
-/// config (a fresh joiner file listing itself, data kept) instead of starting on a file the
-/// ensemble no longer matches.
+/// A joiner restarted before it was added rejoins through the committed config (a fresh joiner file).
 #[tokio::test(start_paused = true)]
 async fn joiner_restarted_before_it_was_added_rejoins() {
     let w = World::serving(3, 0);
@@ -209,8 +200,7 @@ async fn joiner_restarted_before_it_was_added_rejoins() {
     node.until(3, "a member", |s| s.phase == Phase::Member).await;
 }
 
-/// A fresh instance's claim fails once (a backend blip): the boot is retried in the next pass,
-/// the agent does not end.
+/// A claim that fails once (a backend blip) is retried in the next pass; the agent does not end.
 #[tokio::test(start_paused = true)]
 #[ignore = "bug (agent boot, t3): a failed claim_id at boot is returned as a fatal AgentError::Port and run() \
             exits; same root as boot_with_intact_local_state_while_every_backend_call_fails"]
@@ -225,8 +215,7 @@ async fn failed_claim_is_retried_in_the_next_pass() {
     node.until(3, "a member", |s| s.phase == Phase::Member).await;
 }
 
-/// Slot mode: a replacement instance takes over the lost instance's slot (its address and its
-/// storage) and restarts the same server on the same data, with no reconfig.
+/// Slot mode: a replacement takes over the lost slot and restarts the same server on its data, no reconfig.
 #[tokio::test(start_paused = true)]
 async fn slot_replacement_restarts_the_same_server_on_the_slot_storage() {
     let w = World::serving(3, 0);
@@ -256,8 +245,7 @@ async fn slot_replacement_restarts_the_same_server_on_the_slot_storage() {
     assert!(w.zk.reconfigs().is_empty());
 }
 
-/// A voter whose instance is terminating while a synced joiner waits is swapped for it in one
-/// reconfig: the voter count never dips.
+/// A terminating voter is swapped for a synced joiner in one reconfig: the voter count never dips.
 #[tokio::test(start_paused = true)]
 async fn terminating_voter_is_swapped_for_a_synced_joiner_in_one_reconfig() {
     let w = World::serving(3, 0);

@@ -25,10 +25,10 @@ async fn paused_agent_plans_but_takes_no_lease() {
     assert!(s.plan.skipped.iter().any(|k| k.subject == "automation"), "{:?}", s.plan.skipped);
 }
 
-/// The pause arrives while a change is under way (set through another agent's API after this
-/// agent read the switches): the change in flight completes, the next step waits for a resume.
+/// A pause set while a change is in flight lets that change complete and stops the next step.
 #[tokio::test(start_paused = true)]
 async fn operator_pause_arriving_mid_change_stops_the_next_step() {
+    // Set through another agent's API after this agent read the switches, while its reconfig runs.
     let w = World::serving(3, 0);
     w.joiner(4);
     let mut node = w.member(1);
@@ -50,8 +50,7 @@ async fn operator_pause_arriving_mid_change_stops_the_next_step() {
     assert_eq!(w.zk.config().role_of(ServerId(5)), Some(Role::Observer), "resumed");
 }
 
-/// Reading the switches fails: the agent keeps the last ones it read (a backend blip must never
-/// unpause an ensemble), even though the stored switches now say otherwise.
+/// A failed read of the operator's switches keeps the last known pause (a blip never unpauses).
 #[tokio::test(start_paused = true)]
 async fn failed_operator_settings_read_keeps_the_last_known_pause() {
     let w = World::serving(3, 0);
@@ -71,8 +70,7 @@ async fn failed_operator_settings_read_keeps_the_last_known_pause() {
     assert_eq!(w.zk.reconfigs().len(), 1);
 }
 
-/// The operator's voter target overrides the configured one: with five members and a target of
-/// five, the two observers are promoted.
+/// The operator's voter target overrides the configured one: two observers are promoted to five voters.
 #[tokio::test(start_paused = true)]
 async fn operator_voter_target_overrides_the_config() {
     let w = World::serving(3, 2);

@@ -22,8 +22,7 @@ async fn membership_is_published_once_per_config_version() {
     assert_eq!(versions, vec![FIRST_ZXID, FIRST_ZXID + 5]);
 }
 
-/// A failed publish is retried in the next pass (the version counts as published only once the
-/// backend took it).
+/// A failed membership publish is retried in the next pass; a version counts once the backend took it.
 #[tokio::test(start_paused = true)]
 async fn failed_membership_publish_is_retried() {
     let w = World::serving(3, 0);
@@ -34,8 +33,7 @@ async fn failed_membership_publish_is_retried() {
     assert_eq!(w.backend.memberships().len(), 1);
 }
 
-/// The status snapshot shows what the agent saw: its server, role, the leader, the config
-/// version and connect string, every member; the backend holds the same snapshot.
+/// The status snapshot (local and published) shows the server, role, leader, version and members seen.
 #[tokio::test(start_paused = true)]
 async fn status_snapshot_reports_what_the_pass_saw() {
     let w = World::serving(3, 1);
@@ -53,12 +51,12 @@ async fn status_snapshot_reports_what_the_pass_saw() {
     assert_eq!(published["server_id"], 4);
 }
 
-/// A pass that cannot read the committed config (normal for a moment during a reconfig) does not
-/// make a member whose last known config listed it publish `Joining`.
+/// A pass that cannot read the committed config does not publish `Joining` for a member.
 #[tokio::test(start_paused = true)]
 #[ignore = "known bug, fixed by t3's milestone 2: a pass without the committed config falls through \
             Agent::pass's phase choice to Joining"]
 async fn unread_config_does_not_turn_a_member_into_a_joiner() {
+    // Normal for a moment during a reconfig; the demo's scale-out showed every member as a joiner.
     let w = World::serving(3, 0);
     let mut node = w.member(3);
     node.pass().await;
@@ -72,8 +70,7 @@ async fn unread_config_does_not_turn_a_member_into_a_joiner() {
     assert_eq!(node.phase(), Phase::Member);
 }
 
-/// A config read that times out costs the pass its config, not the agent: it goes on, and the
-/// next pass reads the config again.
+/// A config read that times out costs the pass its config, not the agent; the next pass reads it.
 #[tokio::test(start_paused = true)]
 async fn timed_out_config_read_is_survived() {
     let w = World::serving(3, 0);

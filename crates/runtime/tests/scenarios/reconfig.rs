@@ -19,8 +19,7 @@ fn has_four(w: &World) -> bool {
     w.zk.config().role_of(ServerId(4)) == Some(Role::Observer)
 }
 
-/// The happy path: one conditional reconfig from the observed version, one confirming write,
-/// counted applied.
+/// A joiner is added with one conditional reconfig from the observed version and one confirming write.
 #[tokio::test(start_paused = true)]
 async fn joiner_is_added_with_one_confirmed_reconfig() {
     let (w, mut node) = leader_and_joiner();
@@ -37,8 +36,7 @@ async fn joiner_is_added_with_one_confirmed_reconfig() {
     assert_eq!(w.zk.reconfigs().len(), 1, "nothing more to do");
 }
 
-/// Another agent takes the lease after this one planned and before it could reconfig: no
-/// reconfig is sent; once the lease expires this agent makes the change.
+/// The lease taken by another agent between plan and reconfig: no reconfig until the lease expires.
 #[tokio::test(start_paused = true)]
 async fn lease_lost_between_plan_and_reconfig_sends_no_reconfig() {
     let (w, mut node) = leader_and_joiner();
@@ -58,8 +56,7 @@ async fn lease_lost_between_plan_and_reconfig_sends_no_reconfig() {
     assert!(has_four(&w));
 }
 
-/// Without the lease nothing is executed, whatever the plan says; lease calls are made only when
-/// the plan has actions.
+/// A plan without actions asks for no lease.
 #[tokio::test(start_paused = true)]
 async fn no_lease_is_asked_when_there_is_nothing_to_do() {
     let w = World::serving(3, 0);
@@ -69,8 +66,7 @@ async fn no_lease_is_asked_when_there_is_nothing_to_do() {
     assert!(w.zk.reconfigs().is_empty());
 }
 
-/// The reconfig is answered ConnectionLoss but did commit (as when it removes the leader): the
-/// agent reads the config back, counts it applied and confirms it; nothing is sent twice.
+/// A reconfig answered ConnectionLoss that did commit is read back, counted applied and confirmed.
 #[tokio::test(start_paused = true)]
 async fn connection_loss_that_committed_is_settled_as_applied() {
     let (w, mut node) = leader_and_joiner();
@@ -84,8 +80,7 @@ async fn connection_loss_that_committed_is_settled_as_applied() {
     assert_eq!(w.zk.reconfigs().len(), 1);
 }
 
-/// The reconfig is answered ConnectionLoss and did not commit: counted failed, not confirmed, and
-/// planned again (from the unchanged version) in the next pass.
+/// A reconfig answered ConnectionLoss that did not commit is counted failed, not confirmed, and retried.
 #[tokio::test(start_paused = true)]
 async fn connection_loss_that_did_not_commit_is_failed_and_retried() {
     let (w, mut node) = leader_and_joiner();
@@ -103,8 +98,7 @@ async fn connection_loss_that_did_not_commit_is_failed_and_retried() {
     assert!(has_four(&w));
 }
 
-/// ZooKeeper's silent no-op (a config version set higher than any zxid makes reconfig "succeed"
-/// unchanged) is caught: counted failed, never confirmed, never reported applied.
+/// ZooKeeper's silent no-op (a too-high config version) is counted failed, never confirmed or applied.
 #[tokio::test(start_paused = true)]
 async fn too_high_config_version_is_not_taken_for_success() {
     let (w, mut node) = leader_and_joiner();
@@ -119,8 +113,7 @@ async fn too_high_config_version_is_not_taken_for_success() {
     assert!(node.outcomes("reconfig").iter().all(|o| !o.contains("\"applied")), "{:?}", node.outcomes("reconfig"));
 }
 
-/// Another agent's change commits between this agent's observation and its reconfig: ZooKeeper
-/// answers BadVersion, the agent re-plans from the new config in the next pass.
+/// Another change committing first makes the reconfig stale; the next pass re-plans from the new version.
 #[tokio::test(start_paused = true)]
 async fn stale_version_is_a_conflict_and_the_next_pass_replans() {
     let (w, mut node) = leader_and_joiner();
@@ -138,8 +131,7 @@ async fn stale_version_is_a_conflict_and_the_next_pass_replans() {
     assert!(has_four(&w));
 }
 
-/// A refused reconfig (NoAuth: the secret does not match) is counted failed each time and tried
-/// at most once per pass, never in a tight loop, and never ends the agent.
+/// A forbidden reconfig (NoAuth) is counted failed and tried at most once per pass, never in a tight loop.
 #[tokio::test(start_paused = true)]
 async fn forbidden_reconfig_is_counted_failed_and_not_retried_in_a_tight_loop() {
     let (w, mut node) = leader_and_joiner();
@@ -155,8 +147,7 @@ async fn forbidden_reconfig_is_counted_failed_and_not_retried_in_a_tight_loop() 
     assert_eq!(w.zk.count("confirm_write"), 0);
 }
 
-/// ZooKeeper rejects the change (NewConfigNoQuorum, ReconfigInProgress): nothing committed,
-/// counted failed, planned again later.
+/// A rejected reconfig (ReconfigInProgress) commits nothing, is counted failed, and is retried.
 #[tokio::test(start_paused = true)]
 async fn rejected_reconfig_commits_nothing_and_is_retried() {
     let (w, mut node) = leader_and_joiner();
@@ -168,8 +159,7 @@ async fn rejected_reconfig_commits_nothing_and_is_retried() {
     assert!(has_four(&w));
 }
 
-/// The confirming write fails for a moment after the change (sessions break when the leader
-/// changes): it is retried until it commits, and the change counts applied.
+/// A confirming write that fails for a moment is retried until it commits; the change counts applied.
 #[tokio::test(start_paused = true)]
 async fn confirming_write_is_retried_until_it_commits() {
     let (w, mut node) = leader_and_joiner();
@@ -179,10 +169,10 @@ async fn confirming_write_is_retried_until_it_commits() {
     assert_eq!(node.status().counters.reconfigs_applied, 1);
 }
 
-/// A confirming write that never commits ends in bounded time (a count of attempts, not a wall
-/// clock a paused test clock would never reach), reported as such.
+/// A confirming write that never commits gives up after a bounded count of attempts, and says so.
 #[tokio::test(start_paused = true)]
 async fn confirming_write_that_never_commits_gives_up_in_bounded_attempts() {
+    // A count of attempts, not a wall-clock deadline a paused test clock would never reach.
     let (w, mut node) = leader_and_joiner();
     w.zk.fail_always("confirm_write");
     node.pass().await;

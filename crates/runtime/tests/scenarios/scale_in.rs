@@ -10,8 +10,7 @@ use zkpilot_testkit::FIRST_ZXID;
 
 use crate::harness::{World, config, inst};
 
-/// The group terminates this observer's instance and the lease holder (another agent) removes
-/// it: the agent stops its server, reports `Removed`, and ends the run.
+/// Removed on scale-in by the lease holder, the agent stops its server, reports `Removed` and ends.
 #[tokio::test(start_paused = true)]
 async fn removal_on_scale_in_ends_the_agent_after_stopping_the_server() {
     let w = World::serving(3, 1);
@@ -46,8 +45,7 @@ async fn leaving_observer_removes_itself_then_ends() {
     assert_eq!(node.process.stops(), 1);
 }
 
-/// During a scale-in the backend's reads time out: with the instances unknown, nobody is removed
-/// and the leaving member keeps serving; once the backend answers again the removal happens.
+/// Backend reads timing out during a scale-in remove nobody; once they answer, the removal happens.
 #[tokio::test(start_paused = true)]
 async fn backend_reads_timing_out_during_scale_in_remove_nobody() {
     let w = World::serving(3, 1);
@@ -69,8 +67,7 @@ async fn backend_reads_timing_out_during_scale_in_remove_nobody() {
     assert_eq!(w.zk.reconfigs().iter().map(|c| c.leaving.clone()).collect::<Vec<_>>(), vec![vec![ServerId(4)]]);
 }
 
-/// The leaving member's own agent, while the backend's reads time out, neither stops its server
-/// nor ends: "not listed" must not come from "not known".
+/// A leaving member whose backend reads time out neither stops its server nor ends.
 #[tokio::test(start_paused = true)]
 async fn leaving_member_keeps_serving_while_the_backend_times_out() {
     let w = World::serving(3, 1);

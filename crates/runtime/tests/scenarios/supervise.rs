@@ -6,8 +6,7 @@ use zkpilot_core::observed::Mode;
 
 use crate::harness::{World, inst};
 
-/// A crashed server is restarted after 1 s, then 2 s after the next crash: the backoff follows
-/// the (manual) clock, and every restart is counted.
+/// A crashed server is restarted after 1 s, then 2 s after the next crash, as the manual clock says.
 #[tokio::test(start_paused = true)]
 async fn crashed_server_is_restarted_with_backoff_following_the_clock() {
     let w = World::serving(3, 0);
@@ -50,8 +49,7 @@ async fn backoff_starts_over_after_a_long_run() {
     assert_eq!(node.process.starts(), 5, "1 s after a server that ran fine");
 }
 
-/// Lifecycle heartbeats for a launch that waits on its server are sent once a minute, as the
-/// clock says, not every pass.
+/// Lifecycle heartbeats for a waiting launch are sent once a minute by the clock, not every pass.
 #[tokio::test(start_paused = true)]
 async fn lifecycle_heartbeats_are_throttled_by_the_clock() {
     let w = World::serving(3, 0);
@@ -71,8 +69,7 @@ async fn lifecycle_heartbeats_are_throttled_by_the_clock() {
     assert_eq!(w.backend.count("lifecycle_heartbeat"), 2, "60 s after the first");
 }
 
-/// A member whose server has not served for `unhealthy_after_ms` is reported to the group once;
-/// while the group has not acted, the report is repeated once per interval, not every pass.
+/// A member down past `unhealthy_after_ms` is reported once, then at most once per interval.
 #[tokio::test(start_paused = true)]
 async fn unhealthy_report_is_sent_once_per_interval() {
     let w = World::serving(3, 0);
