@@ -12,13 +12,15 @@ use clap::Args;
 use zkpilot_core::ServerId;
 use zkpilot_core::ports::{Backend, OperatorSettings};
 use zkpilot_local::{LocalBackend, StateDir};
+use zkpilot_runtime::config::IdentityMode;
 use zkpilot_runtime::static_membership::StaticEnsemble;
 use zkpilot_runtime::view::ClusterView;
 use zkpilot_zk::Install;
 
 use crate::load::{self, Load, LoadStats};
-use crate::local::{self, UpArgs};
 use crate::static_cmd::{self, ReplaceArgs};
+use zkpilot_ops::local::{self, UpOptions};
+use zkpilot_ops::progress::print;
 
 /// Options of `zkpilot bench`.
 #[derive(Debug, Clone, Args)]
@@ -106,31 +108,12 @@ struct ChangeRun {
 }
 
 async fn up(args: &BenchArgs, size: u32, dir: &Path, net: &str, mode: &str) -> anyhow::Result<ClusterView> {
-    let mut u = UpArgs::new(size, dir, net, &args.zookeeper);
-    u.mode = mode.into();
-    u.timeout = 240;
-    u.backup_every = 0;
-    local::up(&u).await
-}
-
-/// Polls the group until `pred` holds.
-async fn wait_view(
-    dir: &Path,
-    what: &str,
-    limit: Duration,
-    pred: impl Fn(&ClusterView) -> bool,
-) -> anyhow::Result<ClusterView> {
-    let start = Instant::now();
-    loop {
-        let v = local::cluster_view(dir).await?;
-        if pred(&v) {
-            return Ok(v);
-        }
-        if start.elapsed() > limit {
-            bail!("{what}: not reached within {limit:?}: {}", v.not_converged.join("; "));
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let zkpilot = std::env::current_exe().context("locating the zkpilot binary")?;
+    let mut u = UpOptions::new(size, dir, net, &args.zookeeper, &zkpilot);
+    u.mode = if mode == "slot" { IdentityMode::Slot } else { IdentityMode::Elastic };
+    u.timeout = Duration::from_secs(240);
+    u.backup_every = Duration::ZERO;
+    Ok(local::up(&u, None, &mut print).await?)
 }
 
 fn secret(dir: &Path) -> anyhow::Result<String> {
@@ -152,8 +135,8 @@ async fn reconfig_replace(args: &BenchArgs, dir: &Path, net: &str, leader: bool)
         tokio::time::sleep(Duration::from_secs(1)).await;
         let started = Instant::now();
         let t0 = epoch_ms();
-        local::terminate(dir, victim)?;
-        let after = wait_view(dir, "replacement swapped in", Duration::from_secs(180), |v| {
+        local::terminate(dir, victim, &mut print)?;
+        let after = local::wait_until(dir, "replacement swapped in", Duration::from_secs(180), |v| {
             v.converged && v.voters == 3 && !v.members.iter().any(|m| m.id == victim)
         })
         .await?;
@@ -167,7 +150,7 @@ async fn reconfig_replace(args: &BenchArgs, dir: &Path, net: &str, leader: bool)
         Ok(ChangeRun { failed: stats.failed, gap_ms: stats.longest_gap_ms, total_ms, lost })
     }
     .await;
-    local::down(dir).await?;
+    local::down(dir, &mut print).await?;
     result
 }
 
@@ -302,8 +285,8 @@ async fn heal_bench(args: &BenchArgs, out: &mut String) -> anyhow::Result<()> {
                 let (id, old_instance) = (victim.id, victim.instance.clone());
                 eprintln!("[bench] b3 {mode} run {}: kill -9 server {id}", run + 1);
                 let started = Instant::now();
-                local::kill(&dir, id, false)?;
-                v = wait_view(&dir, "healed", Duration::from_secs(180), |v| {
+                local::kill(&dir, id, false, &mut print)?;
+                v = local::wait_until(&dir, "healed", Duration::from_secs(180), |v| {
                     let replaced = match mode {
                         // Elastic: a new server (new id) is a synced voter in the config.
                         "elastic" => !v.members.iter().any(|m| m.id == id),
@@ -318,7 +301,7 @@ async fn heal_bench(args: &BenchArgs, out: &mut String) -> anyhow::Result<()> {
             Ok::<_, anyhow::Error>(())
         }
         .await;
-        local::down(&dir).await?;
+        local::down(&dir, &mut print).await?;
         result?;
         let _ignored = std::fs::remove_dir_all(&dir);
         rows.push((mode, stat(&times)));
@@ -351,7 +334,7 @@ async fn bootstrap_bench(args: &BenchArgs, out: &mut String) -> anyhow::Result<(
         let started = Instant::now();
         let r = up(args, 3, &dir, &net, "elastic").await;
         zk.push(started.elapsed().as_secs_f64());
-        local::down(&dir).await?;
+        local::down(&dir, &mut print).await?;
         r?;
         let _ignored = std::fs::remove_dir_all(&dir);
 
@@ -428,7 +411,7 @@ async fn footprint_bench(args: &BenchArgs, out: &mut String) -> anyhow::Result<(
         Ok::<_, anyhow::Error>((stat(&rss), stat(&cpu), pids.len(), secs))
     }
     .await;
-    local::down(&dir).await?;
+    local::down(&dir, &mut print).await?;
     let (rss, cpu, n, secs) = result?;
     let _ignored = std::fs::remove_dir_all(&dir);
     writeln!(out, "\n### B5 Agent footprint (idle, converged group of {size})\n")?;
@@ -576,7 +559,7 @@ async fn scale_bench(args: &BenchArgs, out: &mut String) -> anyhow::Result<()> {
             backend.put_operator_settings(&set_target(Some(voters))).await?;
             state.set_desired(size as usize)?;
             let limit = Duration::from_secs(300);
-            wait_view(&dir, "scaled out", limit, |v| {
+            local::wait_until(&dir, "scaled out", limit, |v| {
                 v.members.len() == size as usize && v.voters == voters && v.members.iter().all(|m| m.mode.is_serving())
             })
             .await?;
@@ -585,7 +568,8 @@ async fn scale_bench(args: &BenchArgs, out: &mut String) -> anyhow::Result<()> {
             backend.put_operator_settings(&set_target(None)).await?;
             state.set_desired(3)?;
             let after =
-                wait_view(&dir, "scaled in", limit, |v| v.converged && v.members.len() == 3 && v.voters == 3).await?;
+                local::wait_until(&dir, "scaled in", limit, |v| v.converged && v.members.len() == 3 && v.voters == 3)
+                    .await?;
             let t_down = started.elapsed().as_secs_f64();
             let root = load.root().to_string();
             let stats: LoadStats = load.stop().await;
@@ -594,7 +578,7 @@ async fn scale_bench(args: &BenchArgs, out: &mut String) -> anyhow::Result<()> {
             Ok::<_, anyhow::Error>((t_up, t_down, stats, l))
         }
         .await;
-        local::down(&dir).await?;
+        local::down(&dir, &mut print).await?;
         let (a, b, stats, l) = result?;
         let _ignored = std::fs::remove_dir_all(&dir);
         up_t.push(a);

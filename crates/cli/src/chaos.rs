@@ -18,9 +18,12 @@ use anyhow::{Context, bail};
 use clap::Args;
 use serde::Serialize;
 use zkpilot_core::ServerId;
+use zkpilot_runtime::config::IdentityMode;
+use zkpilot_runtime::view::MemberView;
 use zookeeper_client as zk;
 
-use crate::local::{self, UpArgs};
+use zkpilot_ops::local::{self, GroupError, UpOptions};
+use zkpilot_ops::progress::print;
 
 /// Options of `chaos`.
 #[derive(Debug, Clone, Args)]
@@ -197,7 +200,7 @@ pub async fn run(args: ChaosArgs) -> anyhow::Result<()> {
         args.dir.clone().unwrap_or_else(|| std::env::temp_dir().join(format!("zkpilot-chaos-{}", std::process::id())));
     let result = campaign(&args, &dir).await;
     if dir.join("group.json").exists() {
-        local::down(&dir).await.context("bringing the chaos group down")?;
+        local::down(&dir, &mut print).await.context("bringing the chaos group down")?;
     }
     let report = result?;
     let json = serde_json::to_string_pretty(&report)?;
@@ -228,13 +231,15 @@ async fn campaign(args: &ChaosArgs, dir: &Path) -> anyhow::Result<Report> {
         println!("chaos: partition faults SKIPPED: they need root and nft (apt-get install nftables)");
     }
     let started = Instant::now();
-    local::up(&UpArgs {
-        mode: args.mode.clone(),
-        quorum_loss_after: 5,
+    let zkpilot = std::env::current_exe().context("locating the zkpilot binary")?;
+    let mode = if args.mode == "slot" { IdentityMode::Slot } else { IdentityMode::Elastic };
+    let opts = UpOptions {
+        mode,
+        quorum_loss_after: Duration::from_secs(5),
         separate_uids: partitions,
-        ..UpArgs::new(3, dir, &args.net, &args.zookeeper)
-    })
-    .await?;
+        ..UpOptions::new(3, dir, &args.net, &args.zookeeper, &zkpilot)
+    };
+    local::up(&opts, None, &mut print).await?;
     let secret = std::fs::read_to_string(dir.join("secret")).context("group secret")?.trim().to_string();
     let workload = Arc::new(Workload {
         stop: AtomicBool::new(false),
@@ -349,7 +354,7 @@ async fn inject(fault: Fault, dir: &Path, rng: &mut fastrand::Rng) -> anyhow::Re
     let v = local::cluster_view(dir).await?;
     // Only members whose instance runs: a converged view can still list one whose instance the
     // previous fault's scale-in just terminated.
-    let running = |m: &&crate::local::MemberView| {
+    let running = |m: &&MemberView| {
         v.instances
             .iter()
             .any(|i| Some(&i.id) == m.instance.as_ref() && i.state == zkpilot_core::InstanceState::Running)
@@ -361,15 +366,14 @@ async fn inject(fault: Fault, dir: &Path, rng: &mut fastrand::Rng) -> anyhow::Re
     let random = |rng: &mut fastrand::Rng| ids[rng.usize(0..ids.len())];
     // A scale-in of the previous fault may terminate the target between the view and the kill:
     // it is gone either way.
-    let kill = |id: ServerId| match local::kill(dir, id, false) {
-        Ok(_) => Ok(id.0),
-        Err(e) if e.to_string().contains("already terminated") => Ok(id.0),
+    let kill = |id: ServerId| match local::kill(dir, id, false, &mut print) {
+        Ok(_) | Err(GroupError::AlreadyTerminated { .. }) => Ok(id.0),
         Err(e) => Err(e),
     };
     Ok(match fault {
         Fault::KillRandom => vec![kill(random(rng))?],
         Fault::RollingRestart => {
-            crate::rolling::run(dir, Duration::from_secs(120)).await?;
+            local::rolling::rolling_restart(dir, Duration::from_secs(120), &mut print).await?;
             ids.iter().map(|i| i.0).collect()
         }
         Fault::Partition => {
@@ -444,7 +448,7 @@ async fn inject(fault: Fault, dir: &Path, rng: &mut fastrand::Rng) -> anyhow::Re
                 .find(|(_, c)| Some(&c.instance) == holder.as_ref())
                 .map(|(n, _)| n)
                 .unwrap_or_else(|| random(rng));
-            local::kill(dir, id, true)?;
+            local::kill(dir, id, true, &mut print)?;
             vec![id.0]
         }
     })

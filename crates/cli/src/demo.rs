@@ -8,7 +8,9 @@ use clap::Args;
 use zkpilot_zk::{Secret, ZkClient};
 use zookeeper_client as zk;
 
-use crate::local::{self, UpArgs};
+use zkpilot_ops::local::{self, UpOptions};
+use zkpilot_ops::progress::print;
+use zkpilot_runtime::view::ClusterView;
 
 /// Options of `demo`.
 #[derive(Debug, Clone, Args)]
@@ -54,7 +56,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     if args.keep {
         println!("group left running: zkpilot local status --dir {}", dir.display());
     } else if dir.join("group.json").exists() {
-        local::down(&dir).await.context("bringing the demo group down")?;
+        local::down(&dir, &mut print).await.context("bringing the demo group down")?;
     }
     result
 }
@@ -65,7 +67,12 @@ async fn story(args: &DemoArgs, dir: &std::path::Path) -> anyhow::Result<()> {
 
     let t = Instant::now();
     n.say("1. local up --size 3: three instances claim ids, write the cluster marker once, start genesis");
-    let v = local::up(&UpArgs { quorum_loss_after: 5, ..UpArgs::new(3, dir, &args.net, &args.zookeeper) }).await?;
+    let zkpilot = std::env::current_exe().context("locating the zkpilot binary")?;
+    let opts = UpOptions {
+        quorum_loss_after: Duration::from_secs(5),
+        ..UpOptions::new(3, dir, &args.net, &args.zookeeper, &zkpilot)
+    };
+    let v = local::up(&opts, None, &mut print).await?;
     n.done("bootstrap 3", t);
     n.say(&format!("   serving: {} (leader {})", v.connect_string.clone().unwrap_or_default(), fmt_id(v.leader)));
 
@@ -92,8 +99,8 @@ async fn story(args: &DemoArgs, dir: &std::path::Path) -> anyhow::Result<()> {
     n.say(&format!(
         "4. kill -9 the leader (server {leader}): ZooKeeper elects a new leader, zkpilot swaps a synced observer in"
     ));
-    local::kill(dir, leader, false)?;
-    let v = local::wait_converged(dir, Duration::from_secs(240)).await?;
+    local::kill(dir, leader, false, &mut print)?;
+    let v = local::wait_converged(dir, Duration::from_secs(240), &mut print).await?;
     n.done("heal after leader kill", t);
     n.say(&format!(
         "   new leader {}, {} members, {} voters, server {leader} gone: {}",
@@ -117,9 +124,9 @@ async fn story(args: &DemoArgs, dir: &std::path::Path) -> anyhow::Result<()> {
         lost.iter().map(ToString::to_string).collect::<Vec<_>>().join(" and ")
     ));
     for id in lost {
-        local::kill(dir, *id, false)?;
+        local::kill(dir, *id, false, &mut print)?;
     }
-    let v = local::wait_converged(dir, Duration::from_secs(240)).await?;
+    let v = local::wait_converged(dir, Duration::from_secs(240), &mut print).await?;
     n.done("recover from quorum loss", t);
     n.say(&format!(
         "   {} voters again, leader {}, config {}",
@@ -144,9 +151,9 @@ async fn story(args: &DemoArgs, dir: &std::path::Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn scale(dir: &std::path::Path, size: u32) -> anyhow::Result<local::ClusterView> {
+async fn scale(dir: &std::path::Path, size: u32) -> anyhow::Result<ClusterView> {
     zkpilot_local::StateDir::open(dir)?.set_desired(size as usize)?;
-    local::wait_converged(dir, Duration::from_secs(240)).await
+    Ok(local::wait_converged(dir, Duration::from_secs(240), &mut print).await?)
 }
 
 fn fmt_id(id: Option<zkpilot_core::ServerId>) -> String {

@@ -16,7 +16,27 @@ use zkpilot_runtime::static_membership::{StaticEnsemble, StepTiming};
 use zkpilot_zk::Install;
 
 use crate::load::{self, Load, LoadStats};
-use crate::local;
+use zkpilot_ops::local;
+
+/// `zkpilot static` subcommands.
+#[derive(Debug, clap::Subcommand)]
+pub enum StaticCommand {
+    /// Replace one server of a static-list ensemble (no reconfig) under a write load: rolling
+    /// (leader last) or all at once; reports failed writes, the longest write gap and lost writes.
+    Replace(ReplaceArgs),
+}
+
+/// Dispatches `zkpilot static`.
+pub async fn run(cmd: StaticCommand) -> anyhow::Result<()> {
+    let StaticCommand::Replace(args) = cmd;
+    let r = replace(&args).await?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&r)?);
+    } else {
+        print!("{}", render(&r));
+    }
+    Ok(())
+}
 
 /// Options of `zkpilot static replace`.
 #[derive(Debug, Clone, Args)]
