@@ -1,17 +1,12 @@
 //! `zkpilot`: parses the command line and dispatches to [`commands`]. No decisions are made here.
 
-mod bench;
-mod chaos;
 mod commands;
-mod demo;
-mod load;
 mod signal;
-mod static_cmd;
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use commands::{agent, aws, backup, ensemble, kafka, local, plan, rolling};
+use commands::{agent, aws, backup, demo, ensemble, kafka, local, plan, rolling};
 
 /// Autopilot for Apache ZooKeeper ensembles.
 #[derive(Debug, Parser)]
@@ -28,11 +23,10 @@ enum Command {
     /// The local backend: an elastic ensemble of loopback instances on this machine.
     #[command(subcommand)]
     Local(local::LocalCommand),
-    /// Up 3, write data, scale to 5, kill the leader, heal, scale to 3, lose 2 of 3 voters and recover, check every key.
+    /// Up 3, write data, scale to 5, kill the leader, heal, scale to 3, lose 2 of 3 voters and
+    /// recover, check every key (runs `zkpilot-lab demo`, built beside this binary).
+    #[command(disable_help_flag = true)]
     Demo(demo::DemoArgs),
-    /// Faults (kill -9 of instances, leader, agents mid-reconfig, quorum loss, scaling) against a
-    /// local group under a client workload; reports lost writes, stale reads, convergence.
-    Chaos(chaos::ChaosArgs),
     /// Print `zookeeper.connect` and a stable `broker.id` for a Kafka broker.
     KafkaConfig(kafka::KafkaArgs),
     /// What the agents of a local group would do next and why nothing else (a dry run: nothing
@@ -44,12 +38,6 @@ enum Command {
     /// Any ZooKeeper ensemble, managed by zkpilot or not.
     #[command(subcommand)]
     Ensemble(ensemble::EnsembleCommand),
-    /// The static-membership strategy, for ensembles without reconfig (and the benchmarks'
-    /// baseline).
-    #[command(subcommand)]
-    Static(static_cmd::StaticCommand),
-    /// The side-by-side benchmarks B1–B8, written into BENCHMARKS.md (`--smoke`: one quick run).
-    Bench(bench::BenchArgs),
     /// Backups the agents stored (snapshots + transaction logs).
     #[command(subcommand)]
     Backup(backup::BackupCommand),
@@ -115,15 +103,12 @@ async fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Agent(args) => agent::run(args).await,
         Command::Local(cmd) => local::run(cmd).await,
-        Command::Demo(args) => demo::run(args).await,
-        Command::Chaos(args) => chaos::run(args).await,
+        Command::Demo(args) => Err(demo::exec(&args)),
         Command::Aws(cmd) => aws::run(cmd),
         Command::KafkaConfig(args) => kafka::run(args).await,
         Command::Plan(args) => plan::run(args).await,
         Command::RollingRestart(args) => rolling::run(args).await,
         Command::Backup(cmd) => backup::run(cmd).await,
-        Command::Bench(args) => bench::run(args).await,
-        Command::Static(cmd) => static_cmd::run(cmd).await,
         Command::Restore(args) => backup::restore(args).await,
         Command::Ensemble(cmd) => ensemble::run(cmd).await,
     }

@@ -24,7 +24,6 @@ pub mod backup;
 pub mod config;
 pub mod names;
 pub mod observe;
-pub mod static_membership;
 pub mod status;
 pub mod view;
 

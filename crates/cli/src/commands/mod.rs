@@ -5,6 +5,7 @@ pub mod agent;
 pub mod args;
 pub mod aws;
 pub mod backup;
+pub mod demo;
 pub mod ensemble;
 pub mod kafka;
 pub mod local;
