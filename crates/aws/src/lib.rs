@@ -32,7 +32,9 @@ use aws_sdk_s3::error::ProvideErrorMetadata;
 use aws_sdk_s3::primitives::ByteStream;
 use serde::{Deserialize, Serialize};
 use zkpilot_core::model::{EnsembleConfig, Instance, InstanceId, InstanceState, LifecycleHook, ServerId};
-use zkpilot_core::ports::{Backend, ClusterMarker, OperatorSettings, PortError, PortResult};
+use zkpilot_core::ports::{
+    ClusterMarker, Coordination, Group, Identity, OperatorSettings, PortError, PortResult, Publish, Slot, Store,
+};
 use zkpilot_core::recovery::{RecoveryDecision, SurvivorReport};
 
 /// Where the group and its records are.
@@ -460,7 +462,7 @@ fn now_ms() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
-impl Backend for AwsBackend {
+impl Group for AwsBackend {
     async fn instances(&self) -> PortResult<Vec<Instance>> {
         let group = self.group().await?;
         let claims = self.claims().await?;
@@ -527,6 +529,61 @@ impl Backend for AwsBackend {
         Ok(self.group().await?.desired_capacity().unwrap_or(0).max(0) as usize)
     }
 
+    async fn set_scale_in_protection(&self, instance: &InstanceId, protected: bool) -> PortResult<()> {
+        self.asg
+            .set_instance_protection()
+            .auto_scaling_group_name(&self.settings.group)
+            .instance_ids(&instance.0)
+            .protected_from_scale_in(protected)
+            .send()
+            .await
+            .map_err(|e| err(format!("set scale-in protection of {instance}"), e))?;
+        Ok(())
+    }
+
+    async fn lifecycle_heartbeat(&self, instance: &InstanceId, hook: LifecycleHook) -> PortResult<()> {
+        let name = self.hook_name(hook);
+        self.asg
+            .record_lifecycle_action_heartbeat()
+            .auto_scaling_group_name(&self.settings.group)
+            .lifecycle_hook_name(name)
+            .instance_id(&instance.0)
+            .send()
+            .await
+            .map_err(|e| err(format!("lifecycle heartbeat {name} of {instance}"), e))?;
+        Ok(())
+    }
+
+    async fn complete_lifecycle(&self, instance: &InstanceId, hook: LifecycleHook) -> PortResult<()> {
+        let name = self.hook_name(hook);
+        self.asg
+            .complete_lifecycle_action()
+            .auto_scaling_group_name(&self.settings.group)
+            .lifecycle_hook_name(name)
+            .instance_id(&instance.0)
+            .lifecycle_action_result("CONTINUE")
+            .send()
+            .await
+            .map_err(|e| err(format!("complete lifecycle action {name} of {instance}"), e))?;
+        Ok(())
+    }
+
+    async fn report_unhealthy(&self, instance: &InstanceId) -> PortResult<()> {
+        // The group terminates it (through the terminating hook, so the agent still gets to take
+        // its server out) and launches a replacement.
+        self.asg
+            .set_instance_health()
+            .instance_id(&instance.0)
+            .health_status("Unhealthy")
+            .should_respect_grace_period(true)
+            .send()
+            .await
+            .map_err(|e| err(format!("set instance health of {instance}"), e))?;
+        Ok(())
+    }
+}
+
+impl Identity for AwsBackend {
     async fn claim_id(&self, instance: &InstanceId, address: &str) -> PortResult<ServerId> {
         if self.claims_in_logs() {
             return self.logs_claim_id(instance, address).await;
@@ -559,7 +616,7 @@ impl Backend for AwsBackend {
         ))
     }
 
-    async fn claim_slot(&self, instance: &InstanceId, zone: &str) -> PortResult<Option<zkpilot_core::ports::Slot>> {
+    async fn claim_slot(&self, instance: &InstanceId, zone: &str) -> PortResult<Option<Slot>> {
         self.claim_slot_ready(instance, zone).await
     }
 
@@ -583,6 +640,20 @@ impl Backend for AwsBackend {
         }
     }
 
+    async fn announce(&self, instance: &InstanceId, id: ServerId, address: &str) -> PortResult<()> {
+        self.ec2
+            .create_tags()
+            .resources(&instance.0)
+            .tags(Tag::builder().key(TAG_SERVER_ID).value(id.to_string()).build())
+            .tags(Tag::builder().key(TAG_ADDRESS).value(address).build())
+            .send()
+            .await
+            .map_err(|e| err(format!("tag {instance}"), e))?;
+        Ok(())
+    }
+}
+
+impl Coordination for AwsBackend {
     async fn cluster_marker(&self) -> PortResult<Option<ClusterMarker>> {
         if self.claims_in_logs() {
             return self.logs_marker().await;
@@ -631,131 +702,6 @@ impl Backend for AwsBackend {
         }
     }
 
-    async fn announce(&self, instance: &InstanceId, id: ServerId, address: &str) -> PortResult<()> {
-        self.ec2
-            .create_tags()
-            .resources(&instance.0)
-            .tags(Tag::builder().key(TAG_SERVER_ID).value(id.to_string()).build())
-            .tags(Tag::builder().key(TAG_ADDRESS).value(address).build())
-            .send()
-            .await
-            .map_err(|e| err(format!("tag {instance}"), e))?;
-        Ok(())
-    }
-
-    async fn publish_membership(&self, config: &EnsembleConfig) -> PortResult<()> {
-        self.put(&self.key("connect-string"), format!("{}\n", config.connect_string()).into_bytes()).await?;
-        let doc = serde_json::json!({
-            "version": format!("{:x}", config.version),
-            "connect_string": config.connect_string(),
-            "servers": config.servers.values().map(|s| s.to_string()).collect::<Vec<_>>(),
-            "published_ms": now_ms(),
-        });
-        self.put(&self.key("membership.json"), doc.to_string().into_bytes()).await
-    }
-
-    async fn set_scale_in_protection(&self, instance: &InstanceId, protected: bool) -> PortResult<()> {
-        self.asg
-            .set_instance_protection()
-            .auto_scaling_group_name(&self.settings.group)
-            .instance_ids(&instance.0)
-            .protected_from_scale_in(protected)
-            .send()
-            .await
-            .map_err(|e| err(format!("set scale-in protection of {instance}"), e))?;
-        Ok(())
-    }
-
-    async fn lifecycle_heartbeat(&self, instance: &InstanceId, hook: LifecycleHook) -> PortResult<()> {
-        let name = self.hook_name(hook);
-        self.asg
-            .record_lifecycle_action_heartbeat()
-            .auto_scaling_group_name(&self.settings.group)
-            .lifecycle_hook_name(name)
-            .instance_id(&instance.0)
-            .send()
-            .await
-            .map_err(|e| err(format!("lifecycle heartbeat {name} of {instance}"), e))?;
-        Ok(())
-    }
-
-    async fn complete_lifecycle(&self, instance: &InstanceId, hook: LifecycleHook) -> PortResult<()> {
-        let name = self.hook_name(hook);
-        self.asg
-            .complete_lifecycle_action()
-            .auto_scaling_group_name(&self.settings.group)
-            .lifecycle_hook_name(name)
-            .instance_id(&instance.0)
-            .lifecycle_action_result("CONTINUE")
-            .send()
-            .await
-            .map_err(|e| err(format!("complete lifecycle action {name} of {instance}"), e))?;
-        Ok(())
-    }
-
-    async fn publish_connections(&self, instance: &InstanceId, connections: u64) -> PortResult<()> {
-        use aws_sdk_cloudwatch::types::{Dimension, MetricDatum, StandardUnit};
-        // Per group (what target tracking averages) and per instance (for dashboards).
-        let datum = |dims: Vec<Dimension>| {
-            MetricDatum::builder()
-                .metric_name(METRIC_CONNECTIONS)
-                .set_dimensions(Some(dims))
-                .value(connections as f64)
-                .unit(StandardUnit::Count)
-                .build()
-        };
-        let group = Dimension::builder().name("AutoScalingGroupName").value(&self.settings.group).build();
-        let inst = Dimension::builder().name("InstanceId").value(&instance.0).build();
-        self.cloudwatch
-            .put_metric_data()
-            .namespace(METRIC_NAMESPACE)
-            .metric_data(datum(vec![group.clone()]))
-            .metric_data(datum(vec![group, inst]))
-            .send()
-            .await
-            .map_err(|e| err("put metric data", e))?;
-        Ok(())
-    }
-
-    async fn base_config(&self) -> PortResult<Option<String>> {
-        match self.get(&self.key("base.cfg")).await? {
-            None => Ok(None),
-            Some((bytes, _)) => String::from_utf8(bytes)
-                .map(Some)
-                .map_err(|e| err(format!("s3 {}base.cfg is not UTF-8", self.settings.prefix), e)),
-        }
-    }
-
-    async fn publish_name(&self, name: &str, address: &str) -> PortResult<()> {
-        use aws_sdk_route53::types::{Change, ChangeAction, ChangeBatch, ResourceRecord, ResourceRecordSet, RrType};
-        let zone = self.settings.hosted_zone_id.as_deref().ok_or_else(|| {
-            PortError::msg("backend", format!("no Route53 hosted zone configured for {name} ([names] route53_zone)"))
-        })?;
-        let build = |e: aws_sdk_route53::error::BuildError| err(format!("route53 record {name}"), e);
-        // A short TTL: after a replacement, peers and clients must re-resolve within seconds.
-        let record = ResourceRecordSet::builder()
-            .name(name)
-            .r#type(RrType::A)
-            .ttl(10)
-            .resource_records(ResourceRecord::builder().value(address).build().map_err(build)?)
-            .build()
-            .map_err(build)?;
-        let change =
-            Change::builder().action(ChangeAction::Upsert).resource_record_set(record).build().map_err(build)?;
-        self.route53
-            .change_resource_record_sets()
-            .hosted_zone_id(zone)
-            .change_batch(ChangeBatch::builder().changes(change).comment("zkpilot").build().map_err(build)?)
-            .send()
-            .await
-            .map_err(|e| err(format!("upsert route53 {name} -> {address} in {zone}"), e))?;
-        Ok(())
-    }
-
-    async fn publish_status(&self, instance: &InstanceId, status_json: &str) -> PortResult<()> {
-        self.put(&self.key(&format!("status/{instance}.json")), status_json.as_bytes().to_vec()).await
-    }
-
     async fn put_survivor_report(&self, report: &SurvivorReport) -> PortResult<()> {
         let body = serde_json::to_vec(report).map_err(|e| err("encode survivor report", e))?;
         self.put(&self.key(&format!("recovery/reports/{}.json", report.instance)), body).await
@@ -790,20 +736,93 @@ impl Backend for AwsBackend {
         self.put(&self.key("operator.json"), body).await
     }
 
-    async fn report_unhealthy(&self, instance: &InstanceId) -> PortResult<()> {
-        // The group terminates it (through the terminating hook, so the agent still gets to take
-        // its server out) and launches a replacement.
-        self.asg
-            .set_instance_health()
-            .instance_id(&instance.0)
-            .health_status("Unhealthy")
-            .should_respect_grace_period(true)
+    async fn restore_seed(&self) -> PortResult<Option<String>> {
+        Ok(self.get_json::<RestoreSeed>(&self.key("restore-seed.json")).await?.map(|(s, _)| s.backup))
+    }
+
+    async fn put_restore_seed(&self, backup: &str) -> PortResult<()> {
+        let body = serde_json::to_vec(&RestoreSeed { backup: backup.into() }).map_err(|e| err("encode seed", e))?;
+        self.put(&self.key("restore-seed.json"), body).await
+    }
+
+    async fn base_config(&self) -> PortResult<Option<String>> {
+        match self.get(&self.key("base.cfg")).await? {
+            None => Ok(None),
+            Some((bytes, _)) => String::from_utf8(bytes)
+                .map(Some)
+                .map_err(|e| err(format!("s3 {}base.cfg is not UTF-8", self.settings.prefix), e)),
+        }
+    }
+}
+
+impl Publish for AwsBackend {
+    async fn publish_membership(&self, config: &EnsembleConfig) -> PortResult<()> {
+        self.put(&self.key("connect-string"), format!("{}\n", config.connect_string()).into_bytes()).await?;
+        let doc = serde_json::json!({
+            "version": format!("{:x}", config.version),
+            "connect_string": config.connect_string(),
+            "servers": config.servers.values().map(|s| s.to_string()).collect::<Vec<_>>(),
+            "published_ms": now_ms(),
+        });
+        self.put(&self.key("membership.json"), doc.to_string().into_bytes()).await
+    }
+
+    async fn publish_connections(&self, instance: &InstanceId, connections: u64) -> PortResult<()> {
+        use aws_sdk_cloudwatch::types::{Dimension, MetricDatum, StandardUnit};
+        // Per group (what target tracking averages) and per instance (for dashboards).
+        let datum = |dims: Vec<Dimension>| {
+            MetricDatum::builder()
+                .metric_name(METRIC_CONNECTIONS)
+                .set_dimensions(Some(dims))
+                .value(connections as f64)
+                .unit(StandardUnit::Count)
+                .build()
+        };
+        let group = Dimension::builder().name("AutoScalingGroupName").value(&self.settings.group).build();
+        let inst = Dimension::builder().name("InstanceId").value(&instance.0).build();
+        self.cloudwatch
+            .put_metric_data()
+            .namespace(METRIC_NAMESPACE)
+            .metric_data(datum(vec![group.clone()]))
+            .metric_data(datum(vec![group, inst]))
             .send()
             .await
-            .map_err(|e| err(format!("set instance health of {instance}"), e))?;
+            .map_err(|e| err("put metric data", e))?;
         Ok(())
     }
 
+    async fn publish_name(&self, name: &str, address: &str) -> PortResult<()> {
+        use aws_sdk_route53::types::{Change, ChangeAction, ChangeBatch, ResourceRecord, ResourceRecordSet, RrType};
+        let zone = self.settings.hosted_zone_id.as_deref().ok_or_else(|| {
+            PortError::msg("backend", format!("no Route53 hosted zone configured for {name} ([names] route53_zone)"))
+        })?;
+        let build = |e: aws_sdk_route53::error::BuildError| err(format!("route53 record {name}"), e);
+        // A short TTL: after a replacement, peers and clients must re-resolve within seconds.
+        let record = ResourceRecordSet::builder()
+            .name(name)
+            .r#type(RrType::A)
+            .ttl(10)
+            .resource_records(ResourceRecord::builder().value(address).build().map_err(build)?)
+            .build()
+            .map_err(build)?;
+        let change =
+            Change::builder().action(ChangeAction::Upsert).resource_record_set(record).build().map_err(build)?;
+        self.route53
+            .change_resource_record_sets()
+            .hosted_zone_id(zone)
+            .change_batch(ChangeBatch::builder().changes(change).comment("zkpilot").build().map_err(build)?)
+            .send()
+            .await
+            .map_err(|e| err(format!("upsert route53 {name} -> {address} in {zone}"), e))?;
+        Ok(())
+    }
+
+    async fn publish_status(&self, instance: &InstanceId, status_json: &str) -> PortResult<()> {
+        self.put(&self.key(&format!("status/{instance}.json")), status_json.as_bytes().to_vec()).await
+    }
+}
+
+impl Store for AwsBackend {
     async fn backup_put(&self, backup: &str, file: &str, from: &std::path::Path) -> PortResult<()> {
         let key = self.key(&backup_key(backup, file)?);
         self.put_file(&key, from).await
@@ -854,15 +873,6 @@ impl Backend for AwsBackend {
                 .map_err(|e| err(format!("delete s3 {key}"), e))?;
         }
         Ok(())
-    }
-
-    async fn restore_seed(&self) -> PortResult<Option<String>> {
-        Ok(self.get_json::<RestoreSeed>(&self.key("restore-seed.json")).await?.map(|(s, _)| s.backup))
-    }
-
-    async fn put_restore_seed(&self, backup: &str) -> PortResult<()> {
-        let body = serde_json::to_vec(&RestoreSeed { backup: backup.into() }).map_err(|e| err("encode seed", e))?;
-        self.put(&self.key("restore-seed.json"), body).await
     }
 
     async fn ship_log(&self, instance: &InstanceId, file: &str, from: &std::path::Path) -> PortResult<()> {

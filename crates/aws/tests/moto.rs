@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use zkpilot_aws::slots::SlotSettings;
 use zkpilot_aws::{AwsBackend, AwsSettings, TAG_ADDRESS, TAG_SERVER_ID};
 use zkpilot_core::model::{EnsembleConfig, InstanceId, InstanceState, ServerId};
-use zkpilot_core::ports::{Backend, ClusterMarker};
+use zkpilot_core::ports::{ClusterMarker, Coordination, Group, Identity, Publish, Store};
 use zkpilot_testkit::{Moto, create_group, create_slot, group_instances, set_desired};
 
 async fn setup(name: &str, n: i32) -> (Moto, aws_config::SdkConfig, AwsBackend) {

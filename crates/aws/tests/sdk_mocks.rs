@@ -8,7 +8,7 @@ use aws_sdk_autoscaling::operation::complete_lifecycle_action::CompleteLifecycle
 use aws_smithy_mocks::{mock, mock_client};
 use zkpilot_aws::{AwsBackend, AwsSettings, Clients};
 use zkpilot_core::model::{InstanceId, LifecycleHook};
-use zkpilot_core::ports::Backend;
+use zkpilot_core::ports::{Group, Publish};
 
 fn unused_clients() -> Clients {
     // Never called in these tests; built without credentials or network.

@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use serde::Serialize;
+use zkpilot_core::ports::epoch_ms;
 use zookeeper_client as zk;
 
 /// Where the workload connects.
@@ -236,11 +237,6 @@ impl Workload {
             longest_gap_from_ms,
         }
     }
-}
-
-/// Milliseconds since the Unix epoch.
-pub fn epoch_ms() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
 async fn session(target: &Target, auth: Option<&str>, limit: Option<Duration>) -> Option<zk::Client> {

@@ -2,7 +2,9 @@
 
 use zkpilot_core::backup::Manifest;
 use zkpilot_core::model::{EnsembleConfig, Instance, InstanceId, LifecycleHook, ServerId};
-use zkpilot_core::ports::{Backend, ClusterMarker, OperatorSettings, PortError, PortResult, Slot};
+use zkpilot_core::ports::{
+    ClusterMarker, Coordination, Group, Identity, OperatorSettings, PortError, PortResult, Publish, Slot, Store,
+};
 use zkpilot_core::recovery::{RecoveryDecision, SurvivorReport};
 
 use crate::state::{StateDir, StateError};
@@ -53,7 +55,7 @@ async fn offload<T: Send + 'static>(
     })
 }
 
-impl Backend for LocalBackend {
+impl Group for LocalBackend {
     async fn instances(&self) -> PortResult<Vec<Instance>> {
         let dir = self.dir.clone();
         in_place(move || {
@@ -93,6 +95,30 @@ impl Backend for LocalBackend {
         in_place(move || Ok(dir.group()?.desired)).await.map_err(port("read desired capacity"))
     }
 
+    async fn set_scale_in_protection(&self, _instance: &InstanceId, _protected: bool) -> PortResult<()> {
+        Ok(())
+    }
+
+    async fn lifecycle_heartbeat(&self, _instance: &InstanceId, _hook: LifecycleHook) -> PortResult<()> {
+        Ok(())
+    }
+
+    async fn complete_lifecycle(&self, _instance: &InstanceId, _hook: LifecycleHook) -> PortResult<()> {
+        // The local controller has no hooks: it waits for the agent's own "removed" exit instead.
+        Ok(())
+    }
+
+    async fn report_unhealthy(&self, instance: &InstanceId) -> PortResult<()> {
+        // What an Auto Scaling group does with an unhealthy instance: terminate it; the
+        // controller then launches the replacement.
+        let (dir, instance) = (self.dir.clone(), instance.clone());
+        in_place(move || crate::group::kill_instance(&dir, &instance).map(|_| ()))
+            .await
+            .map_err(port("replace unhealthy instance"))
+    }
+}
+
+impl Identity for LocalBackend {
     async fn claim_id(&self, instance: &InstanceId, address: &str) -> PortResult<ServerId> {
         let (dir, instance, address) = (self.dir.clone(), instance.clone(), address.to_string());
         in_place(move || dir.claim(&instance, &address)).await.map_err(port("claim server id"))
@@ -120,6 +146,13 @@ impl Backend for LocalBackend {
         in_place(move || dir.release(id, &instance)).await.map_err(port("release server id"))
     }
 
+    async fn announce(&self, _instance: &InstanceId, _id: ServerId, _address: &str) -> PortResult<()> {
+        // The claim file already records the address; there are no instance tags locally.
+        Ok(())
+    }
+}
+
+impl Coordination for LocalBackend {
     async fn cluster_marker(&self) -> PortResult<Option<ClusterMarker>> {
         let dir = self.dir.clone();
         in_place(move || dir.marker()).await.map_err(port("read cluster marker"))
@@ -133,53 +166,6 @@ impl Backend for LocalBackend {
     async fn acquire_lease(&self, holder: &InstanceId, ttl_ms: u64, now_ms: u64) -> PortResult<bool> {
         let (dir, holder) = (self.dir.clone(), holder.clone());
         in_place(move || dir.acquire_lease(&holder, ttl_ms, now_ms)).await.map_err(port("acquire lease"))
-    }
-
-    async fn announce(&self, _instance: &InstanceId, _id: ServerId, _address: &str) -> PortResult<()> {
-        // The claim file already records the address; there are no instance tags locally.
-        Ok(())
-    }
-
-    async fn publish_membership(&self, config: &EnsembleConfig) -> PortResult<()> {
-        let (dir, text) = (self.dir.clone(), format!("{}\n", config.connect_string()));
-        in_place(move || dir.put_connect_string(&text)).await.map_err(port("publish connection string"))
-    }
-
-    async fn set_scale_in_protection(&self, _instance: &InstanceId, _protected: bool) -> PortResult<()> {
-        Ok(())
-    }
-
-    async fn lifecycle_heartbeat(&self, _instance: &InstanceId, _hook: LifecycleHook) -> PortResult<()> {
-        Ok(())
-    }
-
-    async fn complete_lifecycle(&self, _instance: &InstanceId, _hook: LifecycleHook) -> PortResult<()> {
-        // The local controller has no hooks: it waits for the agent's own "removed" exit instead.
-        Ok(())
-    }
-
-    async fn publish_connections(&self, _instance: &InstanceId, _connections: u64) -> PortResult<()> {
-        // No metrics service locally; the count is in the agent's status (server.connections).
-        Ok(())
-    }
-
-    async fn base_config(&self) -> PortResult<Option<String>> {
-        let path = self.dir.root().join("base.cfg");
-        match tokio::fs::read_to_string(&path).await {
-            Ok(t) => Ok(Some(t)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(PortError::new("backend", format!("read {}", path.display()), e)),
-        }
-    }
-
-    async fn publish_name(&self, name: &str, _address: &str) -> PortResult<()> {
-        // Locally names live in a hosts file the agents keep themselves ([names] hosts_file).
-        Err(PortError::msg("backend", format!("the local backend has no name service for {name}; use a hosts file")))
-    }
-
-    async fn publish_status(&self, instance: &InstanceId, status_json: &str) -> PortResult<()> {
-        let (dir, instance, json) = (self.dir.clone(), instance.clone(), status_json.to_string());
-        in_place(move || dir.put_status(&instance, &json)).await.map_err(port("publish status"))
     }
 
     async fn put_survivor_report(&self, report: &SurvivorReport) -> PortResult<()> {
@@ -212,15 +198,49 @@ impl Backend for LocalBackend {
         in_place(move || dir.put_operator_settings(&settings)).await.map_err(port("write operator settings"))
     }
 
-    async fn report_unhealthy(&self, instance: &InstanceId) -> PortResult<()> {
-        // What an Auto Scaling group does with an unhealthy instance: terminate it; the
-        // controller then launches the replacement.
-        let (dir, instance) = (self.dir.clone(), instance.clone());
-        in_place(move || crate::group::kill_instance(&dir, &instance).map(|_| ()))
-            .await
-            .map_err(port("replace unhealthy instance"))
+    async fn restore_seed(&self) -> PortResult<Option<String>> {
+        let dir = self.dir.clone();
+        in_place(move || dir.restore_seed()).await.map_err(port("read restore seed"))
     }
 
+    async fn put_restore_seed(&self, backup: &str) -> PortResult<()> {
+        let (dir, backup) = (self.dir.clone(), backup.to_string());
+        in_place(move || dir.put_restore_seed(&backup)).await.map_err(port("write restore seed"))
+    }
+
+    async fn base_config(&self) -> PortResult<Option<String>> {
+        let path = self.dir.root().join("base.cfg");
+        match tokio::fs::read_to_string(&path).await {
+            Ok(t) => Ok(Some(t)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(PortError::new("backend", format!("read {}", path.display()), e)),
+        }
+    }
+}
+
+impl Publish for LocalBackend {
+    async fn publish_membership(&self, config: &EnsembleConfig) -> PortResult<()> {
+        let (dir, text) = (self.dir.clone(), format!("{}\n", config.connect_string()));
+        in_place(move || dir.put_connect_string(&text)).await.map_err(port("publish connection string"))
+    }
+
+    async fn publish_connections(&self, _instance: &InstanceId, _connections: u64) -> PortResult<()> {
+        // No metrics service locally; the count is in the agent's status (server.connections).
+        Ok(())
+    }
+
+    async fn publish_name(&self, name: &str, _address: &str) -> PortResult<()> {
+        // Locally names live in a hosts file the agents keep themselves ([names] hosts_file).
+        Err(PortError::msg("backend", format!("the local backend has no name service for {name}; use a hosts file")))
+    }
+
+    async fn publish_status(&self, instance: &InstanceId, status_json: &str) -> PortResult<()> {
+        let (dir, instance, json) = (self.dir.clone(), instance.clone(), status_json.to_string());
+        in_place(move || dir.put_status(&instance, &json)).await.map_err(port("publish status"))
+    }
+}
+
+impl Store for LocalBackend {
     async fn backup_put(&self, backup: &str, file: &str, from: &std::path::Path) -> PortResult<()> {
         let (dir, backup, file, from) = (self.dir.clone(), backup.to_string(), file.to_string(), from.to_path_buf());
         offload(move || dir.backup_put(&backup, &file, &from)).await.map_err(port("store backup file"))
@@ -239,16 +259,6 @@ impl Backend for LocalBackend {
     async fn backup_delete(&self, backup: &str) -> PortResult<()> {
         let (dir, backup) = (self.dir.clone(), backup.to_string());
         in_place(move || dir.backup_delete(&backup)).await.map_err(port("delete backup"))
-    }
-
-    async fn restore_seed(&self) -> PortResult<Option<String>> {
-        let dir = self.dir.clone();
-        in_place(move || dir.restore_seed()).await.map_err(port("read restore seed"))
-    }
-
-    async fn put_restore_seed(&self, backup: &str) -> PortResult<()> {
-        let (dir, backup) = (self.dir.clone(), backup.to_string());
-        in_place(move || dir.put_restore_seed(&backup)).await.map_err(port("write restore seed"))
     }
 
     async fn ship_log(&self, instance: &InstanceId, file: &str, from: &std::path::Path) -> PortResult<()> {

@@ -25,8 +25,3 @@ pub mod local;
 pub mod progress;
 
 pub use progress::{Progress, Sink};
-
-/// Milliseconds since the Unix epoch (0 if the clock is before it).
-pub(crate) fn epoch_ms() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
-}

@@ -8,7 +8,9 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use tokio::sync::watch;
 use zkpilot_core::boot::{BootDecision, BootInputs, decide};
@@ -16,17 +18,19 @@ use zkpilot_core::model::{InstanceState, ServerId, ServerSpec};
 use zkpilot_core::observed::Observed;
 use zkpilot_core::plan::{Action, MembershipChange, Plan};
 use zkpilot_core::policy::server_name;
-use zkpilot_core::ports::{Backend, Clock, ClusterMarker, PortError, ReconfigError, ServerProcess, Slot, Zookeeper};
+pub use zkpilot_core::ports::SystemClock;
+use zkpilot_core::ports::{
+    Backend, Clock, ClusterMarker, Launch, PortError, ReconfigError, ServerDetail, ServerProcess, Slot, Zookeeper,
+};
 use zkpilot_core::safety::check_plan;
-use zkpilot_supervisor::{Backoff, Spec, Supervisor};
+use zkpilot_supervisor::Backoff;
 use zkpilot_zk::files::{self, Layout, LocalState, Stamp};
-use zkpilot_zk::install::{Install, JvmSettings, write_logging_config};
-use zkpilot_zk::{FilesError, InstallError, Secret, probe};
+use zkpilot_zk::{FilesError, Secret};
 
 use crate::api::Control;
 use crate::config::{AgentConfig, IdentityMode};
 use crate::observe::Observer;
-use crate::status::{AgentStatus, Counters, Event, MemberLine, Phase, ServerDetail};
+use crate::status::{AgentStatus, Counters, Event, MemberLine, Phase};
 
 mod backups;
 mod recovery;
@@ -38,9 +42,6 @@ pub enum AgentError {
     /// Local files are malformed or foreign; nothing was changed.
     #[error(transparent)]
     Files(#[from] FilesError),
-    /// The ZooKeeper install is unusable.
-    #[error(transparent)]
-    Install(#[from] InstallError),
     /// The secret file is unusable.
     #[error("{0}")]
     Secret(String),
@@ -52,24 +53,22 @@ pub enum AgentError {
     Refused(String),
 }
 
-/// Wall clock.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now_ms(&self) -> u64 {
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
-    }
-}
-
 /// Minimum time between heartbeats of one lifecycle action (hook timeouts are minutes).
-const HEARTBEAT_EVERY: Duration = Duration::from_secs(60);
-/// Pass interval while an agent boots, for at most [`BOOT_FAST_FOR`].
+const HEARTBEAT_EVERY_MS: u64 = 60_000;
+/// Pass interval while an agent boots, for at most [`BOOT_FAST_FOR_MS`].
 const BOOT_PASS: Duration = Duration::from_millis(100);
 /// How long after start a booting agent polls fast.
-const BOOT_FAST_FOR: Duration = Duration::from_secs(30);
+const BOOT_FAST_FOR_MS: u64 = 30_000;
 /// How often the local server's own detail (zabstate, mntr) is asked.
-const DETAIL_EVERY: Duration = Duration::from_millis(1500);
+const DETAIL_EVERY_MS: u64 = 1500;
+/// A server that ran this long before it exited restarts without backoff.
+const RAN_FINE_MS: u64 = 60_000;
+/// Attempts of the confirming write after a reconfig, [`CONFIRM_PAUSE`] apart: removing the
+/// leader breaks sessions for a moment. A count, not a wall-clock deadline, so a test clock that
+/// does not move cannot hang it.
+const CONFIRM_ATTEMPTS: u32 = 75;
+/// Pause between confirming-write attempts.
+const CONFIRM_PAUSE: Duration = Duration::from_millis(200);
 /// Events kept in status.
 const EVENTS_KEPT: usize = 50;
 
@@ -78,55 +77,68 @@ enum Boot {
     Waiting(String),
 }
 
+/// How a pass ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PassEnd {
+    /// Keep going: the next pass follows after the pass interval.
+    Continue,
+    /// This instance's server was removed from the ensemble on scale-in and is stopped; the
+    /// instance may terminate.
+    Removed,
+}
+
 /// One agent.
-pub struct Agent<B, Z, C> {
+pub struct Agent<B, Z, P, C> {
     cfg: AgentConfig,
     backend: B,
     zk: Z,
+    process: P,
     clock: C,
     layout: Layout,
-    install: Install,
     secret: Secret,
     observer: Observer,
-    server: Option<Supervisor>,
+    /// The agent started the server and has not seen it exit or stopped it since.
+    running: bool,
     my_id: Option<ServerId>,
     slot: Option<Slot>,
     names_written: Option<std::collections::BTreeMap<String, String>>,
     pid_file: std::path::PathBuf,
-    started_at: Option<Instant>,
-    restart_at: Option<Instant>,
+    started_at: Option<u64>,
+    restart_at: Option<u64>,
     backoff: Backoff,
     marker_seen: bool,
     no_quorum_since: Option<u64>,
     fenced: Option<recovery::Fence>,
-    report_at: Option<Instant>,
+    report_at: Option<u64>,
     control: Arc<Control>,
     operator: zkpilot_core::ports::OperatorSettings,
     counters: Counters,
     last_boot_log: Option<String>,
     published_version: Option<u64>,
-    metrics_at: Option<Instant>,
+    metrics_at: Option<u64>,
     newest_backup_ms: Option<u64>,
     leader_since_listing: bool,
     settled: bool,
-    detail: Option<(Instant, ServerDetail)>,
-    heartbeats: std::collections::HashMap<zkpilot_core::model::InstanceId, Instant>,
-    unhealthy_reported: std::collections::HashMap<zkpilot_core::model::InstanceId, Instant>,
+    detail: Option<(u64, ServerDetail)>,
+    heartbeats: std::collections::HashMap<zkpilot_core::model::InstanceId, u64>,
+    unhealthy_reported: std::collections::HashMap<zkpilot_core::model::InstanceId, u64>,
+    /// When this agent was created (clock ms): it polls fast while booting, for a while.
+    born_ms: u64,
     events: VecDeque<Event>,
     status: watch::Sender<Arc<AgentStatus>>,
 }
 
-impl<B, Z, C> std::fmt::Debug for Agent<B, Z, C> {
+impl<B, Z, P, C> std::fmt::Debug for Agent<B, Z, P, C> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Agent").field("instance", &self.cfg.instance.id).field("server_id", &self.my_id).finish()
     }
 }
 
-impl<B: Backend, Z: Zookeeper, C: Clock> Agent<B, Z, C> {
-    /// Checks the install and the secret; touches nothing on disk.
-    pub fn new(cfg: AgentConfig, backend: B, zk: Z, clock: C) -> Result<Self, AgentError> {
-        let install = Install::detect(&cfg.server.install, cfg.server.java.as_deref())?;
-        let secret = Secret::from_file(&cfg.cluster.secret_file).map_err(AgentError::Secret)?;
+impl<B: Backend, Z: Zookeeper, P: ServerProcess, C: Clock> Agent<B, Z, P, C> {
+    /// Checks the secret; touches nothing on disk. The process port comes ready: the JVM one
+    /// ([`crate::process::JvmProcess`]) has checked the install when it was built.
+    pub fn new(cfg: AgentConfig, backend: B, zk: Z, process: P, clock: C) -> Result<Self, AgentError> {
+        let secret = Secret::from_file(&cfg.cluster.secret_file).map_err(|e| AgentError::Secret(e.to_string()))?;
         let layout = Layout::new(&cfg.server.base_dir);
         let pid_file = cfg.server.base_dir.parent().unwrap_or(&cfg.server.base_dir).join("zk.pid");
         let initial = AgentStatus {
@@ -153,16 +165,17 @@ impl<B: Backend, Z: Zookeeper, C: Clock> Agent<B, Z, C> {
             counters: Counters::default(),
             api: cfg.api.as_ref().map(|a| a.listen.to_string()),
         };
+        let born_ms = clock.now_ms();
         Ok(Self {
             cfg,
             backend,
             zk,
+            process,
             clock,
             layout,
-            install,
             secret,
             observer: Observer::default(),
-            server: None,
+            running: false,
             my_id: None,
             slot: None,
             names_written: None,
@@ -188,6 +201,7 @@ impl<B: Backend, Z: Zookeeper, C: Clock> Agent<B, Z, C> {
             detail: None,
             heartbeats: std::collections::HashMap::new(),
             unhealthy_reported: std::collections::HashMap::new(),
+            born_ms,
             events: VecDeque::new(),
             status: watch::channel(Arc::new(initial)).0,
         })
@@ -218,7 +232,7 @@ impl<B: Backend, Z: Zookeeper, C: Clock> Agent<B, Z, C> {
         if local.contains(&crate::api::Change::Backup) {
             self.take_backup(zkpilot_core::backup::BackupReason::Manual, None).await;
         }
-        if local.contains(&crate::api::Change::RestartServer) && self.server.is_some() {
+        if local.contains(&crate::api::Change::RestartServer) && self.running {
             // Graceful: SIGTERM, then start again with the same files; the ensemble sees one
             // member leave and come back, exactly as in a rolling restart by hand.
             let started = Instant::now();
@@ -263,17 +277,18 @@ impl<B: Backend, Z: Zookeeper, C: Clock> Agent<B, Z, C> {
     pub async fn run(mut self, shutdown: impl std::future::Future<Output = ()>) -> Result<(), AgentError> {
         tokio::pin!(shutdown);
         let pass = Duration::from_millis(self.cfg.agent.pass_interval_ms);
-        let born = Instant::now();
         let result = loop {
             match self.pass().await {
-                Ok(true) => break Ok(()),
-                Ok(false) => {}
+                Ok(PassEnd::Removed) => break Ok(()),
+                Ok(PassEnd::Continue) => {}
                 Err(e) => break Err(e),
             }
             // A booting agent waits on others (their claims, the marker, the first leader): poll
             // fast for a while so a fresh ensemble does not lose whole passes per boot step
             // (BENCHMARKS.md B4), then at the normal pace so a long wait costs few backend calls.
-            let booting = !self.settled && self.fenced.is_none() && born.elapsed() < BOOT_FAST_FOR;
+            let booting = !self.settled
+                && self.fenced.is_none()
+                && self.clock.now_ms().saturating_sub(self.born_ms) < BOOT_FAST_FOR_MS;
             let wait = if booting { pass.min(BOOT_PASS) } else { pass };
             tokio::select! {
                 () = &mut shutdown => break Ok(()),
@@ -288,24 +303,26 @@ impl<B: Backend, Z: Zookeeper, C: Clock> Agent<B, Z, C> {
         result
     }
 
-    /// One pass. Returns true when the agent is done (removed on scale-in).
-    async fn pass(&mut self) -> Result<bool, AgentError> {
+    /// One pass: boot while the server is not running, else observe → plan → execute at most one
+    /// step → publish. [`PassEnd::Removed`] once this instance's server has left the ensemble on
+    /// scale-in (it is stopped then).
+    pub async fn pass(&mut self) -> Result<PassEnd, AgentError> {
         if self.fenced.is_some() {
             self.recovery_pass().await?;
-            return Ok(false);
+            return Ok(PassEnd::Continue);
         }
-        if self.server.is_none() || self.supervise_exited() {
-            if self.restart_at.is_some_and(|at| Instant::now() < at) {
-                return Ok(false);
+        if !self.running || self.supervise_exited() {
+            if self.restart_at.is_some_and(|at| self.clock.now_ms() < at) {
+                return Ok(PassEnd::Continue);
             }
             match self.boot().await? {
                 Boot::Started => {}
-                Boot::Waiting(_) if self.fenced.is_some() => return Ok(false),
+                Boot::Waiting(_) if self.fenced.is_some() => return Ok(PassEnd::Continue),
                 Boot::Waiting(why) => {
                     let phase =
                         if self.marker_seen && self.quorum_lost_for() { Phase::QuorumLost } else { Phase::Waiting };
                     self.publish(phase, why, None, &Plan::default(), false).await;
-                    return Ok(false);
+                    return Ok(PassEnd::Continue);
                 }
             }
         }
@@ -317,12 +334,12 @@ impl<B: Backend, Z: Zookeeper, C: Clock> Agent<B, Z, C> {
         debug_assert_eq!(check_plan(&obs, &policy, &plan), Ok(()), "planner broke a safety rule");
         self.track_quorum(&obs, now);
         if obs.config.is_none()
-            && self.server.is_some()
+            && self.running
             && self.quorum_lost_for()
             && let Some(detail) = self.maybe_fence(&obs).await?
         {
             self.publish(Phase::Recovering, detail, Some(&obs), &plan, false).await;
-            return Ok(false);
+            return Ok(PassEnd::Continue);
         }
         self.publish_membership(&obs).await;
         if let Err(e) = self.refresh_names(obs.instances.as_deref()).await {
@@ -345,7 +362,7 @@ impl<B: Backend, Z: Zookeeper, C: Clock> Agent<B, Z, C> {
                 false,
             )
             .await;
-            return Ok(true);
+            return Ok(PassEnd::Removed);
         }
 
         let mut lease = false;
@@ -375,7 +392,7 @@ impl<B: Backend, Z: Zookeeper, C: Clock> Agent<B, Z, C> {
             (Phase::Joining, "running as a non-voting follower until the lease holder adds it".to_string())
         };
         self.publish(phase, detail, Some(&obs), &plan, lease).await;
-        Ok(false)
+        Ok(PassEnd::Continue)
     }
 
     /// Every agent that sees a committed config version it has not published yet publishes it:
@@ -406,21 +423,22 @@ impl<B: Backend, Z: Zookeeper, C: Clock> Agent<B, Z, C> {
 
     /// Reaps an unexpected ZooKeeper exit and schedules a restart with backoff.
     fn supervise_exited(&mut self) -> bool {
-        let Some(server) = self.server.as_mut() else {
+        if !self.running {
+            return false;
+        }
+        let Some(exit) = self.process.try_exited() else {
             return false;
         };
-        let Some(exit) = server.try_exited() else {
-            return false;
-        };
-        self.server = None;
+        self.running = false;
         self.remove_pid_file();
-        if self.started_at.is_some_and(|t| t.elapsed() > Duration::from_secs(60)) {
+        let now = self.clock.now_ms();
+        if self.started_at.is_some_and(|t| now.saturating_sub(t) > RAN_FINE_MS) {
             self.backoff.reset();
         }
         let delay = self.backoff.next_delay();
         self.counters.server_restarts += 1;
         tracing::warn!(?exit, ?delay, log = %self.layout.log_file().display(), "ZooKeeper exited; restarting after backoff");
-        self.restart_at = Some(Instant::now() + delay);
+        self.restart_at = Some(now + delay.as_millis() as u64);
         true
     }
 
@@ -657,45 +675,36 @@ impl<B: Backend, Z: Zookeeper, C: Clock> Agent<B, Z, C> {
         Ok(())
     }
 
-    fn start_server(&mut self) -> Result<(), AgentError> {
-        let conf = self.layout.conf_dir();
-        write_logging_config(&conf)?;
-        if let Some(uid) = self.cfg.server.run_as_uid {
-            // Files the agent wrote since the last start are root's; ZooKeeper rewrites zoo.cfg and
-            // the dynamic files and owns everything under dataDir.
-            files::chown_tree(&self.layout.base, uid)?;
-        }
-        let (program, args) = self.install.server_command(
-            &conf,
-            &self.layout.zoo_cfg(),
-            &JvmSettings {
-                heap_mb: self.cfg.server.heap_mb,
-                hosts_file: self
-                    .cfg
-                    .names
-                    .as_ref()
-                    .and_then(|n| n.hosts_file.clone())
-                    .filter(|f| f != std::path::Path::new("/etc/hosts")),
-                dns_ttl_s: self.cfg.names.as_ref().map(|_| 5),
-                snapshot_sync_only: self.cfg.server.snapshot_sync_only,
-            },
-        );
-        let mut sup = Supervisor::new(Spec {
-            program,
-            args,
-            cwd: self.layout.base.clone(),
+    /// Everything the agent decides about a start of its server.
+    fn launch(&self) -> Launch {
+        Launch {
+            base: self.layout.base.clone(),
+            conf_dir: self.layout.conf_dir(),
+            zoo_cfg: self.layout.zoo_cfg(),
             log: self.layout.log_file(),
-            grace: Duration::from_secs(10),
-            uid: self.cfg.server.run_as_uid,
-        });
-        sup.start()?;
-        if let Some(pid) = sup.pid()
+            heap_mb: self.cfg.server.heap_mb,
+            hosts_file: self
+                .cfg
+                .names
+                .as_ref()
+                .and_then(|n| n.hosts_file.clone())
+                .filter(|f| f != std::path::Path::new("/etc/hosts")),
+            dns_ttl_s: self.cfg.names.as_ref().map(|_| 5),
+            snapshot_sync_only: self.cfg.server.snapshot_sync_only,
+            run_as_uid: self.cfg.server.run_as_uid,
+        }
+    }
+
+    fn start_server(&mut self) -> Result<(), AgentError> {
+        let launch = self.launch();
+        self.process.start(&launch)?;
+        if let Some(pid) = self.process.pid()
             && let Err(e) = std::fs::write(&self.pid_file, pid.to_string())
         {
             tracing::warn!(error = %e, path = %self.pid_file.display(), "cannot record ZooKeeper pid");
         }
-        self.server = Some(sup);
-        self.started_at = Some(Instant::now());
+        self.running = true;
+        self.started_at = Some(self.clock.now_ms());
         self.restart_at = None;
         Ok(())
     }
@@ -706,8 +715,8 @@ impl<B: Backend, Z: Zookeeper, C: Clock> Agent<B, Z, C> {
 
     async fn stop_server(&mut self) {
         self.detail = None;
-        if let Some(mut s) = self.server.take() {
-            if let Err(e) = s.stop().await {
+        if std::mem::take(&mut self.running) {
+            if let Err(e) = self.process.stop().await {
                 tracing::warn!(error = %e, "stopping ZooKeeper");
             }
             self.remove_pid_file();
@@ -745,11 +754,13 @@ impl<B: Backend, Z: Zookeeper, C: Clock> Agent<B, Z, C> {
                 Action::LifecycleHeartbeat { instance, hook } => {
                     // Throttled here, not in the planner: the plan says what is wanted, this
                     // avoids a call every pass.
-                    let due = self.heartbeats.get(instance).is_none_or(|t| t.elapsed() >= HEARTBEAT_EVERY);
+                    let now = self.clock.now_ms();
+                    let due =
+                        self.heartbeats.get(instance).is_none_or(|t| now.saturating_sub(*t) >= HEARTBEAT_EVERY_MS);
                     if !due {
                         continue;
                     }
-                    self.heartbeats.insert(instance.clone(), Instant::now());
+                    self.heartbeats.insert(instance.clone(), now);
                     match self.backend.lifecycle_heartbeat(instance, *hook).await {
                         Ok(()) => "applied".to_string(),
                         Err(e) => format!("failed: {e}"),
@@ -763,11 +774,15 @@ impl<B: Backend, Z: Zookeeper, C: Clock> Agent<B, Z, C> {
                 }
                 Action::ReportUnhealthy { instance, .. } => {
                     // Once is enough while the group acts on it; repeated only if it did not.
-                    let due = self.unhealthy_reported.get(instance).is_none_or(|t| t.elapsed() >= HEARTBEAT_EVERY);
+                    let now = self.clock.now_ms();
+                    let due = self
+                        .unhealthy_reported
+                        .get(instance)
+                        .is_none_or(|t| now.saturating_sub(*t) >= HEARTBEAT_EVERY_MS);
                     if !due {
                         continue;
                     }
-                    self.unhealthy_reported.insert(instance.clone(), Instant::now());
+                    self.unhealthy_reported.insert(instance.clone(), now);
                     self.counters.unhealthy_reports += 1;
                     match self.backend.report_unhealthy(instance).await {
                         Ok(()) => "applied".to_string(),
@@ -819,21 +834,22 @@ impl<B: Backend, Z: Zookeeper, C: Clock> Agent<B, Z, C> {
             return outcome;
         }
         // Removing the leader breaks sessions for a moment; the confirming write retries briefly.
-        let deadline = Instant::now() + Duration::from_secs(15);
+        let mut attempt = 1;
         loop {
             match self.zk.confirm_write(connect).await {
                 Ok(()) => return "applied".into(),
-                Err(e) if Instant::now() >= deadline => {
+                Err(e) if attempt >= CONFIRM_ATTEMPTS => {
                     return format!("applied, confirmation write failed: {e}");
                 }
-                Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+                Err(_) => tokio::time::sleep(CONFIRM_PAUSE).await,
             }
+            attempt += 1;
         }
     }
 
     async fn publish(&mut self, phase: Phase, detail: String, obs: Option<&Observed>, plan: &Plan, lease: bool) {
         self.settled |= phase == Phase::Member;
-        let server = if self.server.is_some() { Some(self.cached_server_detail().await) } else { None };
+        let server = if self.running { Some(self.cached_server_detail().await) } else { None };
         self.publish_metrics(server.as_ref()).await;
         let me = self.my_id;
         let config = obs.and_then(|o| o.config.as_ref());
@@ -877,51 +893,31 @@ impl<B: Backend, Z: Zookeeper, C: Clock> Agent<B, Z, C> {
     }
 }
 
-impl<B: Backend, Z: Zookeeper, C: Clock> Agent<B, Z, C> {
-    /// [`Self::server_detail`], asked at most every [`DETAIL_EVERY`]: two more connections per
-    /// pass were a third of an idle agent's CPU (BENCHMARKS.md B5), and the page, the metrics and
-    /// a rolling restart's wait all live with a second of staleness.
+impl<B: Backend, Z: Zookeeper, P: ServerProcess, C: Clock> Agent<B, Z, P, C> {
+    /// The local server's own view (AdminServer `zabstate`, the leader's `mntr`) through the
+    /// ZooKeeper port, asked at most every [`DETAIL_EVERY_MS`]: two more connections per pass
+    /// were a third of an idle agent's CPU (BENCHMARKS.md B5), and the page, the metrics and a
+    /// rolling restart's wait all live with a second of staleness.
     async fn cached_server_detail(&mut self) -> ServerDetail {
+        let now = self.clock.now_ms();
         if let Some((at, d)) = &self.detail
-            && at.elapsed() < DETAIL_EVERY
+            && now.saturating_sub(*at) < DETAIL_EVERY_MS
         {
             return d.clone();
         }
-        let d = self.server_detail().await;
-        self.detail = Some((Instant::now(), d.clone()));
-        d
-    }
-
-    /// The local server's own view: AdminServer `zabstate` (answers even while not serving) and,
-    /// on the leader, the synced counts from `mntr`. Missing answers stay `None`.
-    async fn server_detail(&self) -> ServerDetail {
-        let host = &self.cfg.instance.address;
-        let mut d = ServerDetail::default();
-        if let Ok(z) = probe::admin_command(host, self.cfg.server.admin_port, "zabstate").await {
-            d.zab_state = z.get("zabstate").and_then(|v| v.as_str()).map(str::to_string);
-            d.voting = z.get("voting").and_then(serde_json::Value::as_bool);
-            d.last_zxid = z.get("last_zxid").and_then(|v| v.as_str()).map(str::to_string);
-        }
-        if let Ok(m) = probe::mntr(&format!("{host}:{}", self.cfg.server.client_port)).await {
-            let n = |k: &str| m.get(k).and_then(|v| v.parse().ok());
-            d.connections = n("num_alive_connections");
-            if m.get("server_state").map(String::as_str) == Some("leader") {
-                d.synced_followers = n("synced_followers");
-                d.synced_non_voting_followers = n("synced_non_voting_followers");
-                d.synced_observers = n("synced_observers");
-            }
-        }
+        let d = self
+            .zk
+            .server_detail(&self.cfg.instance.address, self.cfg.server.admin_port, self.cfg.server.client_port)
+            .await;
+        self.detail = Some((now, d.clone()));
         d
     }
 
     /// Publishes the client connection count every `metrics_interval_ms` (what the group's
     /// target-tracking policy scales on; new instances then join as observers).
     async fn publish_metrics(&mut self, detail: Option<&ServerDetail>) {
-        let now = Instant::now();
-        if self
-            .metrics_at
-            .is_some_and(|t| now.duration_since(t) < Duration::from_millis(self.cfg.agent.metrics_interval_ms))
-        {
+        let now = self.clock.now_ms();
+        if self.metrics_at.is_some_and(|t| now.saturating_sub(t) < self.cfg.agent.metrics_interval_ms) {
             return;
         }
         let Some(connections) = detail.and_then(|d| d.connections) else { return };

@@ -24,8 +24,9 @@ pub mod backup;
 pub mod config;
 pub mod names;
 pub mod observe;
+pub mod process;
 pub mod status;
 pub mod view;
 
-pub use agent::{Agent, AgentError, SystemClock};
+pub use agent::{Agent, AgentError, PassEnd, SystemClock};
 pub use config::{AgentConfig, ConfigError};

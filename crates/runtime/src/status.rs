@@ -4,6 +4,8 @@ use serde::{Deserialize, Serialize};
 use zkpilot_core::model::{InstanceId, Role, ServerId};
 use zkpilot_core::observed::Mode;
 use zkpilot_core::plan::Plan;
+/// The local server's own view; the type lives with the ZooKeeper port that reads it.
+pub use zkpilot_core::ports::ServerDetail;
 
 /// Where the agent is in its life.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -39,25 +41,6 @@ pub struct Event {
     pub outcome: String,
     /// How long it took, ms.
     pub took_ms: u64,
-}
-
-/// Detail read from the local server's AdminServer and `mntr`.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub struct ServerDetail {
-    /// `election`, `discovery`, `synchronization` or `broadcast` (AdminServer `zabstate`).
-    pub zab_state: Option<String>,
-    /// In the voting view with its current addresses.
-    pub voting: Option<bool>,
-    /// Last zxid, hex.
-    pub last_zxid: Option<String>,
-    /// Client connections to this server (`mntr` num_alive_connections).
-    pub connections: Option<u64>,
-    /// Leader only: followers synced (including non-voting ones), from `mntr`.
-    pub synced_followers: Option<u64>,
-    /// Leader only: non-voting followers synced (joiners waiting to be added).
-    pub synced_non_voting_followers: Option<u64>,
-    /// Leader only: observers synced.
-    pub synced_observers: Option<u64>,
 }
 
 /// Running totals since the agent started, for `/metrics`.

@@ -7,7 +7,9 @@
 //! agent even when the agent is SIGKILLed (a JVM orphaned by a crashed agent would otherwise keep
 //! its ports and its vote), and its stdout/stderr appended to a log file. [`Supervisor::stop`] is
 //! SIGTERM, a grace period, then SIGKILL of the group. Restart policy (backoff) belongs to the
-//! caller, which sees exits through [`ServerProcess::try_exited`]; [`Backoff`] is the schedule.
+//! caller, which sees exits through [`Supervisor::try_exited`]; [`Backoff`] is the schedule. The
+//! agent reaches a supervisor only through the core's process port (`ServerProcess`), implemented
+//! for the ZooKeeper JVM by `zkpilot_runtime::process::JvmProcess`.
 #![deny(missing_docs)]
 
 use std::fs::OpenOptions;
@@ -18,7 +20,7 @@ use std::time::Duration;
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use tokio::process::{Child, Command};
-use zkpilot_core::ports::{ExitInfo, PortError, PortResult, ServerProcess};
+use zkpilot_core::ports::{ExitInfo, PortError, PortResult};
 
 /// How to run the child.
 #[derive(Debug, Clone)]
@@ -62,8 +64,9 @@ impl Supervisor {
     }
 }
 
-impl ServerProcess for Supervisor {
-    fn start(&mut self) -> PortResult<()> {
+impl Supervisor {
+    /// Starts the child; no-op while it runs.
+    pub fn start(&mut self) -> PortResult<()> {
         if self.child.as_mut().is_some_and(|c| matches!(c.try_wait(), Ok(None))) {
             return Ok(());
         }
@@ -97,7 +100,8 @@ impl ServerProcess for Supervisor {
         Ok(())
     }
 
-    async fn stop(&mut self) -> PortResult<()> {
+    /// Graceful stop: SIGTERM to the group, the grace period, then SIGKILL of the group.
+    pub async fn stop(&mut self) -> PortResult<()> {
         let Some(mut child) = self.child.take() else {
             return Ok(());
         };
@@ -119,14 +123,16 @@ impl ServerProcess for Supervisor {
         Ok(())
     }
 
-    fn try_exited(&mut self) -> Option<ExitInfo> {
+    /// Reaps an exit without blocking.
+    pub fn try_exited(&mut self) -> Option<ExitInfo> {
         use std::os::unix::process::ExitStatusExt;
         let status = self.child.as_mut()?.try_wait().ok()??;
         self.child = None;
         Some(ExitInfo { code: status.code(), signal: status.signal() })
     }
 
-    fn pid(&self) -> Option<u32> {
+    /// Process id while running.
+    pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().and_then(Child::id)
     }
 }

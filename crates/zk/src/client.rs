@@ -10,7 +10,7 @@ use tokio::sync::Mutex;
 use zkpilot_core::model::EnsembleConfig;
 use zkpilot_core::observed::Health;
 use zkpilot_core::plan::MembershipChange;
-use zkpilot_core::ports::{PortError, PortResult, ReconfigError, Zookeeper};
+use zkpilot_core::ports::{PortError, PortResult, ReconfigError, ServerDetail, Zookeeper};
 use zookeeper_client as zk;
 
 /// The superuser password. Read from a file, never from argv or the environment, and never
@@ -114,6 +114,27 @@ async fn deadline<T>(fut: impl Future<Output = Result<T, zk::Error>>) -> Result<
 impl Zookeeper for ZkClient {
     async fn probe(&self, client_address: &str) -> Health {
         crate::probe::srvr(client_address).await
+    }
+
+    /// AdminServer `zabstate` (answers even while the server does not serve) and, on the leader,
+    /// the synced counts from `mntr`. Missing answers stay `None`.
+    async fn server_detail(&self, host: &str, admin_port: u16, client_port: u16) -> ServerDetail {
+        let mut d = ServerDetail::default();
+        if let Ok(z) = crate::probe::admin_command(host, admin_port, "zabstate").await {
+            d.zab_state = z.get("zabstate").and_then(|v| v.as_str()).map(str::to_string);
+            d.voting = z.get("voting").and_then(serde_json::Value::as_bool);
+            d.last_zxid = z.get("last_zxid").and_then(|v| v.as_str()).map(str::to_string);
+        }
+        if let Ok(m) = crate::probe::mntr(&format!("{host}:{client_port}")).await {
+            let n = |k: &str| m.get(k).and_then(|v| v.parse().ok());
+            d.connections = n("num_alive_connections");
+            if m.get("server_state").map(String::as_str) == Some("leader") {
+                d.synced_followers = n("synced_followers");
+                d.synced_non_voting_followers = n("synced_non_voting_followers");
+                d.synced_observers = n("synced_observers");
+            }
+        }
+        d
     }
 
     async fn committed_config(&self, connect_string: &str) -> PortResult<EnsembleConfig> {

@@ -1,13 +1,15 @@
 //! `zkpilot agent --config FILE`: the agent beside one ZooKeeper server. Wiring only: the config
-//! names the backend, which is opened; the ZooKeeper client gets the cluster secret; the agent
-//! runs with its HTTP API beside it until SIGTERM or SIGINT.
+//! names the backend, which is opened; the ZooKeeper client gets the cluster secret; the JVM
+//! process port finds the install; the agent runs with its HTTP API beside it until SIGTERM or
+//! SIGINT.
 
 use std::path::PathBuf;
 
 use anyhow::Context as _;
 use clap::Args;
-use zkpilot_core::ports::{Backend, Zookeeper};
+use zkpilot_core::ports::{Backend, ServerProcess, Zookeeper};
 use zkpilot_runtime::config::{ApiSection, BackendSection};
+use zkpilot_runtime::process::JvmProcess;
 use zkpilot_runtime::{Agent, AgentConfig, SystemClock};
 
 /// Options of `agent`.
@@ -30,12 +32,13 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
     let cfg = AgentConfig::from_table(table, path)?;
     let secret = zkpilot_zk::Secret::from_file(&cfg.cluster.secret_file).map_err(anyhow::Error::msg)?;
     let zk = zkpilot_zk::ZkClient::new(secret);
+    let process = JvmProcess::detect(&cfg.server.install, cfg.server.java.as_deref())?;
     match cfg.backend.clone() {
         BackendSection::Local { dir } => {
             let backend = zkpilot_local::LocalBackend::open(&dir)?;
-            run_with_api(cfg, backend, zk).await
+            run_with_api(cfg, backend, zk, process).await
         }
-        BackendSection::Aws(aws) => run_aws(cfg, zk, &aws).await,
+        BackendSection::Aws(aws) => run_aws(cfg, zk, process, &aws).await,
     }
 }
 
@@ -43,16 +46,18 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
 async fn run_aws(
     cfg: AgentConfig,
     zk: zkpilot_zk::ZkClient,
+    process: JvmProcess,
     aws: &zkpilot_runtime::config::AwsSection,
 ) -> anyhow::Result<()> {
     let backend = zkpilot_ops::aws::agent_backend(&cfg, aws).await;
-    run_with_api(cfg, backend, zk).await
+    run_with_api(cfg, backend, zk, process).await
 }
 
 #[cfg(not(feature = "aws"))]
 async fn run_aws(
     _cfg: AgentConfig,
     _zk: zkpilot_zk::ZkClient,
+    _process: JvmProcess,
     _aws: &zkpilot_runtime::config::AwsSection,
 ) -> anyhow::Result<()> {
     Err(super::aws::without_aws())
@@ -60,13 +65,14 @@ async fn run_aws(
 
 /// Runs the agent, with its HTTP API beside it when `[api]` is set. The token file and the listen
 /// address are checked before the agent starts.
-async fn run_with_api<B, Z>(cfg: AgentConfig, backend: B, zk: Z) -> anyhow::Result<()>
+async fn run_with_api<B, Z, P>(cfg: AgentConfig, backend: B, zk: Z, process: P) -> anyhow::Result<()>
 where
     B: Backend + 'static,
     Z: Zookeeper + 'static,
+    P: ServerProcess + 'static,
 {
     let api = cfg.api.clone();
-    let agent = Agent::new(cfg, backend, zk, SystemClock)?;
+    let agent = Agent::new(cfg, backend, zk, process, SystemClock)?;
     let server = match api {
         None => None,
         Some(api) => {

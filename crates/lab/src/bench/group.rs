@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use zkpilot_core::ServerId;
-use zkpilot_core::ports::{Backend, OperatorSettings};
+use zkpilot_core::ports::{Coordination, OperatorSettings};
 use zkpilot_local::{LocalBackend, StateDir};
 use zkpilot_ops::local;
 use zkpilot_ops::progress::print;

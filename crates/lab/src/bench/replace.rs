@@ -12,7 +12,9 @@ use zkpilot_ops::progress::print;
 
 use super::{BenchArgs, fmt_stat, secret, stat, up, verdict};
 use crate::fixed::replace::{ReplaceArgs, replace};
-use crate::workload::{Spec, Stats, Target, Workload, epoch_ms, present};
+use zkpilot_core::ports::epoch_ms;
+
+use crate::workload::{Spec, Stats, Target, Workload, present};
 
 /// One client-visible membership change.
 #[derive(Debug, Clone)]

@@ -173,7 +173,7 @@ async fn campaign(args: &ChaosArgs, dir: &Path) -> anyhow::Result<Report> {
     let within = Duration::from_secs(args.converge_within);
     for (i, fault) in plan.iter().enumerate() {
         let at = Instant::now();
-        let at_ms = crate::workload::epoch_ms();
+        let at_ms = zkpilot_core::ports::epoch_ms();
         let targets = inject(*fault, dir, &mut rng).await?;
         let converged = converge(dir, within).await;
         if converged.is_none() {

@@ -15,7 +15,6 @@ use std::time::{Duration, Instant};
 
 use zkpilot_core::model::{EnsembleConfig, ServerId};
 use zkpilot_core::observed::Mode;
-use zkpilot_core::ports::ServerProcess;
 use zkpilot_core::rollout::{Step, Strategy, fixed_rollout};
 use zkpilot_supervisor::{Spec, Supervisor};
 use zkpilot_zk::files::{Layout, ZooCfg, write_atomic};

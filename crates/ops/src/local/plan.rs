@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use zkpilot_core::Plan;
-use zkpilot_core::ports::Backend as _;
+use zkpilot_core::ports::Coordination as _;
 use zkpilot_local::LocalBackend;
 
 use super::GroupError;
@@ -16,7 +16,7 @@ pub async fn plan(dir: &Path) -> Result<Plan, GroupError> {
     let backend = LocalBackend::open(dir)?;
     let group = backend.state().group()?;
     let zk = group_client(&backend)?;
-    let now = crate::epoch_ms();
+    let now = zkpilot_core::ports::epoch_ms();
     let obs = zkpilot_runtime::observe::Observer::default().observe(&backend, &zk, 2181, now).await;
     if obs.instances.is_none() {
         return Err(GroupError::NoInstances(dir.to_path_buf()));

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use zkpilot_core::Policy;
-use zkpilot_core::ports::{Backend as _, OperatorSettings};
+use zkpilot_core::ports::{Coordination as _, OperatorSettings};
 use zkpilot_local::{GroupSpec, LocalBackend};
 use zkpilot_runtime::status::AgentStatus;
 use zkpilot_runtime::view::{self, ClusterView};
@@ -46,7 +46,9 @@ pub async fn cluster_view(dir: &Path) -> Result<ClusterView, GroupError> {
     let backend = LocalBackend::open(dir)?;
     let group = backend.state().group()?;
     let zk = group_client(&backend)?;
-    let obs = zkpilot_runtime::observe::Observer::default().observe(&backend, &zk, 2181, crate::epoch_ms()).await;
+    let obs = zkpilot_runtime::observe::Observer::default()
+        .observe(&backend, &zk, 2181, zkpilot_core::ports::epoch_ms())
+        .await;
     let operator = backend.operator_settings().await?;
     let policy = effective_policy(&group, operator.as_ref());
     let statuses: Vec<AgentStatus> =

@@ -2,17 +2,17 @@
 //! right before each membership change, the operator's `POST /backup`, the restore of a seeded
 //! genesis, and shipping logs when the instance goes away.
 
-use std::time::Instant;
+use tokio::time::Instant;
 
 use zkpilot_core::backup::{BackupReason, periodic_due};
 use zkpilot_core::observed::{Mode, Observed};
-use zkpilot_core::ports::{Backend, Clock, ClusterMarker, Zookeeper};
+use zkpilot_core::ports::{Backend, Clock, ClusterMarker, ServerProcess, Zookeeper};
 use zkpilot_zk::files::{self, LocalState, Stamp};
 
 use super::{Agent, AgentError};
 use crate::backup::{self, Origin};
 
-impl<B: Backend, Z: Zookeeper, C: Clock> Agent<B, Z, C> {
+impl<B: Backend, Z: Zookeeper, P: ServerProcess, C: Clock> Agent<B, Z, P, C> {
     /// Backs up this agent's server and records the outcome as an event. Never fails the pass: a
     /// store outage must not stop healing.
     pub(super) async fn take_backup(&mut self, reason: BackupReason, config_version: Option<u64>) -> String {

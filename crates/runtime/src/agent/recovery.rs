@@ -11,13 +11,13 @@
 //!   back): restart as it was, ZooKeeper elects by itself.
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use tokio::time::Instant;
 
 use serde::{Deserialize, Serialize};
 use zkpilot_core::model::{EnsembleConfig, ServerId};
 use zkpilot_core::observed::Observed;
 use zkpilot_core::plan::Plan;
-use zkpilot_core::ports::{Backend, Clock, Zookeeper};
+use zkpilot_core::ports::{Backend, Clock, ServerProcess, Zookeeper};
 use zkpilot_core::recovery::{self, Assessment, SurvivorReport};
 use zkpilot_zk::files::{self, LocalState};
 use zkpilot_zk::position::{self, Position};
@@ -26,7 +26,7 @@ use super::{Agent, AgentError};
 use crate::status::Phase;
 
 /// How often a fenced survivor republishes its report.
-const REPORT_EVERY: Duration = Duration::from_secs(2);
+const REPORT_EVERY_MS: u64 = 2000;
 /// Reports older than this are from an earlier outage or a dead agent.
 const REPORT_FRESH_MS: u64 = 30_000;
 
@@ -45,7 +45,7 @@ pub struct Fence {
     pub since_ms: u64,
 }
 
-impl<B: Backend, Z: Zookeeper, C: Clock> Agent<B, Z, C> {
+impl<B: Backend, Z: Zookeeper, P: ServerProcess, C: Clock> Agent<B, Z, P, C> {
     fn fence_file(&self) -> PathBuf {
         self.layout.base.join("recovery.fence.json")
     }
@@ -189,7 +189,7 @@ impl<B: Backend, Z: Zookeeper, C: Clock> Agent<B, Z, C> {
         if !recovery::needs_recovery(&fence.config, &instances) {
             return self.unfence("enough voters are alive again; ZooKeeper elects by itself");
         }
-        if self.report_at.is_none_or(|t| t.elapsed() >= REPORT_EVERY) {
+        if self.report_at.is_none_or(|t| now.saturating_sub(t) >= REPORT_EVERY_MS) {
             let report = SurvivorReport {
                 instance: self.cfg.instance.id.clone(),
                 server_id: fence.server_id,
@@ -200,7 +200,7 @@ impl<B: Backend, Z: Zookeeper, C: Clock> Agent<B, Z, C> {
                 at_ms: now,
             };
             match self.backend.put_survivor_report(&report).await {
-                Ok(()) => self.report_at = Some(Instant::now()),
+                Ok(()) => self.report_at = Some(now),
                 Err(e) => return self.wait_fenced(format!("publishing this survivor's report: {e}")).await,
             }
         }

@@ -1,0 +1,98 @@
+//! The JVM implementation of the core's process port: one ZooKeeper server started from a
+//! [`Launch`] with the install detected once, up front.
+//!
+//! The agent decides *what* to start (paths, heap, resolver settings, uid: a [`Launch`]); this file
+//! knows *how* a ZooKeeper JVM is started from that: the logging configs ZooKeeper's console
+//! appender needs, the ownership of files the agent wrote as root, the `java` command line
+//! ([`Install::server_command`]) and its supervision ([`Supervisor`]: own process group, dies with
+//! the agent, SIGTERM then SIGKILL). Fakes of the same port need none of it.
+
+use std::path::Path;
+use std::time::Duration;
+
+use zkpilot_core::ports::{ExitInfo, Launch, PortError, PortResult, ServerProcess};
+use zkpilot_supervisor::{Spec, Supervisor};
+use zkpilot_zk::files;
+use zkpilot_zk::install::{Install, InstallError, JvmSettings, write_logging_config};
+
+/// Time between SIGTERM and SIGKILL: ZooKeeper flushes its log and closes sessions on SIGTERM.
+const GRACE: Duration = Duration::from_secs(10);
+
+/// A ZooKeeper JVM, started and stopped by the agent through [`ServerProcess`].
+#[derive(Debug)]
+pub struct JvmProcess {
+    install: Install,
+    running: Option<Supervisor>,
+}
+
+impl JvmProcess {
+    /// Finds the install at `install` and `java` (an explicit path, or the first on `PATH`). Fails
+    /// before anything is written, naming what is missing.
+    pub fn detect(install: &Path, java: Option<&Path>) -> Result<Self, InstallError> {
+        Ok(Self::new(Install::detect(install, java)?))
+    }
+
+    /// A process port over an install already detected.
+    pub fn new(install: Install) -> Self {
+        Self { install, running: None }
+    }
+
+    /// The install in use.
+    pub fn install(&self) -> &Install {
+        &self.install
+    }
+}
+
+impl ServerProcess for JvmProcess {
+    fn start(&mut self, launch: &Launch) -> PortResult<()> {
+        if self.running.as_ref().is_some_and(|s| s.pid().is_some()) {
+            return Ok(());
+        }
+        write_logging_config(&launch.conf_dir)
+            .map_err(|e| PortError::new("process", format!("logging config in {}", launch.conf_dir.display()), e))?;
+        if let Some(uid) = launch.run_as_uid {
+            // Files the agent wrote since the last start are root's; ZooKeeper rewrites zoo.cfg and
+            // the dynamic files and owns everything under dataDir.
+            files::chown_tree(&launch.base, uid)
+                .map_err(|e| PortError::new("process", format!("chown {} to {uid}", launch.base.display()), e))?;
+        }
+        let (program, args) = self.install.server_command(
+            &launch.conf_dir,
+            &launch.zoo_cfg,
+            &JvmSettings {
+                heap_mb: launch.heap_mb,
+                hosts_file: launch.hosts_file.clone(),
+                dns_ttl_s: launch.dns_ttl_s,
+                snapshot_sync_only: launch.snapshot_sync_only,
+            },
+        );
+        let mut sup = Supervisor::new(Spec {
+            program,
+            args,
+            cwd: launch.base.clone(),
+            log: launch.log.clone(),
+            grace: GRACE,
+            uid: launch.run_as_uid,
+        });
+        sup.start()?;
+        self.running = Some(sup);
+        Ok(())
+    }
+
+    async fn stop(&mut self) -> PortResult<()> {
+        match self.running.take() {
+            Some(mut s) => s.stop().await,
+            None => Ok(()),
+        }
+    }
+
+    fn try_exited(&mut self) -> Option<ExitInfo> {
+        let exit = self.running.as_mut()?.try_exited()?;
+        self.running = None;
+        Some(exit)
+    }
+
+    fn pid(&self) -> Option<u32> {
+        self.running.as_ref().and_then(Supervisor::pid)
+    }
+}
