@@ -8,7 +8,8 @@ use anyhow::bail;
 use zkpilot_core::ports::Backend;
 use zkpilot_local::{LocalBackend, StateDir};
 
-use super::{BenchArgs, Stat, fmt_stat, stat};
+use super::setup::BenchArgs;
+use super::stats::{Stat, fmt_stat, stat};
 
 /// B6: 64 concurrent claimers, all unique; latency spread.
 pub async fn claims_bench(args: &BenchArgs, out: &mut String) -> anyhow::Result<()> {

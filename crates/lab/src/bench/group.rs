@@ -12,7 +12,8 @@ use zkpilot_ops::local;
 use zkpilot_ops::progress::print;
 use zkpilot_zk::Install;
 
-use super::{BenchArgs, fmt_stat, secret, stat, up, verdict};
+use super::setup::{BenchArgs, secret, up};
+use super::stats::{fmt_stat, stat, verdict};
 use crate::fixed::FixedEnsemble;
 use crate::workload::{Spec, Target, Workload, present};
 

@@ -5,117 +5,25 @@
 //!
 //! One module per kind of measurement: [`replace`] (B1, B2: a membership change under load,
 //! reconfig against the fixed-membership strategy), [`group`] (B3 heal, B4 bootstrap, B5 agent
-//! footprint, B7 scale), [`claims`] (B6), [`builds`] (B8).
+//! footprint, B7 scale), [`claims`] (B6), [`builds`] (B8); they share [`setup`] (the options, a
+//! group per measurement) and [`stats`] (medians and verdicts). This file runs them and writes
+//! the report.
 
 mod builds;
 mod claims;
 mod group;
 mod replace;
+mod setup;
+mod stats;
 
-use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::time::Instant;
 
 use anyhow::Context;
-use clap::Args;
-use zkpilot_ops::local::{self, UpOptions};
-use zkpilot_ops::progress::print;
-use zkpilot_runtime::config::IdentityMode;
-use zkpilot_runtime::view::ClusterView;
+use zkpilot_ops::local;
 use zkpilot_zk::Install;
 
-/// Options of `zkpilot-lab bench`.
-#[derive(Debug, Clone, Args)]
-pub struct BenchArgs {
-    /// Runs per measurement (medians and spread are over these).
-    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=50))]
-    pub runs: u32,
-    /// One run of each, small sizes, written to `--out`: shows the harness works, measures nothing.
-    #[arg(long)]
-    pub smoke: bool,
-    /// File to write (the bench section is replaced, the rest kept).
-    #[arg(long, default_value = "BENCHMARKS.md")]
-    pub out: PathBuf,
-    /// Only these (comma-separated: b1,b2,...,b8). B8 (clean builds, ~30 min) runs only when named.
-    #[arg(long, value_delimiter = ',')]
-    pub only: Vec<String>,
-    /// Work directory (each run uses and removes a subdirectory).
-    #[arg(long, default_value_os_t = std::env::temp_dir().join("zkpilot-bench"))]
-    pub dir: PathBuf,
-    /// First octets of the loopback nets used (`127.X`; benchmark N uses `127.X.N`).
-    #[arg(long, default_value = "127.150")]
-    pub net: String,
-    /// ZooKeeper install.
-    #[arg(long, default_value = "/usr/share/java")]
-    pub zookeeper: PathBuf,
-}
-
-impl BenchArgs {
-    fn wants(&self, b: &str) -> bool {
-        if self.only.is_empty() { b != "b8" } else { self.only.iter().any(|o| o.eq_ignore_ascii_case(b)) }
-    }
-    fn runs(&self) -> usize {
-        if self.smoke { 1 } else { self.runs as usize }
-    }
-    fn net(&self, n: u32) -> String {
-        format!("{}.{n}", self.net)
-    }
-    fn workdir(&self, name: &str) -> anyhow::Result<PathBuf> {
-        let d = self.dir.join(name);
-        if d.exists() {
-            // Only our own leftovers: a directory this command created under --dir.
-            std::fs::remove_dir_all(&d).with_context(|| format!("clearing {}", d.display()))?;
-        }
-        Ok(d)
-    }
-}
-
-/// Median and spread of a sample.
-#[derive(Debug, Clone, Copy)]
-struct Stat {
-    median: f64,
-    min: f64,
-    max: f64,
-}
-
-fn stat(v: &[f64]) -> Stat {
-    let mut s = v.to_vec();
-    s.sort_by(f64::total_cmp);
-    let n = s.len();
-    let median = if n == 0 {
-        f64::NAN
-    } else if n % 2 == 1 {
-        s[n / 2]
-    } else {
-        (s[n / 2 - 1] + s[n / 2]) / 2.0
-    };
-    Stat { median, min: s.first().copied().unwrap_or(f64::NAN), max: s.last().copied().unwrap_or(f64::NAN) }
-}
-
-fn fmt_stat(s: Stat, digits: usize) -> String {
-    if s.min == s.max {
-        format!("{:.digits$}", s.median)
-    } else {
-        format!("{:.digits$} ({:.digits$}–{:.digits$})", s.median, s.min, s.max)
-    }
-}
-
-/// A local group of `size` for one measurement (no periodic backups).
-async fn up(args: &BenchArgs, size: u32, dir: &Path, net: &str, mode: &str) -> anyhow::Result<ClusterView> {
-    let mut u = UpOptions::new(size, dir, net, &args.zookeeper, &crate::sibling::zkpilot()?);
-    u.mode = if mode == "slot" { IdentityMode::Slot } else { IdentityMode::Elastic };
-    u.timeout = Duration::from_secs(240);
-    u.backup_every = Duration::ZERO;
-    Ok(local::up(&u, None, &mut print).await?)
-}
-
-/// The digest auth of a group's superuser.
-fn secret(dir: &Path) -> anyhow::Result<String> {
-    Ok(format!("super:{}", std::fs::read_to_string(dir.join("secret"))?.trim()))
-}
-
-fn verdict(met: bool) -> &'static str {
-    if met { "**met**" } else { "**missed** (see the notes below)" }
-}
+pub use setup::BenchArgs;
 
 fn machine() -> String {
     let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default();

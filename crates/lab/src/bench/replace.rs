@@ -10,7 +10,8 @@ use zkpilot_local::StateDir;
 use zkpilot_ops::local;
 use zkpilot_ops::progress::print;
 
-use super::{BenchArgs, fmt_stat, secret, stat, up, verdict};
+use super::setup::{BenchArgs, secret, up};
+use super::stats::{fmt_stat, stat, verdict};
 use crate::fixed::replace::{ReplaceArgs, replace};
 use zkpilot_core::ports::epoch_ms;
 

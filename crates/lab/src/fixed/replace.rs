@@ -15,7 +15,7 @@ use zkpilot_core::rollout::Strategy;
 use zkpilot_ops::local;
 use zkpilot_zk::Install;
 
-use super::{FixedEnsemble, StepTiming};
+use super::ensemble::{FixedEnsemble, StepTiming};
 use crate::workload::{LoadSummary, Spec, Target, Workload, present};
 
 /// Options of `zkpilot-lab fixed replace`.

@@ -8,7 +8,7 @@ use zkpilot_core::model::{InstanceState, ServerId};
 use zkpilot_local::group::{kill_instance, signal_group, zk_pid};
 use zkpilot_local::{InstanceRecord, StateDir};
 
-use super::GroupError;
+use super::error::GroupError;
 use crate::progress::{Progress, Sink};
 
 /// Whether `pid` runs (and is not a zombie).
@@ -27,7 +27,7 @@ pub(crate) fn controller_pid(dir: &Path) -> Option<u32> {
 }
 
 /// `local scale`: sets the desired number of instances (like SetDesiredCapacity); the group
-/// converges on it in its own time ([`super::wait_converged`]).
+/// converges on it in its own time ([`super::view::wait_converged`]).
 pub fn scale(dir: &Path, size: u32, progress: &mut Sink<'_>) -> Result<(), GroupError> {
     StateDir::open(dir)?.set_desired(size as usize)?;
     progress(Progress::DesiredSet { size });

@@ -1,7 +1,8 @@
 //! A local group: a state directory (`zkpilot_local::StateDir`) and the controller process that
 //! launches its instances. Modules depend downwards only: [`up`] and [`control`] change the
 //! group, [`view`] observes it, [`plan`] and [`rolling`] build on the view, [`restore`] on `up`
-//! and the backup store ([`crate::backups`]); nothing here depends back on a caller.
+//! and the backup store ([`crate::backups`]); every one reports [`error::GroupError`]. This file
+//! only re-exports; nothing depends back on it or on a caller.
 //!
 //! The group's processes run the `zkpilot` binary (`zkpilot local controller`, `zkpilot agent`):
 //! its path is an explicit input ([`UpOptions::zkpilot`]), never this process's own executable,
@@ -9,160 +10,15 @@
 
 pub mod agent_config;
 pub mod control;
+pub mod error;
 pub mod plan;
 pub mod restore;
 pub mod rolling;
 pub mod up;
 pub mod view;
 
-use std::path::PathBuf;
-use std::time::Duration;
-
-use zkpilot_core::model::ServerId;
-use zkpilot_local::StateError;
-
 pub use agent_config::{API_PORT, SEPARATE_UID_BASE, api_token_path, render_agent_config};
 pub use control::{down, kill, scale, terminate};
+pub use error::GroupError;
 pub use up::{Seed, UpOptions, addresses_free, up, validate_net};
 pub use view::{cluster_view, effective_policy, wait_converged, wait_until};
-
-/// A local group operation that could not be carried out. Names the input at fault.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum GroupError {
-    /// `net` is not three octets.
-    #[error("--net {net:?}: expected three octets like 127.0.1")]
-    BadNet {
-        /// The value given.
-        net: String,
-    },
-    /// `net` is not loopback.
-    #[error("--net {net}: the local backend only uses loopback addresses (127.0.0.0/8)")]
-    NotLoopback {
-        /// The value given.
-        net: String,
-    },
-    /// The voter target is not a valid policy.
-    #[error("--target-voters")]
-    Policy(#[source] zkpilot_core::policy::PolicyError),
-    /// The name-indirection domain is not a DNS name.
-    #[error("--names: {domain:?} is not a DNS name (letters, digits, '-', dot-separated)")]
-    BadNames {
-        /// The value given.
-        domain: String,
-    },
-    /// No usable ZooKeeper install.
-    #[error("--zookeeper")]
-    Install(#[source] zkpilot_zk::InstallError),
-    /// Separate uids need root.
-    #[error("--separate-uids: only root can start servers as other uids")]
-    NotRoot,
-    /// A controller already runs for the directory.
-    #[error("a controller (pid {pid}) already runs for {dir}; use `zkpilot local scale` or `down`")]
-    ControllerRunning {
-        /// Its pid.
-        pid: u32,
-        /// The group.
-        dir: PathBuf,
-    },
-    /// An address the group would use is taken.
-    #[error("{addr} is in use (another group on --net {net}?); choose another --net")]
-    AddressInUse {
-        /// `host:port`.
-        addr: String,
-        /// The net asked for.
-        net: String,
-    },
-    /// A restore into a group that already has an ensemble.
-    #[error("{0}: this group already has an ensemble; restore into a new --dir")]
-    HasEnsemble(PathBuf),
-    /// Restoring the seed backup failed.
-    #[error("restoring backup {backup} into {dir}")]
-    Seed {
-        /// Backup name.
-        backup: String,
-        /// The new group.
-        dir: PathBuf,
-        /// Why.
-        #[source]
-        source: Box<crate::backups::BackupsError>,
-    },
-    /// File or process I/O.
-    #[error("{what} {path}")]
-    Io {
-        /// What was being done.
-        what: &'static str,
-        /// On what.
-        path: PathBuf,
-        /// Cause.
-        #[source]
-        source: std::io::Error,
-    },
-    /// The group's secret file cannot be read.
-    #[error("{path}: {reason}")]
-    Secret {
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        reason: String,
-    },
-    /// The group's instances could not be read (a dry-run plan needs them).
-    #[error("{0}: cannot read the group's instances")]
-    NoInstances(PathBuf),
-    /// Not converged in time.
-    #[error("not converged after {}s: {}", .waited.as_secs(), .why.join("; "))]
-    NotConverged {
-        /// How long was waited.
-        waited: Duration,
-        /// Why not, at the end.
-        why: Vec<String>,
-    },
-    /// A wait for a condition on the group ran out.
-    #[error("{what}: not reached within {waited:?}: {}", .why.join("; "))]
-    NotReached {
-        /// The condition.
-        what: String,
-        /// How long was waited.
-        waited: Duration,
-        /// Why the group was not converged at the end.
-        why: Vec<String>,
-    },
-    /// No instance holds the server id.
-    #[error("no instance holds server id {0}")]
-    NoHolder(ServerId),
-    /// The holder has no instance record.
-    #[error("instance {0} has no record")]
-    NoRecord(zkpilot_core::model::InstanceId),
-    /// The instance is already terminated.
-    #[error("instance {instance} (server {id}) is already terminated")]
-    AlreadyTerminated {
-        /// The instance.
-        instance: zkpilot_core::model::InstanceId,
-        /// Its server id.
-        id: ServerId,
-    },
-    /// The instance is already terminating.
-    #[error("instance {instance} (server {id}) is already terminating")]
-    AlreadyTerminating {
-        /// The instance.
-        instance: zkpilot_core::model::InstanceId,
-        /// Its server id.
-        id: ServerId,
-    },
-    /// The instance's agent pid is not recorded.
-    #[error("instance {0} has no agent pid")]
-    NoAgentPid(zkpilot_core::model::InstanceId),
-    /// A backend call (operator settings) failed.
-    #[error(transparent)]
-    Port(#[from] zkpilot_core::ports::PortError),
-    /// A state-directory operation failed.
-    #[error(transparent)]
-    State(#[from] StateError),
-}
-
-impl GroupError {
-    pub(crate) fn io(what: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Self {
-        let path = path.into();
-        move |source| Self::Io { what, path, source }
-    }
-}

@@ -6,7 +6,7 @@ use zkpilot_core::Plan;
 use zkpilot_core::ports::Coordination as _;
 use zkpilot_local::LocalBackend;
 
-use super::GroupError;
+use super::error::GroupError;
 use super::view::{effective_policy, group_client};
 
 /// Observes the local group exactly as its agents do and runs the planner with the policy in

@@ -8,7 +8,8 @@ use zkpilot_local::{LocalBackend, StateError};
 use zkpilot_runtime::backup::BackupError;
 use zkpilot_runtime::view::ClusterView;
 
-use super::{GroupError, Seed, UpOptions, up};
+use super::error::GroupError;
+use super::up::{Seed, UpOptions, up};
 use crate::progress::Sink;
 
 /// A restore that could not be carried out.

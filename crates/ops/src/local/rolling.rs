@@ -18,7 +18,9 @@ use zkpilot_core::rollout::restart_order;
 use zkpilot_core::{Role, ServerId};
 use zkpilot_runtime::view::ClusterView;
 
-use super::{GroupError, api_token_path, view};
+use super::agent_config::api_token_path;
+use super::error::GroupError;
+use super::view;
 use crate::progress::{Progress, Sink};
 
 /// A rolling restart that stopped.

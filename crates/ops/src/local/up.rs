@@ -12,7 +12,9 @@ use zkpilot_runtime::config::IdentityMode;
 use zkpilot_runtime::view::ClusterView;
 use zkpilot_zk::Install;
 
-use super::{GroupError, api_token_path, control, view};
+use super::agent_config::api_token_path;
+use super::error::GroupError;
+use super::{control, view};
 use crate::progress::{Progress, Sink};
 
 /// What `local up` is asked for.

@@ -11,7 +11,7 @@ use zkpilot_runtime::status::AgentStatus;
 use zkpilot_runtime::view::{self, ClusterView};
 use zkpilot_zk::{Secret, ZkClient};
 
-use super::GroupError;
+use super::error::GroupError;
 use crate::progress::{Progress, Sink};
 
 /// The policy the group's agents are configured with (what their agent configs say).
