@@ -1,7 +1,8 @@
-//! Restart orders: the rolling restart of a running ensemble, and the static-membership strategy
-//! for ensembles without dynamic reconfiguration (ZooKeeper 3.4, or `reconfigEnabled=false`).
+//! Restart orders: the rolling restart of a running ensemble, and the fixed-membership strategy
+//! (called "static membership" before) for ensembles without dynamic reconfiguration
+//! (ZooKeeper 3.4, or `reconfigEnabled=false`).
 //!
-//! A static membership change rewrites every server's list and restarts each server to load it.
+//! A fixed-membership change rewrites every server's list and restarts each server to load it.
 //! The rolling order keeps a quorum of the *old* list up for as long as it is the one in force:
 //! new servers start first (with the new list; the leader syncs them as non-voting followers),
 //! then the servers that stay are restarted one at a time with the new list — observers, then
@@ -33,7 +34,7 @@ pub enum Step {
     Stop(ServerId),
 }
 
-/// How a static membership change is rolled out.
+/// How a fixed-membership change is rolled out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Strategy {
@@ -61,8 +62,8 @@ pub fn restart_order(members: &[(ServerId, Role, bool)]) -> Vec<ServerId> {
     ranked.into_iter().map(|(_, id)| id).collect()
 }
 
-/// The steps that move a static ensemble from `current` to `target`.
-pub fn static_rollout(
+/// The steps that move a fixed-membership ensemble from `current` to `target`.
+pub fn fixed_rollout(
     current: &EnsembleConfig,
     target: &EnsembleConfig,
     leader: Option<ServerId>,
@@ -127,18 +128,18 @@ mod tests {
     fn replacing_a_follower_starts_the_new_one_first_restarts_the_leader_last_stops_the_old_one_at_the_end() {
         let current = config(&[(1, Role::Participant), (2, Role::Participant), (3, Role::Participant)]);
         let target = config(&[(1, Role::Participant), (2, Role::Participant), (4, Role::Participant)]);
-        let steps = static_rollout(&current, &target, Some(ServerId(1)), Strategy::Rolling);
+        let steps = fixed_rollout(&current, &target, Some(ServerId(1)), Strategy::Rolling);
         assert_eq!(
             steps,
             [Step::Start(ServerId(4)), Step::Restart(ServerId(2)), Step::Restart(ServerId(1)), Step::Stop(ServerId(3))]
         );
-        let steps = static_rollout(&current, &target, Some(ServerId(3)), Strategy::Rolling);
+        let steps = fixed_rollout(&current, &target, Some(ServerId(3)), Strategy::Rolling);
         assert_eq!(
             steps,
             [Step::Stop(ServerId(3)), Step::Start(ServerId(4)), Step::Restart(ServerId(1)), Step::Restart(ServerId(2))],
             "a leaving leader is stopped first: a new server cannot follow a leader outside its list"
         );
-        let all = static_rollout(&current, &target, Some(ServerId(1)), Strategy::AllAtOnce);
+        let all = fixed_rollout(&current, &target, Some(ServerId(1)), Strategy::AllAtOnce);
         assert_eq!(all.len(), 6);
         assert!(all[..3].iter().all(|s| matches!(s, Step::Stop(_))));
     }
@@ -166,7 +167,7 @@ mod tests {
             let target = config(&tgt.iter().map(|n| (*n, Role::Participant)).collect::<Vec<_>>());
             let ids: Vec<&u8> = cur.iter().collect();
             let leader = ServerId(u32::from(*ids[leader_pick.index(ids.len())]));
-            let steps = static_rollout(&current, &target, Some(leader), Strategy::Rolling);
+            let steps = fixed_rollout(&current, &target, Some(leader), Strategy::Rolling);
             let touched: Vec<ServerId> = steps.iter().filter_map(|s| match s {
                 Step::Start(id) | Step::Restart(id) => Some(*id),
                 Step::Stop(_) => None,

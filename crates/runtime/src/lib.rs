@@ -36,7 +36,6 @@ pub mod config;
 pub mod names;
 pub mod observe;
 pub mod process;
-pub mod static_membership;
 pub mod status;
 pub mod view;
 

@@ -6,8 +6,6 @@ mod api;
 mod aws;
 mod backup;
 mod bad_input;
-mod bench;
 mod ensemble;
 mod harness;
 mod recovery;
-mod static_membership;

@@ -1,10 +1,4 @@
-//! The static-membership strategy: ZooKeeper servers with a fixed server list in zoo.cfg and
-//! `reconfigEnabled=false` (what 3.4 ensembles, and ensembles that forbid reconfig, run), whose
-//! membership changes by rewriting every list and restarting servers in the order
-//! `zkpilot_core::rollout` gives. Each step waits until the server it touched serves again and
-//! a leader exists, so a rolling change never takes down more than one server of the list in
-//! force. zkpilot uses it as the baseline its reconfig strategy is measured against, and it runs
-//! a membership change for an ensemble where reconfig is unavailable.
+//! Bare ZooKeeper servers with a fixed list, and the strategy's steps carried out on them.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -12,16 +6,16 @@ use std::time::{Duration, Instant};
 
 use zkpilot_core::model::{EnsembleConfig, ServerId};
 use zkpilot_core::observed::Mode;
-use zkpilot_core::rollout::{Step, Strategy, static_rollout};
+use zkpilot_core::rollout::{Step, Strategy, fixed_rollout};
 use zkpilot_supervisor::{Spec, Supervisor};
 use zkpilot_zk::files::{Layout, ZooCfg, write_atomic};
 use zkpilot_zk::install::{Install, JvmSettings, write_logging_config};
 use zkpilot_zk::{FilesError, probe};
 
-/// A static change that could not be carried out.
+/// A fixed-membership change that could not be carried out.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum StaticError {
+pub enum FixedError {
     /// Writing a server's files.
     #[error(transparent)]
     Files(#[from] FilesError),
@@ -42,8 +36,8 @@ pub struct StepTiming {
     pub took_ms: u64,
 }
 
-/// Bare ZooKeeper servers under one directory, each with a static list.
-pub struct StaticEnsemble {
+/// Bare ZooKeeper servers under one directory, each with the same fixed server list.
+pub struct FixedEnsemble {
     install: Install,
     root: PathBuf,
     heap_mb: u32,
@@ -53,13 +47,13 @@ pub struct StaticEnsemble {
     config: EnsembleConfig,
 }
 
-impl std::fmt::Debug for StaticEnsemble {
+impl std::fmt::Debug for FixedEnsemble {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("StaticEnsemble").field("root", &self.root).field("running", &self.running.keys()).finish()
+        f.debug_struct("FixedEnsemble").field("root", &self.root).field("running", &self.running.keys()).finish()
     }
 }
 
-impl StaticEnsemble {
+impl FixedEnsemble {
     /// Nothing starts until [`Self::start`].
     pub fn new(install: Install, root: PathBuf, heap_mb: u32, tick_ms: u32) -> Self {
         Self { install, root, heap_mb, tick_ms, running: BTreeMap::new(), config: EnsembleConfig::default() }
@@ -77,7 +71,7 @@ impl StaticEnsemble {
     /// Writes `id`'s zoo.cfg with `list` and its myid; `genesis` also writes the `initialize`
     /// marker that lets an empty data dir vote (zkpilot's servers run with
     /// `db.autocreate=false`): only the first members get it, a new server is synced first.
-    fn write_config(&self, id: ServerId, list: &EnsembleConfig, genesis: bool) -> Result<(), StaticError> {
+    fn write_config(&self, id: ServerId, list: &EnsembleConfig, genesis: bool) -> Result<(), FixedError> {
         let layout = self.layout(id);
         for d in [layout.conf_dir(), layout.data_dir(), layout.base.join("logs")] {
             std::fs::create_dir_all(&d).map_err(|source| FilesError::Io { path: d.clone(), source })?;
@@ -87,7 +81,7 @@ impl StaticEnsemble {
             write_atomic(&layout.initialize(), b"")?;
         }
         let mut cfg = ZooCfg::new();
-        cfg.comment("Static membership, written by zkpilot: the list changes only by rewrite and restart.");
+        cfg.comment("Fixed membership, written by zkpilot-lab: the list changes only by rewrite and restart.");
         for (k, v) in [
             ("tickTime", self.tick_ms.to_string()),
             ("initLimit", "10".into()),
@@ -110,7 +104,7 @@ impl StaticEnsemble {
         Ok(())
     }
 
-    fn start_server(&mut self, id: ServerId) -> Result<(), StaticError> {
+    fn start_server(&mut self, id: ServerId) -> Result<(), FixedError> {
         let layout = self.layout(id);
         let (program, args) = self.install.server_command(
             &layout.conf_dir(),
@@ -130,7 +124,7 @@ impl StaticEnsemble {
         Ok(())
     }
 
-    async fn stop_server(&mut self, id: ServerId) -> Result<(), StaticError> {
+    async fn stop_server(&mut self, id: ServerId) -> Result<(), FixedError> {
         if let Some(mut s) = self.running.remove(&id) {
             s.stop().await?;
         }
@@ -138,7 +132,7 @@ impl StaticEnsemble {
     }
 
     /// Starts every server of `list` and waits until all serve under one leader.
-    pub async fn start(&mut self, list: &EnsembleConfig, limit: Duration) -> Result<(), StaticError> {
+    pub async fn start(&mut self, list: &EnsembleConfig, limit: Duration) -> Result<(), FixedError> {
         for id in list.servers.keys() {
             self.write_config(*id, list, true)?;
         }
@@ -164,7 +158,7 @@ impl StaticEnsemble {
     }
 
     /// Waits until every server of `ids` serves and one leader exists.
-    async fn wait(&self, ids: &[ServerId], step: Step, limit: Duration) -> Result<(), StaticError> {
+    async fn wait(&self, ids: &[ServerId], step: Step, limit: Duration) -> Result<(), FixedError> {
         let start = Instant::now();
         loop {
             let mut last = String::new();
@@ -181,7 +175,7 @@ impl StaticEnsemble {
                 return Ok(());
             }
             if start.elapsed() > limit {
-                return Err(StaticError::Timeout(
+                return Err(FixedError::Timeout(
                     step,
                     limit,
                     if last.is_empty() { "no single leader".into() } else { last },
@@ -197,9 +191,9 @@ impl StaticEnsemble {
         target: &EnsembleConfig,
         strategy: Strategy,
         limit: Duration,
-    ) -> Result<Vec<StepTiming>, StaticError> {
+    ) -> Result<Vec<StepTiming>, FixedError> {
         let leader = self.leader().await;
-        let steps = static_rollout(&self.config, target, leader, strategy);
+        let steps = fixed_rollout(&self.config, target, leader, strategy);
         // Probes find new servers by the target's addresses, leavers by the old list's.
         let mut both = self.config.clone();
         both.servers.extend(target.servers.clone());
@@ -239,7 +233,7 @@ impl StaticEnsemble {
     pub async fn shutdown(&mut self) {
         for id in self.running.keys().copied().collect::<Vec<_>>() {
             if let Err(e) = self.stop_server(id).await {
-                tracing::warn!(error = %e, %id, "stopping a static server");
+                tracing::warn!(error = %e, %id, "stopping a fixed-membership server");
             }
         }
     }
@@ -247,10 +241,5 @@ impl StaticEnsemble {
     /// The server list in force.
     pub fn config(&self) -> &EnsembleConfig {
         &self.config
-    }
-
-    /// Where server `id`'s files are.
-    pub fn server_dir(&self, id: ServerId) -> PathBuf {
-        self.layout(id).base
     }
 }

@@ -1,8 +1,8 @@
-//! `zkpilot static replace`: a membership change on an ensemble without reconfig. Brings up bare
-//! ZooKeeper servers with a static list (`reconfigEnabled=false`) on loopback, puts a steady write
-//! load on them, replaces one server by a new one with the static strategy (rolling, leader last;
-//! or everything at once, Exhibitor's default), and reports what the clients saw. It is the
-//! baseline the reconfig strategy is compared with (BENCHMARKS.md B1/B2).
+//! `zkpilot-lab fixed replace`: a membership change on an ensemble without reconfig. Brings up bare
+//! ZooKeeper servers with a fixed list (`reconfigEnabled=false`) on loopback, puts the steady
+//! workload on them, replaces one server by a new one with the fixed-membership strategy
+//! (rolling, leader last; or everything at once, Exhibitor's default), and reports what the
+//! clients saw: the baseline the reconfig strategy is compared with (BENCHMARKS.md B1/B2).
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -12,13 +12,13 @@ use clap::Args;
 use serde::Serialize;
 use zkpilot_core::model::{EnsembleConfig, Role, ServerId, ServerSpec};
 use zkpilot_core::rollout::Strategy;
-use zkpilot_runtime::static_membership::{StaticEnsemble, StepTiming};
+use zkpilot_ops::local;
 use zkpilot_zk::Install;
 
-use crate::load::{self, Load, LoadStats};
-use crate::local;
+use super::ensemble::{FixedEnsemble, StepTiming};
+use crate::workload::{LoadSummary, Spec, Target, Workload, present};
 
-/// Options of `zkpilot static replace`.
+/// Options of `zkpilot-lab fixed replace`.
 #[derive(Debug, Clone, Args)]
 pub struct ReplaceArgs {
     /// Empty or new directory for the servers' files.
@@ -60,7 +60,7 @@ pub struct ReplaceReport {
     /// From the first step to the ensemble serving on the new list, ms.
     pub total_ms: u64,
     /// The client load.
-    pub load: LoadStats,
+    pub load: LoadSummary,
     /// Acknowledged writes missing afterwards.
     pub lost: usize,
     /// The list in force afterwards.
@@ -81,13 +81,27 @@ pub fn spec(net: &str, n: u32) -> ServerSpec {
     }
 }
 
-/// Runs it; validates everything before starting anything.
+/// Runs it and prints the report.
+pub async fn run(args: ReplaceArgs) -> anyhow::Result<()> {
+    let r = replace(&args).await?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&r)?);
+    } else {
+        print!("{}", render(&r));
+    }
+    Ok(())
+}
+
+/// Runs the replacement; validates everything before starting anything.
 pub async fn replace(args: &ReplaceArgs) -> anyhow::Result<ReplaceReport> {
     local::validate_net(&args.net)?;
     let strategy = if args.strategy == "rolling" { Strategy::Rolling } else { Strategy::AllAtOnce };
     let install = Install::detect(&args.zookeeper, None).context("--zookeeper")?;
     if std::fs::read_dir(&args.dir).is_ok_and(|mut d| d.next().is_some()) {
-        bail!("--dir {}: not empty; static servers are only created in an empty directory", args.dir.display());
+        bail!(
+            "--dir {}: not empty; fixed-membership servers are only created in an empty directory",
+            args.dir.display()
+        );
     }
     local::addresses_free(&args.net, args.size + 1)?;
     std::fs::create_dir_all(&args.dir).with_context(|| format!("--dir {}", args.dir.display()))?;
@@ -96,7 +110,7 @@ pub async fn replace(args: &ReplaceArgs) -> anyhow::Result<ReplaceReport> {
         current.servers.insert(ServerId(n), spec(&args.net, n));
     }
     let limit = Duration::from_secs(180);
-    let mut ensemble = StaticEnsemble::new(install, args.dir.clone(), 128, 2000);
+    let mut ensemble = FixedEnsemble::new(install, args.dir.clone(), 128, 2000);
     let result = async {
         ensemble.start(&current, limit).await?;
         let leader = ensemble.leader().await.context("no single leader after start")?;
@@ -109,16 +123,17 @@ pub async fn replace(args: &ReplaceArgs) -> anyhow::Result<ReplaceReport> {
         let mut target = current.clone();
         target.servers.remove(&victim);
         target.servers.insert(new.id, new.clone());
-        let load = Load::start(&ensemble.connect_string(), None, "static-load").await?;
+        let load = Spec::steady(Target::Fixed(ensemble.connect_string()), None, "/fixed-load");
+        let workload = Workload::start(load.clone());
         // A steady state before and after the change, so the gap measured is the change's.
         tokio::time::sleep(Duration::from_secs(1)).await;
         let started = Instant::now();
         let steps = ensemble.change(&target, strategy, limit).await?;
         let total_ms = started.elapsed().as_millis() as u64;
         tokio::time::sleep(Duration::from_secs(1)).await;
-        let root = load.root().to_string();
-        let stats = load.stop().await;
-        let lost = load::lost(&target.connect_string(), None, &root, &stats.acked).await?;
+        let stats = workload.stop().await;
+        let now = Target::Fixed(target.connect_string());
+        let lost = stats.missing(&present(&now, None, &load.root).await?).count();
         Ok::<_, anyhow::Error>(ReplaceReport {
             strategy: args.strategy.clone(),
             replaced: victim,
@@ -126,7 +141,7 @@ pub async fn replace(args: &ReplaceArgs) -> anyhow::Result<ReplaceReport> {
             new_server: new.id,
             steps,
             total_ms,
-            load: stats,
+            load: stats.summary(),
             lost,
             final_servers: ensemble.config().servers.keys().copied().collect(),
         })
@@ -139,7 +154,7 @@ pub async fn replace(args: &ReplaceArgs) -> anyhow::Result<ReplaceReport> {
 /// Plain text.
 pub fn render(r: &ReplaceReport) -> String {
     let mut s = format!(
-        "static {} replacement of the {} (server {} -> server {})\n",
+        "fixed-membership {} replacement of the {} (server {} -> server {})\n",
         r.strategy, r.replaced_role, r.replaced, r.new_server
     );
     for t in &r.steps {

@@ -1,27 +1,15 @@
-//! The static-membership strategy against real ZooKeeper (`reconfigEnabled=false`): a server is
-//! replaced by rewriting every list and restarting, under a write load, and no acknowledged write
-//! is lost.
+//! The fixed-membership strategy (was "static membership") against real ZooKeeper
+//! (`reconfigEnabled=false`): a server is replaced by rewriting every list and restarting, under a
+//! write load, and no acknowledged write is lost.
 
 use serde_json::Value;
 
 use crate::harness::*;
 
 fn replace(net: &str, which: &str, strategy: &str) -> (Value, tempfile::TempDir) {
-    let dir = tempfile::Builder::new().prefix("zkpilot-it-static-").tempdir().expect("tempdir");
+    let dir = tempfile::Builder::new().prefix("zkpilot-it-fixed-").tempdir().expect("tempdir");
     let d = dir.path().to_string_lossy().to_string();
-    let o = zkpilot(&[
-        "static",
-        "replace",
-        "--dir",
-        &d,
-        "--net",
-        net,
-        "--replace",
-        which,
-        "--strategy",
-        strategy,
-        "--json",
-    ]);
+    let o = lab(&["fixed", "replace", "--dir", &d, "--net", net, "--replace", which, "--strategy", strategy, "--json"]);
     assert!(o.status.success(), "{}", text(&o));
     (serde_json::from_slice(&o.stdout).expect("JSON report"), dir)
 }
@@ -44,7 +32,7 @@ fn check(r: &Value, dir: &std::path::Path) {
 }
 
 #[test]
-fn static_rolling_replacement_of_follower_and_leader_loses_no_write() {
+fn fixed_rolling_replacement_of_follower_and_leader_loses_no_write() {
     let (r, dir) = replace("127.125.1", "follower", "rolling");
     check(&r, dir.path());
     let steps: Vec<String> =
@@ -56,7 +44,7 @@ fn static_rolling_replacement_of_follower_and_leader_loses_no_write() {
 }
 
 #[test]
-fn static_all_at_once_replacement_loses_no_write() {
+fn fixed_all_at_once_replacement_loses_no_write() {
     let (r, dir) = replace("127.126.1", "follower", "all-at-once");
     check(&r, dir.path());
 }

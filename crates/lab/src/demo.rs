@@ -1,14 +1,17 @@
-//! `zkpilot demo`: the whole story on one machine, narrated with timings.
+//! `zkpilot-lab demo` (what `zkpilot demo` runs): the whole story on one machine, narrated with
+//! timings. The keys are the workload's writes ([`Pace::KEYS`], a fixed number), and the check at
+//! the end is its lost-write check.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use clap::Args;
-use zkpilot_zk::{Secret, ZkClient};
-use zookeeper_client as zk;
+use zkpilot_ops::local::{self, UpOptions};
+use zkpilot_ops::progress::print;
+use zkpilot_runtime::view::ClusterView;
 
-use crate::local::{self, UpArgs};
+use crate::workload::{Pace, Spec, Target, Workload, present};
 
 /// Options of `demo`.
 #[derive(Debug, Clone, Args)]
@@ -54,26 +57,43 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     if args.keep {
         println!("group left running: zkpilot local status --dir {}", dir.display());
     } else if dir.join("group.json").exists() {
-        local::down(&dir).await.context("bringing the demo group down")?;
+        local::down(&dir, &mut print).await.context("bringing the demo group down")?;
     }
     result
 }
 
-async fn story(args: &DemoArgs, dir: &std::path::Path) -> anyhow::Result<()> {
+async fn story(args: &DemoArgs, dir: &Path) -> anyhow::Result<()> {
     let mut n = Narrator { start: Instant::now(), steps: Vec::new() };
     n.say(&format!("zkpilot demo: an elastic ZooKeeper ensemble on {}.0/24, state in {}", args.net, dir.display()));
 
     let t = Instant::now();
     n.say("1. local up --size 3: three instances claim ids, write the cluster marker once, start genesis");
-    let v = local::up(&UpArgs { quorum_loss_after: 5, ..UpArgs::new(3, dir, &args.net, &args.zookeeper) }).await?;
+    let zkpilot = crate::sibling::zkpilot()?;
+    let opts = UpOptions {
+        quorum_loss_after: Duration::from_secs(5),
+        ..UpOptions::new(3, dir, &args.net, &args.zookeeper, &zkpilot)
+    };
+    let v = local::up(&opts, None, &mut print).await?;
     n.done("bootstrap 3", t);
     n.say(&format!("   serving: {} (leader {})", v.connect_string.clone().unwrap_or_default(), fmt_id(v.leader)));
 
     let t = Instant::now();
-    let secret = Secret::from_file(&dir.join("secret")).map_err(anyhow::Error::msg)?;
-    let zk = ZkClient::new(secret);
-    let connect = v.connect_string.clone().context("no connection string")?;
-    write_keys(&zk, &connect, args.keys).await?;
+    let secret = std::fs::read_to_string(dir.join("secret")).context("group secret")?;
+    let keys = Spec {
+        target: Target::Group(dir.to_path_buf()),
+        auth: Some(format!("super:{}", secret.trim())),
+        root: "/zkpilot-demo".into(),
+        pace: Pace::KEYS,
+        watch_reads: false,
+        limit: Some(args.keys as u64),
+    };
+    let writer = Workload::start(keys.clone());
+    let written = writer.written(Duration::from_secs(120)).await;
+    let acked = writer.acked();
+    let stats = writer.stop().await;
+    if !written {
+        bail!("only {acked} of {} keys written in 2 minutes ({} failed attempts)", args.keys, stats.ops_failed);
+    }
     n.done(&format!("2. write {} keys", args.keys), t);
 
     let t = Instant::now();
@@ -92,8 +112,8 @@ async fn story(args: &DemoArgs, dir: &std::path::Path) -> anyhow::Result<()> {
     n.say(&format!(
         "4. kill -9 the leader (server {leader}): ZooKeeper elects a new leader, zkpilot swaps a synced observer in"
     ));
-    local::kill(dir, leader, false)?;
-    let v = local::wait_converged(dir, Duration::from_secs(240)).await?;
+    local::kill(dir, leader, false, &mut print)?;
+    let v = local::wait_converged(dir, Duration::from_secs(240), &mut print).await?;
     n.done("heal after leader kill", t);
     n.say(&format!(
         "   new leader {}, {} members, {} voters, server {leader} gone: {}",
@@ -117,9 +137,9 @@ async fn story(args: &DemoArgs, dir: &std::path::Path) -> anyhow::Result<()> {
         lost.iter().map(ToString::to_string).collect::<Vec<_>>().join(" and ")
     ));
     for id in lost {
-        local::kill(dir, *id, false)?;
+        local::kill(dir, *id, false, &mut print)?;
     }
-    let v = local::wait_converged(dir, Duration::from_secs(240)).await?;
+    let v = local::wait_converged(dir, Duration::from_secs(240), &mut print).await?;
     n.done("recover from quorum loss", t);
     n.say(&format!(
         "   {} voters again, leader {}, config {}",
@@ -130,7 +150,8 @@ async fn story(args: &DemoArgs, dir: &std::path::Path) -> anyhow::Result<()> {
 
     let t = Instant::now();
     let connect = v.connect_string.clone().context("no connection string")?;
-    let missing = check_keys(&zk, &connect, args.keys).await?;
+    let present = present(&keys.target, keys.auth.as_deref(), &keys.root).await?;
+    let missing = stats.missing(&present).count();
     n.done(&format!("7. read back {} keys", args.keys), t);
     if missing > 0 {
         bail!("{missing} of {} keys lost", args.keys);
@@ -144,45 +165,11 @@ async fn story(args: &DemoArgs, dir: &std::path::Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn scale(dir: &std::path::Path, size: u32) -> anyhow::Result<local::ClusterView> {
-    zkpilot_local::StateDir::open(dir)?.set_desired(size as usize)?;
-    local::wait_converged(dir, Duration::from_secs(240)).await
+async fn scale(dir: &Path, size: u32) -> anyhow::Result<ClusterView> {
+    local::scale(dir, size, &mut print)?;
+    Ok(local::wait_converged(dir, Duration::from_secs(240), &mut print).await?)
 }
 
 fn fmt_id(id: Option<zkpilot_core::ServerId>) -> String {
     id.map_or("-".into(), |i| i.to_string())
-}
-
-const DEMO_ROOT: &str = "/zkpilot-demo";
-
-async fn write_keys(zk: &ZkClient, connect: &str, n: usize) -> anyhow::Result<()> {
-    let client = zk.session(connect).await?;
-    let opts = zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all());
-    match client.create(DEMO_ROOT, b"", &opts).await {
-        Ok(_) | Err(zk::Error::NodeExists) => {}
-        Err(e) => return Err(e).context("creating the demo root"),
-    }
-    for i in 0..n {
-        let path = format!("{DEMO_ROOT}/key-{i:04}");
-        match client.create(&path, format!("value-{i}").as_bytes(), &opts).await {
-            Ok(_) | Err(zk::Error::NodeExists) => {}
-            Err(e) => return Err(e).with_context(|| format!("creating {path}")),
-        }
-    }
-    Ok(())
-}
-
-async fn check_keys(zk: &ZkClient, connect: &str, n: usize) -> anyhow::Result<usize> {
-    let client = zk.session(connect).await?;
-    client.sync(DEMO_ROOT).await.context("sync")?;
-    let mut missing = 0;
-    for i in 0..n {
-        let path = format!("{DEMO_ROOT}/key-{i:04}");
-        match client.get_data(&path).await {
-            Ok((data, _)) if data == format!("value-{i}").as_bytes() => {}
-            Ok(_) | Err(zk::Error::NoNode) => missing += 1,
-            Err(e) => return Err(e).with_context(|| format!("reading {path}")),
-        }
-    }
-    Ok(missing)
 }

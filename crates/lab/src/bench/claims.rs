@@ -1,0 +1,120 @@
+//! B6: server-id claims by many claimers at once, on every claim store.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::bail;
+use zkpilot_core::ports::Backend;
+use zkpilot_local::{LocalBackend, StateDir};
+
+use super::setup::BenchArgs;
+use super::stats::{Stat, fmt_stat, stat};
+
+/// B6: 64 concurrent claimers, all unique; latency spread.
+pub async fn claims_bench(args: &BenchArgs, out: &mut String) -> anyhow::Result<()> {
+    let n = if args.smoke { 16 } else { 64 };
+    let mut rows: Vec<(String, usize, Stat)> = Vec::new();
+    let dir = args.workdir("b6")?;
+    std::fs::create_dir_all(&dir)?;
+    let spec = zkpilot_local::GroupSpec {
+        desired: 0,
+        net: args.net(6),
+        zones: vec!["a".into()],
+        agent_exe: PathBuf::from("/bin/false"),
+        zookeeper_install: args.zookeeper.clone(),
+        java: None,
+        target_voters: 3,
+        min_voters: 1,
+        heap_mb: 128,
+        tick_time_ms: 2000,
+        slot_mode: false,
+        names_domain: None,
+        unhealthy_after_ms: 0,
+        quorum_loss_after_ms: 10_000,
+        separate_uids: false,
+        backup_interval_ms: 0,
+    };
+    StateDir::create(&dir, &spec)?;
+    let local = LocalBackend::open(&dir)?;
+    rows.push(("local backend (flock + link(2))".into(), n, claim_all(&local, n).await?));
+    let _ignored = std::fs::remove_dir_all(&dir);
+    #[cfg(feature = "aws")]
+    {
+        use anyhow::Context as _;
+        for logs in [false, true] {
+            let moto = zkpilot_testkit::Moto::start();
+            let conf = moto.sdk_config().await;
+            let g = zkpilot_testkit::create_group(&conf, "bench", 0).await;
+            let claims = if logs {
+                aws_sdk_cloudwatchlogs::Client::new(&conf)
+                    .create_log_group()
+                    .log_group_name("zkpilot-claims")
+                    .send()
+                    .await
+                    .context("create log group")?;
+                zkpilot_aws::logs::ClaimStore::Logs { log_group: "zkpilot-claims".into() }
+            } else {
+                zkpilot_aws::logs::ClaimStore::S3
+            };
+            let settings = zkpilot_aws::AwsSettings {
+                group: g.name,
+                bucket: g.bucket,
+                prefix: "zkpilot/".into(),
+                region: None,
+                endpoint_url: None,
+                launch_hook: zkpilot_aws::default_launch_hook(),
+                terminate_hook: zkpilot_aws::default_terminate_hook(),
+                claims,
+                hosted_zone_id: None,
+                slots: None,
+            };
+            let b = zkpilot_aws::AwsBackend::from_conf(&conf, settings);
+            let name = if logs { "CloudWatch Logs streams on moto" } else { "S3 conditional writes on moto" };
+            rows.push((name.into(), n, claim_all(&b, n).await?));
+        }
+    }
+    writeln!(out, "\n### B6 Server-id claims: {n} concurrent claimers\n")?;
+    writeln!(out, "| store | claimers | all unique | latency per claim (ms) |\n|---|---|---|---|")?;
+    for (name, n, s) in &rows {
+        writeln!(out, "| {name} | {n} | yes | {} |", fmt_stat(*s, 1))?;
+    }
+    if cfg!(not(feature = "aws")) {
+        writeln!(
+            out,
+            "\n(This zkpilot-lab was built without `--features aws`: the S3 and CloudWatch rows were not measured.)"
+        )?;
+    }
+    writeln!(
+        out,
+        "\nAll claimers start together (one task each); a run fails unless the ids are exactly 1..={n}. moto runs \
+         on 127.0.0.1 on the same 2 cores as the {n} claimers (Python, one emulated service), so those \
+         latencies are moto's, not S3's or CloudWatch's; uniqueness is what these rows show."
+    )?;
+    Ok(())
+}
+
+/// Claims `n` ids at once; fails unless they are exactly 1..=n. Latency stats in ms.
+async fn claim_all<B: Backend + Clone + 'static>(b: &B, n: usize) -> anyhow::Result<Stat> {
+    let tasks = (0..n).map(|i| {
+        let b = b.clone();
+        tokio::spawn(async move {
+            let started = Instant::now();
+            let id =
+                b.claim_id(&zkpilot_core::model::InstanceId(format!("i-{i:03}")), &format!("127.0.0.{}", i + 1)).await;
+            (id, started.elapsed().as_secs_f64() * 1000.0)
+        })
+    });
+    let mut ids = Vec::new();
+    let mut lat = Vec::new();
+    for t in futures::future::join_all(tasks).await {
+        let (id, ms) = t?;
+        ids.push(id?.0);
+        lat.push(ms);
+    }
+    ids.sort_unstable();
+    if ids != (1..=n as u32).collect::<Vec<_>>() {
+        bail!("claims were not unique: {ids:?}");
+    }
+    Ok(stat(&lat))
+}

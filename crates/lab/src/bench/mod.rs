@@ -1,0 +1,151 @@
+//! `zkpilot-lab bench`: the side-by-side benchmarks (B1–B8), every comparison measured in the same
+//! run, written into BENCHMARKS.md between `<!-- bench:begin -->` and `<!-- bench:end -->` (the
+//! rest of the file, e.g. the chaos runs, is kept). `--smoke` runs each once with small sizes,
+//! only to show it works (CI does that); its figures mean nothing.
+//!
+//! One module per kind of measurement: [`replace`] (B1, B2: a membership change under load,
+//! reconfig against the fixed-membership strategy), [`group`] (B3 heal, B4 bootstrap, B5 agent
+//! footprint, B7 scale), [`claims`] (B6), [`builds`] (B8); they share [`setup`] (the options, a
+//! group per measurement) and [`stats`] (medians and verdicts). This file runs them and writes
+//! the report.
+
+mod builds;
+mod claims;
+mod group;
+mod replace;
+mod setup;
+mod stats;
+
+use std::path::Path;
+use std::time::Instant;
+
+use anyhow::Context;
+use zkpilot_ops::local;
+use zkpilot_zk::Install;
+
+pub use setup::BenchArgs;
+
+fn machine() -> String {
+    let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default();
+    let cpu = read("/proc/cpuinfo")
+        .lines()
+        .find_map(|l| l.strip_prefix("model name"))
+        .map(|l| l.trim_start_matches([' ', '\t', ':']).to_string())
+        .unwrap_or_default();
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
+    let mem_gb = read("/proc/meminfo")
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0 / 1024.0);
+    let zk = std::fs::read_dir("/usr/share/java")
+        .ok()
+        .and_then(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .find(|n| n.starts_with("zookeeper-3") && n.ends_with(".jar"))
+        })
+        .unwrap_or_else(|| "unknown".into());
+    format!(
+        "{cores} cores ({cpu}), {mem_gb:.0} GiB RAM, Linux {}, ZooKeeper {zk}, zkpilot {} build",
+        read("/proc/sys/kernel/osrelease").trim(),
+        if cfg!(debug_assertions) { "debug" } else { "release" }
+    )
+}
+
+/// Runs the selected benchmarks and writes the report.
+pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    local::validate_net(&format!("{}.1", args.net))?;
+    Install::detect(&args.zookeeper, None).context("--zookeeper")?;
+    std::fs::create_dir_all(&args.dir).with_context(|| format!("--dir {}", args.dir.display()))?;
+    let started = Instant::now();
+    let mut body = String::new();
+    if args.wants("b1") {
+        replace::replace_bench(&args, false, &mut body).await?;
+    }
+    if args.wants("b2") {
+        replace::replace_bench(&args, true, &mut body).await?;
+    }
+    if args.wants("b3") {
+        group::heal_bench(&args, &mut body).await?;
+    }
+    if args.wants("b4") {
+        group::bootstrap_bench(&args, &mut body).await?;
+    }
+    if args.wants("b5") {
+        group::footprint_bench(&args, &mut body).await?;
+    }
+    if args.wants("b6") {
+        claims::claims_bench(&args, &mut body).await?;
+    }
+    if args.wants("b7") {
+        group::scale_bench(&args, &mut body).await?;
+    }
+    if args.wants("b8") {
+        builds::build_bench(&mut body).await?;
+    }
+    // Benchmarks not run this time keep their last results (B8 is usually run on its own).
+    let previous = std::fs::read_to_string(&args.out).unwrap_or_default();
+    for b in ["b1", "b2", "b3", "b4", "b5", "b6", "b7", "b8"] {
+        if !args.wants(b)
+            && let Some(old) = previous_subsection(&previous, b)
+        {
+            body.push_str(&format!("\n{old}\n(Kept from an earlier run: not part of this command.)\n"));
+        }
+    }
+    let mut command = format!("zkpilot-lab bench --runs {}", args.runs());
+    if args.smoke {
+        command = "zkpilot-lab bench --smoke".into();
+    }
+    if !args.only.is_empty() {
+        command.push_str(&format!(" --only {}", args.only.join(",")));
+    }
+    let section = format!(
+        "{BEGIN}\n## Side-by-side benchmarks (B1–B8)\n\nMachine: {}. Command: `{command}` ({:.0} s), written {}.{}\n{body}\n{END}\n",
+        machine(),
+        started.elapsed().as_secs_f64(),
+        date(),
+        if args.smoke { " **Smoke mode: one run, small sizes; these figures are not measurements.**" } else { "" }
+    );
+    write_section(&args.out, &section)?;
+    eprintln!("[bench] wrote {}", args.out.display());
+    Ok(())
+}
+
+/// The `### Bn ...` subsection of the bench section in `text`, up to the next `### ` or the end
+/// marker (without any earlier "kept" line).
+fn previous_subsection(text: &str, b: &str) -> Option<String> {
+    let start = text.find("<!-- bench:begin")?;
+    let end = text[start..].find(END)? + start;
+    let section = &text[start..end];
+    let head = format!("### {} ", b.to_uppercase());
+    let at = section.find(&head)?;
+    let rest = &section[at..];
+    let len = rest[4..].find("\n### ").map_or(rest.len(), |n| n + 4);
+    Some(rest[..len].replace("\n(Kept from an earlier run: not part of this command.)", "").trim_end().to_string())
+}
+
+const BEGIN: &str = "<!-- bench:begin (written by `zkpilot-lab bench`; edits inside are overwritten) -->";
+const END: &str = "<!-- bench:end -->";
+
+fn date() -> String {
+    let out = std::process::Command::new("date").arg("-u").arg("+%Y-%m-%d %H:%M UTC").output();
+    out.map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string()).unwrap_or_default()
+}
+
+/// Replaces the bench section of `out` (or appends one), leaving the rest of the file alone.
+fn write_section(out: &Path, section: &str) -> anyhow::Result<()> {
+    let existing = match std::fs::read_to_string(out) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => "# Benchmarks\n".to_string(),
+        Err(e) => return Err(e).with_context(|| out.display().to_string()),
+    };
+    let text = match (existing.find("<!-- bench:begin"), existing.find(END)) {
+        (Some(a), Some(b)) if b > a => {
+            format!("{}{section}{}", &existing[..a], existing[b + END.len()..].trim_start_matches('\n'))
+        }
+        _ => format!("{}\n{section}", existing.trim_end()),
+    };
+    zkpilot_zk::files::write_atomic(out, text.as_bytes())?;
+    Ok(())
+}

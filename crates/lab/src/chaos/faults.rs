@@ -1,0 +1,219 @@
+//! The faults chaos injects into a local group, and what it reads back about the recovery.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use serde::Serialize;
+use zkpilot_core::ServerId;
+use zkpilot_ops::local::{self, GroupError};
+use zkpilot_ops::progress::print;
+use zkpilot_runtime::view::MemberView;
+
+/// Kinds of fault.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Fault {
+    /// kill -9 of a random member's instance (agent, JVM, disk gone in elastic mode).
+    KillRandom,
+    /// kill -9 of the leader's instance.
+    KillLeader,
+    /// kill -9 of the lease-holding agent while a scale-out's membership change is pending.
+    KillAgentMidReconfig,
+    /// The desired size changes (3..=5) and a random member is killed right after.
+    ScaleDuringKill,
+    /// All voters but one killed at once (quorum loss; elastic: their disks are gone).
+    LoseMajority,
+    /// One member's quorum and election traffic dropped for 12-20 s (nft `meta skuid` rules on
+    /// its own uid), then healed. Needs root and nft.
+    Partition,
+    /// Not a fault: a rolling restart (`zkpilot rolling-restart`) of every server, under the same checks.
+    RollingRestart,
+}
+
+/// One fault of each kind, in the order the short profile injects them.
+pub const ALL: [Fault; 6] = [
+    Fault::KillRandom,
+    Fault::KillLeader,
+    Fault::KillAgentMidReconfig,
+    Fault::ScaleDuringKill,
+    Fault::Partition,
+    Fault::LoseMajority,
+];
+
+/// Partitions need a uid per server and nft rules: root and the `nft` binary.
+pub fn partitions_possible() -> bool {
+    nix::unistd::Uid::effective().is_root()
+        && std::process::Command::new("nft").arg("--version").output().is_ok_and(|o| o.status.success())
+}
+
+/// An nft table that drops one uid's quorum and election traffic; deleted on drop.
+struct PartitionRules {
+    table: String,
+}
+
+impl PartitionRules {
+    fn apply(table: &str, uid: u32) -> anyhow::Result<Self> {
+        // On loopback every connection's source is 127.0.0.1, so addresses cannot tell servers
+        // apart; the socket's owner can (`meta skuid`, nft(8) "META EXPRESSIONS"). Its outgoing
+        // connections to peers and its replies on connections peers opened are both dropped.
+        let rules = format!(
+            "table inet {table} {{\n  chain output {{\n    type filter hook output priority 0; policy accept;\n    \
+             meta skuid {uid} tcp dport {{ 2888, 3888 }} drop\n    meta skuid {uid} tcp sport {{ 2888, 3888 }} drop\n  }}\n}}\n"
+        );
+        let mut child = std::process::Command::new("nft")
+            .args(["-f", "-"])
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .context("running nft")?;
+        std::io::Write::write_all(child.stdin.as_mut().context("nft stdin")?, rules.as_bytes())?;
+        let status = child.wait()?;
+        if !status.success() {
+            bail!("nft -f refused the partition rules ({status})");
+        }
+        Ok(Self { table: table.to_string() })
+    }
+}
+
+impl Drop for PartitionRules {
+    fn drop(&mut self) {
+        let _ignored = std::process::Command::new("nft").args(["delete", "table", "inet", &self.table]).output();
+    }
+}
+
+/// A random fault of the long profile (partitions only where possible).
+pub fn pick(rng: &mut fastrand::Rng, partitions: bool) -> Fault {
+    // Weights: plain kills most, quorum loss least (each one takes the longest to heal).
+    loop {
+        let f = match rng.u32(0..100) {
+            0..25 => Fault::KillRandom,
+            25..42 => Fault::KillLeader,
+            42..56 => Fault::KillAgentMidReconfig,
+            56..74 => Fault::ScaleDuringKill,
+            74..90 => Fault::Partition,
+            _ => Fault::LoseMajority,
+        };
+        if partitions || f != Fault::Partition {
+            return f;
+        }
+    }
+}
+
+/// Injects `fault` into the group at `dir`; the servers it hit.
+pub async fn inject(fault: Fault, dir: &Path, rng: &mut fastrand::Rng) -> anyhow::Result<Vec<u32>> {
+    let v = local::cluster_view(dir).await?;
+    // Only members whose instance runs: a converged view can still list one whose instance the
+    // previous fault's scale-in just terminated.
+    let running = |m: &&MemberView| {
+        v.instances
+            .iter()
+            .any(|i| Some(&i.id) == m.instance.as_ref() && i.state == zkpilot_core::InstanceState::Running)
+    };
+    let ids: Vec<ServerId> = v.members.iter().filter(running).map(|m| m.id).collect();
+    if ids.is_empty() {
+        bail!("no member with a running instance to inject {fault:?} into");
+    }
+    let random = |rng: &mut fastrand::Rng| ids[rng.usize(0..ids.len())];
+    // A scale-in of the previous fault may terminate the target between the view and the kill:
+    // it is gone either way.
+    let kill = |id: ServerId| match local::kill(dir, id, false, &mut print) {
+        Ok(_) | Err(GroupError::AlreadyTerminated { .. }) => Ok(id.0),
+        Err(e) => Err(e),
+    };
+    Ok(match fault {
+        Fault::KillRandom => vec![kill(random(rng))?],
+        Fault::RollingRestart => {
+            local::rolling::rolling_restart(dir, Duration::from_secs(120), &mut print).await?;
+            ids.iter().map(|i| i.0).collect()
+        }
+        Fault::Partition => {
+            let id = random(rng);
+            let instance = v.members.iter().find(|m| m.id == id).and_then(|m| m.instance.clone());
+            let state = zkpilot_local::StateDir::open(dir)?;
+            let seq = state
+                .instances()?
+                .into_iter()
+                .find(|r| Some(&r.id) == instance.as_ref())
+                .map(|r| r.seq)
+                .context("partition target has no instance")?;
+            let table = format!("zkpilot_chaos_{}", state.group()?.net.replace('.', "_"));
+            let rules = PartitionRules::apply(&table, local::SEPARATE_UID_BASE + seq)?;
+            tokio::time::sleep(Duration::from_millis(rng.u64(12_000..=20_000))).await;
+            drop(rules);
+            vec![id.0]
+        }
+        Fault::KillLeader => vec![kill(v.leader.context("no leader to kill")?)?],
+        Fault::ScaleDuringKill => {
+            let state = zkpilot_local::StateDir::open(dir)?;
+            let desired = state.group()?.desired;
+            let next = loop {
+                let n = rng.usize(3..=5);
+                if n != desired {
+                    break n;
+                }
+            };
+            state.set_desired(next)?;
+            vec![kill(random(rng))?]
+        }
+        Fault::LoseMajority => {
+            let voters: Vec<ServerId> = v.members.iter().filter(running).filter(|m| m.voting).map(|m| m.id).collect();
+            let keep = voters[rng.usize(0..voters.len())];
+            let mut out = Vec::new();
+            for id in voters.into_iter().filter(|id| *id != keep) {
+                out.push(kill(id)?);
+            }
+            out
+        }
+        Fault::KillAgentMidReconfig => {
+            let state = zkpilot_local::StateDir::open(dir)?;
+            let desired = state.group()?.desired;
+            state.set_desired(desired + 1)?;
+            // The change is pending once a new instance's server runs but is not a member yet: the
+            // lease holder adds it within a pass of it syncing.
+            let deadline = Instant::now() + Duration::from_secs(60);
+            let member_ids: BTreeSet<ServerId> = ids.iter().copied().collect();
+            loop {
+                let v = local::cluster_view(dir).await?;
+                let joining = v.instances.iter().any(|i| {
+                    i.state == zkpilot_core::InstanceState::Running
+                        && i.server_id.is_some_and(|s| !member_ids.contains(&s))
+                });
+                if joining || Instant::now() > deadline {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            // The lease holder is the agent carrying out the change; before any change was ever
+            // made (slot mode needs none at genesis) there is none yet, and any agent will do.
+            let holder = lease_holder(dir);
+            let id = state
+                .claims()?
+                .into_iter()
+                .chain(
+                    state
+                        .slots()?
+                        .into_iter()
+                        .map(|(n, s)| (n, zkpilot_local::state::Claim { instance: s.instance, address: s.address })),
+                )
+                .find(|(_, c)| Some(&c.instance) == holder.as_ref())
+                .map(|(n, _)| n)
+                .unwrap_or_else(|| random(rng));
+            local::kill(dir, id, true, &mut print)?;
+            vec![id.0]
+        }
+    })
+}
+
+fn lease_holder(dir: &Path) -> Option<zkpilot_core::model::InstanceId> {
+    let text = std::fs::read_to_string(dir.join("cluster/lease.json")).ok()?;
+    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+    Some(zkpilot_core::model::InstanceId(v["holder"].as_str()?.to_string()))
+}
+
+/// The zxid the recovery after a quorum loss at `since_ms` kept, if one was decided.
+pub fn recovery_kept_zxid(dir: &Path, since_ms: u64) -> Option<i64> {
+    let text = std::fs::read_to_string(dir.join("recovery/decision.json")).ok()?;
+    let d: zkpilot_core::recovery::RecoveryDecision = serde_json::from_str(&text).ok()?;
+    (d.decided_ms >= since_ms).then_some(d.kept_zxid as i64)
+}

@@ -1,0 +1,402 @@
+//! The lab's one ZooKeeper client workload, used by chaos, the benchmarks, the fixed-membership
+//! replacement and the demo.
+//!
+//! A writer session creates `<root>/b<k>/w<n>` (n increasing, one at a time, buckets of 1000 so
+//! no znode gets too many children) and records every acknowledged write with its zxid. With
+//! [`Spec::watch_reads`] it then also sets `<root>/last = n`, and a second session keeps reading
+//! `<root>/last` and counts a read that returns less than the same session already saw (a stale
+//! read: ZooKeeper promises a session never sees the past). It measures the longest time without
+//! an acknowledged write and when that gap began. At the end [`present`] reads back which writes
+//! exist, through a fresh session after `sync`: an acknowledged write that is missing is lost.
+//!
+//! How hard it pushes and how it backs off is its [`Pace`]; the profiles are fixed, so figures of
+//! one kind stay comparable between runs.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use serde::Serialize;
+use zkpilot_core::ports::epoch_ms;
+use zookeeper_client as zk;
+
+/// Where the workload connects.
+#[derive(Debug, Clone)]
+pub enum Target {
+    /// This connection string, for the whole run (a client configured once, as most are).
+    Fixed(String),
+    /// A local group: its published connection string (`DIR/connect-string`), read again for
+    /// every new session, as members come and go.
+    Group(PathBuf),
+}
+
+impl Target {
+    fn connect_string(&self) -> Option<String> {
+        match self {
+            Self::Fixed(c) => Some(c.clone()),
+            Self::Group(dir) => std::fs::read_to_string(dir.join("connect-string"))
+                .ok()
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty()),
+        }
+    }
+}
+
+/// How the writer paces itself and backs off.
+#[derive(Debug, Clone, Copy)]
+pub struct Pace {
+    /// Pause after every write attempt.
+    pub between_writes: Duration,
+    /// Limit of one write (create, and the marker update): past it the write counts as failed.
+    pub op_timeout: Duration,
+    /// Extra pause after a failed write (the session is dropped and a new one made).
+    pub after_failed_write: Duration,
+    /// Pause after a failed connect.
+    pub after_failed_connect: Duration,
+    /// Limit of one connect attempt, beyond the client's own connection timeout.
+    pub connect_limit: Option<Duration>,
+}
+
+impl Pace {
+    /// A steady load for measuring what a membership change costs clients (benchmarks, the
+    /// fixed-membership replacement): a write every 10 ms, 5 s limit, reconnect at once.
+    pub const STEADY: Self = Self {
+        between_writes: Duration::from_millis(10),
+        op_timeout: Duration::from_secs(5),
+        after_failed_write: Duration::ZERO,
+        after_failed_connect: Duration::from_millis(50),
+        connect_limit: Some(Duration::from_secs(5)),
+    };
+    /// Chaos: a write every 20 ms, 8 s limit, backing off while the ensemble is being hit.
+    pub const CHAOS: Self = Self {
+        between_writes: Duration::from_millis(20),
+        op_timeout: Duration::from_secs(8),
+        after_failed_write: Duration::from_millis(100),
+        after_failed_connect: Duration::from_millis(200),
+        connect_limit: None,
+    };
+    /// Keys written back to back (the demo's data).
+    pub const KEYS: Self = Self {
+        between_writes: Duration::ZERO,
+        op_timeout: Duration::from_secs(8),
+        after_failed_write: Duration::from_millis(100),
+        after_failed_connect: Duration::from_millis(200),
+        connect_limit: None,
+    };
+}
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct Spec {
+    /// Where.
+    pub target: Target,
+    /// Digest `user:password`, if the ensemble needs one.
+    pub auth: Option<String>,
+    /// Root znode of the writes (`/chaos`).
+    pub root: String,
+    /// How.
+    pub pace: Pace,
+    /// Also keep `<root>/last` and check it from a second session (stale reads).
+    pub watch_reads: bool,
+    /// Stop writing after this many acknowledged writes.
+    pub limit: Option<u64>,
+}
+
+impl Spec {
+    /// The steady load of a measurement: writes only, [`Pace::STEADY`].
+    pub fn steady(target: Target, auth: Option<String>, root: &str) -> Self {
+        Self { target, auth, root: root.to_string(), pace: Pace::STEADY, watch_reads: false, limit: None }
+    }
+}
+
+/// One acknowledged write.
+#[derive(Debug, Clone, Copy)]
+pub struct Ack {
+    /// Its sequence number (`w<n>`).
+    pub n: u64,
+    /// The zxid that created it.
+    pub zxid: i64,
+    /// When it was acknowledged.
+    pub at: Instant,
+}
+
+/// What the workload saw.
+#[derive(Debug, Clone, Default)]
+pub struct Stats {
+    /// Client operations that succeeded (creates, marker updates, reads).
+    pub ops_ok: u64,
+    /// Operations that failed or timed out, failed connects of the writer included.
+    pub ops_failed: u64,
+    /// Reads that returned older data than the same session had already seen.
+    pub stale_reads: u64,
+    /// Every acknowledged write, in order.
+    pub acks: Vec<Ack>,
+    /// Longest time without an acknowledged write (from the start, between two, and until the
+    /// stop).
+    pub longest_gap: Duration,
+    /// When that gap began, ms since the Unix epoch: lines it up with a change's events.
+    pub longest_gap_from_ms: u64,
+}
+
+/// The writer's figures as reports have always shown them.
+#[derive(Debug, Clone, Serialize)]
+pub struct LoadSummary {
+    /// Writes acknowledged.
+    pub ok: u64,
+    /// Operations that failed or timed out (including failed connects).
+    pub failed: u64,
+    /// Longest time between two acknowledged writes (or the start/stop and one), ms.
+    pub longest_gap_ms: u64,
+    /// When that gap began, ms since the Unix epoch.
+    pub longest_gap_from_ms: u64,
+}
+
+impl Stats {
+    /// The acknowledged writes not in `present`.
+    pub fn missing<'a>(&'a self, present: &'a BTreeSet<u64>) -> impl Iterator<Item = &'a Ack> {
+        self.acks.iter().filter(|a| !present.contains(&a.n))
+    }
+
+    /// The writer's figures.
+    pub fn summary(&self) -> LoadSummary {
+        LoadSummary {
+            ok: self.acks.len() as u64,
+            failed: self.ops_failed,
+            longest_gap_ms: self.longest_gap.as_millis() as u64,
+            longest_gap_from_ms: self.longest_gap_from_ms,
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct Shared {
+    ok: AtomicU64,
+    failed: AtomicU64,
+    stale: AtomicU64,
+    acked: AtomicU64,
+    acks: Mutex<Vec<Ack>>,
+    gap: Mutex<(Duration, u64)>,
+}
+
+/// A running workload; [`Workload::stop`] ends it.
+#[derive(Debug)]
+pub struct Workload {
+    stop: Arc<AtomicBool>,
+    shared: Arc<Shared>,
+    writer: tokio::task::JoinHandle<()>,
+    reader: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Workload {
+    /// Starts the writer (and the reader, with `watch_reads`); both connect on their own and
+    /// keep trying while the ensemble does not answer.
+    pub fn start(spec: Spec) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let shared = Arc::new(Shared::default());
+        let spec = Arc::new(spec);
+        let writer = tokio::spawn(write_loop(spec.clone(), shared.clone(), stop.clone()));
+        let reader = spec.watch_reads.then(|| tokio::spawn(read_loop(spec, shared.clone(), stop.clone())));
+        Self { stop, shared, writer, reader }
+    }
+
+    /// Acknowledged writes so far.
+    pub fn acked(&self) -> u64 {
+        self.shared.acked.load(Ordering::SeqCst)
+    }
+
+    /// Waits up to `limit` for the writer to reach [`Spec::limit`]; whether it did.
+    pub async fn written(&self, limit: Duration) -> bool {
+        let start = Instant::now();
+        while !self.writer.is_finished() {
+            if start.elapsed() > limit {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        true
+    }
+
+    /// Stops and returns what it saw.
+    pub async fn stop(self) -> Stats {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ignored = self.writer.await;
+        if let Some(r) = self.reader {
+            let _ignored = r.await;
+        }
+        let s = &self.shared;
+        let (longest_gap, longest_gap_from_ms) = s.gap.lock().map(|g| *g).unwrap_or_default();
+        Stats {
+            ops_ok: s.ok.load(Ordering::SeqCst),
+            ops_failed: s.failed.load(Ordering::SeqCst),
+            stale_reads: s.stale.load(Ordering::SeqCst),
+            acks: s.acks.lock().map(|a| a.clone()).unwrap_or_default(),
+            longest_gap,
+            longest_gap_from_ms,
+        }
+    }
+}
+
+async fn session(target: &Target, auth: Option<&str>, limit: Option<Duration>) -> Option<zk::Client> {
+    let connect = target.connect_string()?;
+    let c = zk::Client::connector()
+        .with_session_timeout(Duration::from_secs(6))
+        .with_connection_timeout(Duration::from_secs(2));
+    let c = match auth {
+        Some(a) => c.with_auth("digest", a.as_bytes()),
+        None => c,
+    };
+    match limit {
+        Some(l) => tokio::time::timeout(l, c.connect(&connect)).await.ok()?.ok(),
+        None => c.connect(&connect).await.ok(),
+    }
+}
+
+fn opts() -> zk::CreateOptions<'static> {
+    zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all())
+}
+
+async fn ensure(c: &zk::Client, path: &str) -> Result<(), zk::Error> {
+    match c.create(path, b"", &opts()).await {
+        Ok(_) | Err(zk::Error::NodeExists) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+async fn write_loop(spec: Arc<Spec>, w: Arc<Shared>, stop: Arc<AtomicBool>) {
+    let pace = spec.pace;
+    let (root, last) = (spec.root.as_str(), format!("{}/last", spec.root));
+    let mut client: Option<zk::Client> = None;
+    let mut n: u64 = 0;
+    let mut last_ok = (Instant::now(), epoch_ms());
+    let mut buckets: BTreeSet<u64> = BTreeSet::new();
+    let record_gap = |w: &Shared, since: (Instant, u64)| {
+        if let Ok(mut g) = w.gap.lock() {
+            let gap = since.0.elapsed();
+            if gap > g.0 {
+                *g = (gap, since.1);
+            }
+        }
+    };
+    while !stop.load(Ordering::SeqCst) && spec.limit.is_none_or(|l| w.acked.load(Ordering::SeqCst) < l) {
+        let Some(c) = client.as_ref() else {
+            client = session(&spec.target, spec.auth.as_deref(), pace.connect_limit).await;
+            if client.is_none() {
+                w.failed.fetch_add(1, Ordering::SeqCst);
+                tokio::time::sleep(pace.after_failed_connect).await;
+            }
+            continue;
+        };
+        let bucket = (n + 1) / 1000;
+        if !buckets.contains(&bucket) {
+            let made = async {
+                ensure(c, root).await?;
+                if spec.watch_reads {
+                    ensure(c, &last).await?;
+                }
+                ensure(c, &format!("{root}/b{bucket}")).await
+            }
+            .await;
+            match made {
+                Ok(()) => {
+                    buckets.insert(bucket);
+                }
+                Err(_) => {
+                    w.failed.fetch_add(1, Ordering::SeqCst);
+                    client = None;
+                }
+            }
+            continue;
+        }
+        n += 1;
+        let path = format!("{root}/b{bucket}/w{n}");
+        let op = async {
+            let (stat, _) = c.create(&path, n.to_string().as_bytes(), &opts()).await?;
+            if spec.watch_reads {
+                c.set_data(&last, n.to_string().as_bytes(), None).await?;
+            }
+            Ok::<i64, zk::Error>(stat.czxid)
+        };
+        match tokio::time::timeout(pace.op_timeout, op).await {
+            Ok(Ok(zxid)) => {
+                record_gap(&w, last_ok);
+                let now = Instant::now();
+                last_ok = (now, epoch_ms());
+                w.ok.fetch_add(if spec.watch_reads { 2 } else { 1 }, Ordering::SeqCst);
+                if let Ok(mut a) = w.acks.lock() {
+                    a.push(Ack { n, zxid, at: now });
+                }
+                w.acked.fetch_add(1, Ordering::SeqCst);
+            }
+            Ok(Err(_)) | Err(_) => {
+                w.failed.fetch_add(1, Ordering::SeqCst);
+                // A fresh session (for a group, from its current connection string).
+                client = None;
+                tokio::time::sleep(pace.after_failed_write).await;
+            }
+        }
+        tokio::time::sleep(pace.between_writes).await;
+    }
+    record_gap(&w, last_ok);
+}
+
+async fn read_loop(spec: Arc<Spec>, w: Arc<Shared>, stop: Arc<AtomicBool>) {
+    let last = format!("{}/last", spec.root);
+    let mut client: Option<(zk::Client, u64)> = None;
+    while !stop.load(Ordering::SeqCst) {
+        let Some((c, seen)) = client.as_mut() else {
+            // A new session starts with no history: only within one session is going back wrong.
+            client = session(&spec.target, spec.auth.as_deref(), spec.pace.connect_limit).await.map(|c| (c, 0));
+            if client.is_none() {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            continue;
+        };
+        match tokio::time::timeout(Duration::from_secs(8), c.get_data(&last)).await {
+            Ok(Ok((data, _))) => {
+                w.ok.fetch_add(1, Ordering::SeqCst);
+                let v: u64 = String::from_utf8_lossy(&data).parse().unwrap_or(0);
+                if v < *seen {
+                    eprintln!("STALE READ: {last} = {v} after {seen} in the same session");
+                    w.stale.fetch_add(1, Ordering::SeqCst);
+                }
+                *seen = (*seen).max(v);
+            }
+            Ok(Err(zk::Error::NoNode)) => {}
+            Ok(Err(_)) | Err(_) => {
+                w.failed.fetch_add(1, Ordering::SeqCst);
+                client = None;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Every write under `root` present now, read through a fresh session after `sync`; retried for
+/// up to a minute while the ensemble does not answer.
+pub async fn present(target: &Target, auth: Option<&str>, root: &str) -> anyhow::Result<BTreeSet<u64>> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let attempt = async {
+            let c = session(target, auth, Some(Duration::from_secs(10))).await.context("no session")?;
+            c.sync(root).await?;
+            let mut out = BTreeSet::new();
+            let (buckets, _) = c.get_children(root).await?;
+            for b in buckets.iter().filter(|b| b.starts_with('b')) {
+                let (children, _) = c.get_children(&format!("{root}/{b}")).await?;
+                out.extend(children.iter().filter_map(|w| w.strip_prefix('w')?.parse::<u64>().ok()));
+            }
+            anyhow::Ok(out)
+        };
+        match attempt.await {
+            Ok(out) => return Ok(out),
+            Err(e) if Instant::now() < deadline => {
+                eprintln!("reading back the writes: {e}; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}

@@ -1,0 +1,56 @@
+//! Chaos against real ZooKeeper: the short profile CI runs (one fault of each kind) and a
+//! rolling restart, both under the chaos workload.
+
+use crate::harness::*;
+
+/// The short chaos profile, as CI runs it: one fault of each kind under a client workload, no
+/// acknowledged write lost, no read going back in time, convergence after every fault. Partition
+/// faults need root and nft; the report says when they were skipped.
+#[test]
+fn chaos_short_profile_loses_nothing() {
+    let dir = tempfile::Builder::new().prefix("zkpilot-chaos-it-").tempdir().expect("tempdir");
+    let report = dir.path().join("report.json");
+    let o = lab_command()
+        .args(["chaos", "--profile", "short", "--net", "127.118.1", "--seed", "7", "--dir"])
+        .arg(dir.path().join("group"))
+        .arg("--report")
+        .arg(&report)
+        .output()
+        .expect("run chaos");
+    assert!(o.status.success(), "chaos failed: {}", text(&o));
+    let r = read_json(report);
+    let faults = r["faults"].as_array().expect("faults").len();
+    assert!(faults >= 5, "one fault of each kind: {r:#}");
+    assert_eq!(
+        (r["writes_lost"].as_u64(), r["stale_reads"].as_u64(), r["convergence_failures"].as_u64()),
+        (Some(0), Some(0), Some(0)),
+        "{r:#}"
+    );
+    assert!(r["writes_acked"].as_u64().unwrap_or(0) > 50, "the workload ran: {r:#}");
+    assert!(r["faults_by_kind"]["lose-majority"] == 1, "{r:#}");
+    // Every process of the group is gone.
+    assert!(processes_mentioning(dir.path()).is_empty(), "leftover processes");
+}
+
+/// A rolling restart (observers, followers, the leader last, each step waiting for the ensemble)
+/// under the chaos workload: every server restarted, no acknowledged write lost, no stale read.
+#[test]
+fn rolling_restart_under_load_loses_nothing() {
+    let dir = tempfile::Builder::new().prefix("zkpilot-rolling-it-").tempdir().expect("tempdir");
+    let report = dir.path().join("report.json");
+    let o = lab_command()
+        .args(["chaos", "--profile", "rolling-restart", "--net", "127.122.1", "--seed", "3", "--dir"])
+        .arg(dir.path().join("group"))
+        .arg("--report")
+        .arg(&report)
+        .output()
+        .expect("run chaos");
+    assert!(o.status.success(), "rolling restart under load failed: {}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(out.lines().filter(|l| l.starts_with("restarted server")).count(), 3, "{out}");
+    let leader_last = out.lines().rfind(|l| l.starts_with("restarted server")).is_some_and(|l| l.contains("(leader)"));
+    assert!(leader_last, "the leader goes last: {out}");
+    let r = read_json(report);
+    assert_eq!((r["writes_lost"].as_u64(), r["stale_reads"].as_u64()), (Some(0), Some(0)), "{r:#}");
+    assert!(r["writes_acked"].as_u64().unwrap_or(0) > 20, "{r:#}");
+}

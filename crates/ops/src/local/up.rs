@@ -1,0 +1,216 @@
+//! `local up`: validate everything, then create (or resume) the group's state directory, start
+//! its controller and wait until the ensemble serves.
+
+use std::io::Write;
+use std::net::Ipv4Addr;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use zkpilot_local::{GroupSpec, LocalBackend, StateDir};
+use zkpilot_runtime::config::IdentityMode;
+use zkpilot_runtime::view::ClusterView;
+use zkpilot_zk::Install;
+
+use super::agent_config::api_token_path;
+use super::error::GroupError;
+use super::{control, view};
+use crate::progress::{Progress, Sink};
+
+/// What `local up` is asked for.
+#[derive(Debug, Clone)]
+pub struct UpOptions {
+    /// Number of instances.
+    pub size: u32,
+    /// The group's state directory.
+    pub dir: PathBuf,
+    /// Loopback /24 (`127.X.Y`); instance N gets `127.X.Y.N`.
+    pub net: String,
+    /// Voters wanted (odd); further members are observers.
+    pub target_voters: usize,
+    /// ZooKeeper install (Debian `/usr/share/java` or a tarball home).
+    pub zookeeper: PathBuf,
+    /// JVM heap per server, MiB.
+    pub heap_mb: u32,
+    /// How long to wait for the ensemble to serve.
+    pub timeout: Duration,
+    /// Elastic (a replacement is a new server) or slot (it takes over the lost instance's address
+    /// and data dir).
+    pub mode: IdentityMode,
+    /// Name indirection domain: server lines say `zk-<id>.<domain>`.
+    pub names: Option<String>,
+    /// How long a member may not serve before the group replaces its instance (zero: never).
+    pub unhealthy_after: Duration,
+    /// How long with no serving member before survivors start quorum-loss recovery.
+    pub quorum_loss_after: Duration,
+    /// Each instance's ZooKeeper runs as its own uid (root only).
+    pub separate_uids: bool,
+    /// Interval of the leader's periodic backups (zero: only before changes and on request).
+    pub backup_every: Duration,
+    /// The `zkpilot` binary the controller and the agents run as.
+    pub zkpilot: PathBuf,
+}
+
+impl UpOptions {
+    /// An elastic group of `size` with the defaults `zkpilot local up` has.
+    pub fn new(size: u32, dir: &Path, net: &str, zookeeper: &Path, zkpilot: &Path) -> Self {
+        Self {
+            size,
+            dir: dir.to_path_buf(),
+            net: net.to_string(),
+            target_voters: 3,
+            zookeeper: zookeeper.to_path_buf(),
+            heap_mb: 128,
+            timeout: Duration::from_secs(240),
+            mode: IdentityMode::Elastic,
+            names: None,
+            unhealthy_after: Duration::from_secs(120),
+            quorum_loss_after: Duration::from_secs(10),
+            separate_uids: false,
+            backup_every: Duration::from_secs(3600),
+            zkpilot: zkpilot.to_path_buf(),
+        }
+    }
+
+    fn spec(&self) -> GroupSpec {
+        GroupSpec {
+            desired: self.size as usize,
+            net: self.net.clone(),
+            zones: vec!["local-a".into(), "local-b".into(), "local-c".into()],
+            agent_exe: self.zkpilot.clone(),
+            zookeeper_install: self.zookeeper.clone(),
+            java: None,
+            target_voters: self.target_voters,
+            min_voters: 1,
+            heap_mb: self.heap_mb,
+            tick_time_ms: 2000,
+            slot_mode: self.mode == IdentityMode::Slot,
+            names_domain: self.names.clone(),
+            unhealthy_after_ms: self.unhealthy_after.as_millis() as u64,
+            separate_uids: self.separate_uids,
+            quorum_loss_after_ms: self.quorum_loss_after.as_millis() as u64,
+            backup_interval_ms: self.backup_every.as_millis() as u64,
+        }
+    }
+}
+
+/// A backup for a new group to start from: the store it is in and its name (or `latest`).
+#[derive(Debug, Clone, Copy)]
+pub struct Seed<'a> {
+    /// The store (another group's backend).
+    pub from: &'a LocalBackend,
+    /// Backup name or `latest`.
+    pub backup: &'a str,
+}
+
+/// Checks a `--net` value: three octets of a loopback address.
+pub fn validate_net(net: &str) -> Result<(), GroupError> {
+    let ip: Ipv4Addr = format!("{net}.1").parse().map_err(|_| GroupError::BadNet { net: net.to_string() })?;
+    if !ip.is_loopback() {
+        return Err(GroupError::NotLoopback { net: net.to_string() });
+    }
+    Ok(())
+}
+
+/// Another group (or anything else) listening on the addresses this one would use would make its
+/// servers fail to bind, or worse, talk to a foreign ensemble: refuse up front.
+pub fn addresses_free(net: &str, size: u32) -> Result<(), GroupError> {
+    for n in 1..=size {
+        for port in [2181u16, 2888, 3888, 8080] {
+            let addr = format!("{net}.{n}:{port}");
+            if std::net::TcpListener::bind(&addr).is_err() {
+                return Err(GroupError::AddressInUse { addr, net: net.to_string() });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `local up`, optionally restoring a backup: it is copied (and verified) into the new group's
+/// store and named as the restore seed before the controller starts, so the first server is born
+/// on it. Validates everything before writing anything; refuses a directory whose group already
+/// has an ensemble when seeding. An existing group restarts with its own settings and data: only
+/// the size changes.
+pub async fn up(opts: &UpOptions, seed: Option<Seed<'_>>, progress: &mut Sink<'_>) -> Result<ClusterView, GroupError> {
+    validate_net(&opts.net)?;
+    let policy = zkpilot_core::Policy { target_voters: opts.target_voters, ..Default::default() };
+    policy.validate().map_err(GroupError::Policy)?;
+    if let Some(d) = &opts.names
+        && !zkpilot_runtime::config::is_dns_name(d)
+    {
+        return Err(GroupError::BadNames { domain: d.clone() });
+    }
+    Install::detect(&opts.zookeeper, None).map_err(GroupError::Install)?;
+    if opts.separate_uids && !nix::unistd::Uid::effective().is_root() {
+        return Err(GroupError::NotRoot);
+    }
+    let dir = &opts.dir;
+    if let Some(pid) = control::controller_pid(dir) {
+        return Err(GroupError::ControllerRunning { pid, dir: dir.clone() });
+    }
+    addresses_free(&opts.net, opts.size)?;
+    std::fs::create_dir_all(dir).map_err(GroupError::io("creating", dir))?;
+    let state = match StateDir::open(dir) {
+        Ok(existing) if seed.is_some() && existing.marker()?.is_some() => {
+            return Err(GroupError::HasEnsemble(dir.clone()));
+        }
+        Ok(existing) => {
+            existing.set_desired(opts.size as usize)?;
+            existing
+        }
+        Err(_) => StateDir::create(dir, &opts.spec())?,
+    };
+    if let Some(seed) = seed {
+        let target = LocalBackend::open(dir)?;
+        crate::backups::seed(seed.from, &target, seed.backup, &dir.join("restore-scratch"))
+            .await
+            .map_err(|e| GroupError::Seed { backup: seed.backup.to_string(), dir: dir.clone(), source: Box::new(e) })?;
+        progress(Progress::Restoring { backup: seed.backup, dir });
+    }
+    ensure_secret(&state.secret_path())?;
+    ensure_secret(&api_token_path(&state))?;
+    start_controller(&state, &opts.zkpilot)?;
+    progress(Progress::ControllerStarted { dir, size: opts.size });
+    view::wait_converged(dir, opts.timeout, progress).await
+}
+
+/// A random 24-byte hex secret in a new 0600 file, unless the file exists.
+fn ensure_secret(path: &Path) -> Result<(), GroupError> {
+    if path.exists() {
+        return Ok(());
+    }
+    let mut bytes = [0u8; 24];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut bytes))
+        .map_err(GroupError::io("reading", "/dev/urandom"))?;
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(GroupError::io("creating", path))?;
+    writeln!(f, "{hex}").map_err(GroupError::io("writing", path))?;
+    Ok(())
+}
+
+/// `zkpilot local controller --dir DIR` in its own process group, logging to
+/// `DIR/controller.log`; its pid goes to `DIR/controller.pid`.
+fn start_controller(state: &StateDir, zkpilot: &Path) -> Result<(), GroupError> {
+    let log = state.root().join("controller.log");
+    let out =
+        std::fs::OpenOptions::new().create(true).append(true).open(&log).map_err(GroupError::io("opening", &log))?;
+    let err = out.try_clone().map_err(GroupError::io("opening", &log))?;
+    let mut cmd = std::process::Command::new(zkpilot);
+    cmd.args(["local", "controller", "--dir"]).arg(state.root());
+    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+    let child = cmd
+        .stdin(std::process::Stdio::null())
+        .stdout(out)
+        .stderr(err)
+        .spawn()
+        .map_err(GroupError::io("starting the controller", zkpilot))?;
+    let pid_path = state.controller_pid_path();
+    std::fs::write(&pid_path, child.id().to_string()).map_err(GroupError::io("writing", pid_path))?;
+    Ok(())
+}
