@@ -37,17 +37,17 @@ pub enum ClaimStore {
     },
 }
 
-impl AwsBackend {
-    fn log_group(&self) -> PortResult<&str> {
-        match &self.settings.claims {
-            ClaimStore::Logs { log_group } => Ok(log_group),
-            ClaimStore::S3 => Err(PortError::msg("backend", "claims are not in CloudWatch Logs")),
-        }
-    }
+/// One log group's streams as create-exclusive records: everything the stream helpers need.
+#[derive(Debug, Clone, Copy)]
+struct Streams<'a> {
+    logs: &'a aws_sdk_cloudwatchlogs::Client,
+    group: &'a str,
+}
 
+impl Streams<'_> {
     /// Creates `stream`; false if it already existed.
-    async fn create_stream(&self, stream: &str) -> PortResult<bool> {
-        let group = self.log_group()?;
+    async fn create(&self, stream: &str) -> PortResult<bool> {
+        let group = self.group;
         match self.logs.create_log_stream().log_group_name(group).log_stream_name(stream).send().await {
             Ok(_) => Ok(true),
             Err(e) if e.code() == Some("ResourceAlreadyExistsException") => Ok(false),
@@ -56,7 +56,7 @@ impl AwsBackend {
     }
 
     async fn put_first_event(&self, stream: &str, body: String) -> PortResult<()> {
-        let group = self.log_group()?;
+        let group = self.group;
         let event = InputLogEvent::builder()
             .timestamp(i64::try_from(epoch_ms()).unwrap_or(i64::MAX))
             .message(body)
@@ -75,7 +75,7 @@ impl AwsBackend {
 
     /// The stream's first event, if the stream exists and has one.
     async fn first_event(&self, stream: &str) -> PortResult<Option<String>> {
-        let group = self.log_group()?;
+        let group = self.group;
         match self
             .logs
             .get_log_events()
@@ -110,9 +110,9 @@ impl AwsBackend {
         }
     }
 
-    /// Id claims from the `id-<n>` streams.
-    pub(crate) async fn logs_claims(&self) -> PortResult<BTreeMap<ServerId, Claim>> {
-        let group = self.log_group()?;
+    /// Every stream whose name starts with `prefix`, with its creation time.
+    async fn named(&self, prefix: &str) -> PortResult<Vec<(String, Option<String>)>> {
+        let group = self.group;
         let mut names = Vec::new();
         let mut token = None;
         loop {
@@ -120,7 +120,7 @@ impl AwsBackend {
                 .logs
                 .describe_log_streams()
                 .log_group_name(group)
-                .log_stream_name_prefix("id-")
+                .log_stream_name_prefix(prefix)
                 .set_next_token(token)
                 .send()
                 .await
@@ -130,11 +130,51 @@ impl AwsBackend {
             }));
             token = page.next_token().map(str::to_string);
             if token.is_none() {
-                break;
+                return Ok(names);
             }
         }
+    }
+
+    /// True if `stream` exists.
+    async fn exists(&self, stream: &str) -> PortResult<bool> {
+        let group = self.group;
+        Ok(self
+            .logs
+            .describe_log_streams()
+            .log_group_name(group)
+            .log_stream_name_prefix(stream)
+            .send()
+            .await
+            .map_err(|e| err(format!("describe log streams {group}"), e))?
+            .log_streams()
+            .iter()
+            .any(|s| s.log_stream_name() == Some(stream)))
+    }
+
+    /// Deletes `stream`; one already gone is no error.
+    async fn delete(&self, stream: &str) -> PortResult<()> {
+        let group = self.group;
+        match self.logs.delete_log_stream().log_group_name(group).log_stream_name(stream).send().await {
+            Ok(_) => Ok(()),
+            Err(e) if e.code() == Some("ResourceNotFoundException") => Ok(()),
+            Err(e) => Err(err(format!("delete log stream {group}/{stream}"), e)),
+        }
+    }
+}
+
+impl AwsBackend {
+    fn streams(&self) -> PortResult<Streams<'_>> {
+        match &self.settings.claims {
+            ClaimStore::Logs { log_group } => Ok(Streams { logs: &self.logs, group: log_group }),
+            ClaimStore::S3 => Err(PortError::msg("backend", "claims are not in CloudWatch Logs")),
+        }
+    }
+
+    /// Id claims from the `id-<n>` streams.
+    pub(crate) async fn logs_claims(&self) -> PortResult<BTreeMap<ServerId, Claim>> {
+        let streams = self.streams()?;
         let mut out = BTreeMap::new();
-        for (name, created) in names {
+        for (name, created) in streams.named("id-").await? {
             let Some(n) = name.strip_prefix("id-").and_then(|n| n.parse().ok()) else { continue };
             // A claim stream is written once; one re-created after a release has a new creation
             // time, which is what the cached body is checked against.
@@ -146,7 +186,7 @@ impl AwsBackend {
             let claim = match cached {
                 Some(c) => c,
                 None => {
-                    let body = self.first_event_of_existing(&name).await?;
+                    let body = streams.first_event_of_existing(&name).await?;
                     let c: Claim =
                         serde_json::from_str(&body).map_err(|e| err(format!("parse log stream {name}"), e))?;
                     if let Ok(mut cache) = self.claim_cache.lock() {
@@ -161,6 +201,7 @@ impl AwsBackend {
     }
 
     pub(crate) async fn logs_claim_id(&self, instance: &InstanceId, address: &str) -> PortResult<ServerId> {
+        let streams = self.streams()?;
         let claims = self.logs_claims().await?;
         if let Some((id, _)) = claims.iter().find(|(_, c)| &c.instance == instance) {
             return Ok(*id);
@@ -171,27 +212,23 @@ impl AwsBackend {
             if claims.contains_key(&ServerId(n)) {
                 continue;
             }
-            if self.create_stream(&format!("id-{n}")).await? {
-                self.put_first_event(&format!("id-{n}"), body).await?;
+            if streams.create(&format!("id-{n}")).await? {
+                streams.put_first_event(&format!("id-{n}"), body).await?;
                 return Ok(ServerId(n));
             }
         }
-        Err(PortError::msg("backend", format!("all server ids are claimed in log group {}", self.log_group()?)))
+        Err(PortError::msg("backend", format!("all server ids are claimed in log group {}", streams.group)))
     }
 
     pub(crate) async fn logs_release(&self, id: ServerId, instance: &InstanceId) -> PortResult<()> {
-        let group = self.log_group()?.to_string();
+        let streams = self.streams()?;
         let name = format!("id-{id}");
-        let Some(body) = self.first_event(&name).await? else { return Ok(()) };
+        let Some(body) = streams.first_event(&name).await? else { return Ok(()) };
         let claim: Claim = serde_json::from_str(&body).map_err(|e| err(format!("parse log stream {name}"), e))?;
         if &claim.instance != instance {
             return Ok(());
         }
-        match self.logs.delete_log_stream().log_group_name(&group).log_stream_name(&name).send().await {
-            Ok(_) => {}
-            Err(e) if e.code() == Some("ResourceNotFoundException") => {}
-            Err(e) => return Err(err(format!("delete log stream {group}/{name}"), e)),
-        }
+        streams.delete(&name).await?;
         if let Ok(mut cache) = self.claim_cache.lock() {
             cache.remove(&name);
         }
@@ -199,29 +236,19 @@ impl AwsBackend {
     }
 
     pub(crate) async fn logs_marker(&self) -> PortResult<Option<ClusterMarker>> {
-        let group = self.log_group()?;
-        let exists = self
-            .logs
-            .describe_log_streams()
-            .log_group_name(group)
-            .log_stream_name_prefix(MARKER_STREAM)
-            .send()
-            .await
-            .map_err(|e| err(format!("describe log streams {group}"), e))?
-            .log_streams()
-            .iter()
-            .any(|s| s.log_stream_name() == Some(MARKER_STREAM));
-        if !exists {
+        let streams = self.streams()?;
+        if !streams.exists(MARKER_STREAM).await? {
             return Ok(None);
         }
-        let body = self.first_event_of_existing(MARKER_STREAM).await?;
+        let body = streams.first_event_of_existing(MARKER_STREAM).await?;
         serde_json::from_str(&body).map(Some).map_err(|e| err("parse cluster marker stream", e))
     }
 
     pub(crate) async fn logs_create_marker(&self, marker: &ClusterMarker) -> PortResult<ClusterMarker> {
-        if self.create_stream(MARKER_STREAM).await? {
+        let streams = self.streams()?;
+        if streams.create(MARKER_STREAM).await? {
             let body = serde_json::to_string(marker).map_err(|e| err("encode marker", e))?;
-            self.put_first_event(MARKER_STREAM, body).await?;
+            streams.put_first_event(MARKER_STREAM, body).await?;
         }
         self.logs_marker()
             .await?
