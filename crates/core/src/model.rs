@@ -71,7 +71,7 @@ pub enum ModelError {
 }
 
 /// One `server.N=host:quorum:election[:role];[clientHost:]clientPort` line
-/// (reference/zookeeper-reconfig.md §1.2). The client address is always explicit: ZooKeeper binds
+/// (ZooKeeper's Dynamic Reconfiguration guide, "Specifying the client port"). The client address is always explicit: ZooKeeper binds
 /// 0.0.0.0 without it and Curator's EnsembleTracker then publishes an unusable connection string.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct ServerSpec {

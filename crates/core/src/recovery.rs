@@ -1,6 +1,6 @@
 //! Quorum-loss recovery, decided without ZooKeeper (it has no quorum to lock or vote with).
 //!
-//! The procedure (reference/zookeeper-reconfig.md §3.3, zookeeper-local-lab.md §4.4–4.5):
+//! The procedure (docs/zookeeper-notes.md §1, which also lists what breaks it):
 //! 1. every survivor whose config can no longer form a quorum with the voters still alive
 //!    ([`needs_recovery`]) stops its server, copies its data dir, reads its position from disk and
 //!    reports it;
@@ -11,7 +11,7 @@
 //!    as a joiner once it serves, and the planner grows the ensemble back.
 //!
 //! What can go wrong is a split brain: an old member returning with the old config while the
-//! rebuilt one is unreachable (local-lab §4.5). Hence step 2 never proceeds on a lost voter the
+//! rebuilt one is unreachable (docs/zookeeper-notes.md §1). Hence step 2 never proceeds on a lost voter the
 //! backend cannot confirm gone, nor past a live member that has not stopped, unless the operator
 //! allowed unsafe recovery.
 

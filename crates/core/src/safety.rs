@@ -52,7 +52,8 @@ pub fn voters_wanted(members: usize, target_voters: usize) -> usize {
 
 /// Servers that can acknowledge the history prefix the leader sends with a reconfig: the leader
 /// and its followers, *including* non-voting followers (joiners), but not observers
-/// (ZooKeeper's `Leader.isQuorumSynced`, reference/zookeeper-reconfig.md §1.6).
+/// (ZooKeeper's `Leader.isQuorumSynced`, and the Dynamic Reconfiguration guide's
+/// "Progress guarantees").
 pub fn ack_capable(obs: &Observed) -> BTreeSet<ServerId> {
     obs.health.iter().filter(|(_, h)| matches!(h.mode, Mode::Leader | Mode::Follower)).map(|(id, _)| *id).collect()
 }

@@ -8,7 +8,7 @@ use zkpilot_core::backup::Manifest;
 use zkpilot_core::ports::{Backend, PortError};
 use zkpilot_local::{LocalBackend, StateError};
 use zkpilot_runtime::AgentConfig;
-use zkpilot_runtime::backup::BackupError;
+use zkpilot_runtime::backup_store::BackupError;
 use zkpilot_runtime::config::{BackendSection, ConfigError};
 
 /// A backup store that could not be opened, listed or seeded.
@@ -107,8 +107,8 @@ pub async fn seed<S: Backend, D: Backend>(from: &S, to: &D, backup: &str, scratc
     if let Some(m) = to.cluster_marker().await? {
         return Err(BackupsError::TargetHasEnsemble(m.cluster_id));
     }
-    let manifest = zkpilot_runtime::backup::find(from, backup).await?;
-    zkpilot_runtime::backup::copy(from, to, &manifest, scratch).await?;
+    let manifest = zkpilot_runtime::backup_store::find(from, backup).await?;
+    zkpilot_runtime::backup_store::copy(from, to, &manifest, scratch).await?;
     to.put_restore_seed(&manifest.name).await?;
     Ok(())
 }

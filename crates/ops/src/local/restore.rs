@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use zkpilot_local::{LocalBackend, StateError};
-use zkpilot_runtime::backup::BackupError;
+use zkpilot_runtime::backup_store::BackupError;
 use zkpilot_runtime::view::ClusterView;
 
 use super::error::GroupError;
@@ -45,7 +45,7 @@ pub async fn restore(
     progress: &mut Sink<'_>,
 ) -> Result<ClusterView, RestoreError> {
     let source = LocalBackend::open_store(from).map_err(|e| RestoreError::Source(from.to_path_buf(), e))?;
-    zkpilot_runtime::backup::find(&source, backup).await.map_err(|source| RestoreError::Find {
+    zkpilot_runtime::backup_store::find(&source, backup).await.map_err(|source| RestoreError::Find {
         from: from.to_path_buf(),
         backup: backup.to_string(),
         source,
