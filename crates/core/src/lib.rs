@@ -20,10 +20,13 @@
 //!
 //! The ports the runtime drives are declared in [`ports`], next to the model they speak, with only
 //! the methods the agent uses. Quorum-loss recovery, which cannot go through ZooKeeper, is decided
-//! in [`recovery`] from what survivors read off their disks.
+//! in [`recovery`] from what survivors read off their disks. What the agent decides around the
+//! plan (its boot in [`boot`]; its phase, exit on removal, fence trigger, throttles and outcomes
+//! in [`agent`]) is pure too: the runtime's agent only executes it.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod agent;
 pub mod backup;
 pub mod boot;
 pub mod model;

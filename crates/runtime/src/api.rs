@@ -371,7 +371,7 @@ pub fn render_page(s: &AgentStatus) -> String {
             (secs / 60) % 60,
             secs % 60,
             esc(&e.action),
-            esc(&e.outcome),
+            esc(&e.outcome.to_string()),
             e.took_ms
         );
     }

@@ -1,34 +1,14 @@
 //! The agent's published status: an immutable snapshot replaced after every pass.
 
 use serde::{Deserialize, Serialize};
+/// Where the agent is in its life (decided in the core, with the rest of the agent's step), and
+/// its running totals.
+pub use zkpilot_core::agent::{Counters, Outcome, Phase};
 use zkpilot_core::model::{InstanceId, Role, ServerId};
 use zkpilot_core::observed::Mode;
 use zkpilot_core::plan::Plan;
 /// The local server's own view; the type lives with the ZooKeeper port that reads it.
 pub use zkpilot_core::ports::ServerDetail;
-
-/// Where the agent is in its life.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Phase {
-    /// Reading local state, claiming an id.
-    Booting,
-    /// Waiting before it can start ZooKeeper (the reason is in `detail`).
-    Waiting,
-    /// ZooKeeper started, not (yet) in the committed config.
-    Joining,
-    /// In the committed config.
-    Member,
-    /// The ensemble does not serve although a cluster marker exists.
-    QuorumLost,
-    /// Quorum-loss recovery: this server is stopped (fenced) and its data copied; `detail` says
-    /// what recovery waits for.
-    Recovering,
-    /// Instance terminating: waiting for its removal.
-    Leaving,
-    /// Removed from the ensemble; ZooKeeper stopped.
-    Removed,
-}
 
 /// One executed action and its outcome.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -37,38 +17,11 @@ pub struct Event {
     pub at_ms: u64,
     /// What was done.
     pub action: String,
-    /// `applied`, `conflict`, `rejected: ...`, `failed: ...`.
-    pub outcome: String,
+    /// What came of it; serialized as its text (`applied`, `conflict: …`, `rejected by
+    /// ZooKeeper: …`, `failed: …`).
+    pub outcome: Outcome,
     /// How long it took, ms.
     pub took_ms: u64,
-}
-
-/// Running totals since the agent started, for `/metrics`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(default)]
-pub struct Counters {
-    /// Reconfigs that committed.
-    pub reconfigs_applied: u64,
-    /// Reconfigs that did not (conflict, rejected, failed).
-    pub reconfigs_failed: u64,
-    /// Milliseconds spent in reconfigs, confirming write included.
-    pub reconfig_ms: u64,
-    /// ZooKeeper restarts after an unexpected exit.
-    pub server_restarts: u64,
-    /// Quorum-loss rebuilds started from this server.
-    pub recoveries: u64,
-    /// Times this server fenced itself for recovery.
-    pub fences: u64,
-    /// Instances reported unhealthy.
-    pub unhealthy_reports: u64,
-    /// Failed claim or lease calls.
-    pub claim_failures: u64,
-    /// Backups stored.
-    #[serde(default)]
-    pub backups: u64,
-    /// Backups attempted that failed.
-    #[serde(default)]
-    pub backup_failures: u64,
 }
 
 /// One member as this agent last saw it.

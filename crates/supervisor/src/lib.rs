@@ -7,9 +7,10 @@
 //! agent even when the agent is SIGKILLed (a JVM orphaned by a crashed agent would otherwise keep
 //! its ports and its vote), and its stdout/stderr appended to a log file. [`Supervisor::stop`] is
 //! SIGTERM, a grace period, then SIGKILL of the group. Restart policy (backoff) belongs to the
-//! caller, which sees exits through [`Supervisor::try_exited`]; [`Backoff`] is the schedule. The
-//! agent reaches a supervisor only through the core's process port (`ServerProcess`), implemented
-//! for the ZooKeeper JVM by `zkpilot_runtime::process::JvmProcess`.
+//! caller, which sees exits through [`Supervisor::try_exited`]; the agent's schedule is
+//! `zkpilot_core::agent::Restarts`. The agent reaches a supervisor only through the core's
+//! process port (`ServerProcess`), implemented for the ZooKeeper JVM by
+//! `zkpilot_runtime::process::JvmProcess`.
 #![deny(missing_docs)]
 
 use std::fs::OpenOptions;
@@ -158,31 +159,6 @@ impl Drop for Supervisor {
     }
 }
 
-/// Capped exponential restart delays, reset after the child has run long enough.
-#[derive(Debug, Clone)]
-pub struct Backoff {
-    next: Duration,
-    min: Duration,
-    max: Duration,
-}
-
-impl Backoff {
-    /// Starts at `min`, doubles up to `max`.
-    pub fn new(min: Duration, max: Duration) -> Self {
-        Self { next: min, min, max }
-    }
-    /// Delay before the next restart.
-    pub fn next_delay(&mut self) -> Duration {
-        let d = self.next;
-        self.next = (self.next * 2).min(self.max);
-        d
-    }
-    /// The child ran fine: start over from `min`.
-    pub fn reset(&mut self) {
-        self.next = self.min;
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -225,6 +201,7 @@ mod tests {
         assert!(std::fs::read_to_string(dir.path().join("out.log")).expect("log").contains("hello"));
     }
 
+    /// (The backoff half of this test moved with `Backoff` to `zkpilot_core::agent::throttle`.)
     #[tokio::test]
     async fn exit_is_reported_and_backoff_grows() {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -237,10 +214,5 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         assert_eq!(exit, Some(ExitInfo { code: Some(3), signal: None }));
-        let mut b = Backoff::new(Duration::from_millis(100), Duration::from_millis(350));
-        let d: Vec<u128> = (0..4).map(|_| b.next_delay().as_millis()).collect();
-        assert_eq!(d, vec![100, 200, 350, 350]);
-        b.reset();
-        assert_eq!(b.next_delay(), Duration::from_millis(100));
     }
 }

@@ -65,7 +65,8 @@ pub struct ZkClient {
     session: Mutex<Option<(String, zk::Client)>>,
 }
 
-/// ZooKeeper error codes the client crate does not name (reference/crates.md).
+/// ZooKeeper error codes the client crate does not name (`KeeperException.Code` NEWCONFIGNOQUORUM
+/// and RECONFIGINPROGRESS in ZooKeeper's `KeeperException.java`).
 const NEW_CONFIG_NO_QUORUM: i32 = -13;
 const RECONFIG_IN_PROGRESS: i32 = -14;
 
@@ -212,7 +213,7 @@ mod tests {
     #[test]
     fn super_digest_matches_zookeeper() {
         // Value printed by ZooKeeper's DigestAuthenticationProvider for super:secret
-        // (reference/zookeeper-local-lab.md §2.1).
+        // (`java -cp zookeeper.jar org.apache.zookeeper.server.auth.DigestAuthenticationProvider super:secret`).
         assert_eq!(Secret::new("secret").super_digest(), "super:lK75jTNcA+U9vtVEw5vB51mj/w4=");
         assert_eq!(format!("{:?}", Secret::new("secret")), "Secret(<redacted>)");
     }

@@ -4,7 +4,8 @@
 
 use tokio::time::Instant;
 
-use zkpilot_core::backup::{BackupReason, periodic_due};
+use zkpilot_core::agent::{BackupDue, Outcome};
+use zkpilot_core::backup::BackupReason;
 use zkpilot_core::observed::{Mode, Observed};
 use zkpilot_core::ports::{Backend, Clock, ClusterMarker, ServerProcess, Zookeeper};
 use zkpilot_zk::files::{self, LocalState, Stamp};
@@ -15,66 +16,54 @@ use crate::backup::{self, Origin};
 impl<B: Backend, Z: Zookeeper, P: ServerProcess, C: Clock> Agent<B, Z, P, C> {
     /// Backs up this agent's server and records the outcome as an event. Never fails the pass: a
     /// store outage must not stop healing.
-    pub(super) async fn take_backup(&mut self, reason: BackupReason, config_version: Option<u64>) -> String {
+    pub(super) async fn take_backup(&mut self, reason: BackupReason, config_version: Option<u64>) {
         let started = Instant::now();
-        let outcome = match LocalState::read(&self.layout) {
+        let layout = &self.identity.layout;
+        let skipped = |why: &str| Outcome::Skipped { why: why.to_string() };
+        let outcome = match LocalState::read(layout) {
             Ok(Some(state)) => {
                 let origin = Origin { cluster_id: state.stamp.cluster_id, server_id: state.myid, config_version };
                 let now = self.clock.now_ms();
-                match backup::take(&self.backend, &self.layout, &origin, reason, self.cfg.backup.keep, now).await {
+                match backup::take(&self.backend, layout, &origin, reason, self.cfg.backup.keep, now).await {
                     Ok(Some(m)) => {
-                        self.counters.backups += 1;
-                        self.newest_backup_ms = Some(now);
-                        format!(
-                            "applied: {} ({} files, {} bytes, last zxid {:#x})",
+                        self.memo.backup.taken(now);
+                        Outcome::AppliedWith(format!(
+                            "{} ({} files, {} bytes, last zxid {:#x})",
                             m.name,
                             m.files.len(),
                             m.total_bytes(),
                             m.last_zxid
-                        )
+                        ))
                     }
-                    Ok(None) => "skipped: the server has written no complete snapshot yet".to_string(),
-                    Err(e) => {
-                        self.counters.backup_failures += 1;
-                        format!("failed: {e}")
-                    }
+                    Ok(None) => skipped("the server has written no complete snapshot yet"),
+                    Err(e) => Outcome::failed(e),
                 }
             }
-            Ok(None) => "skipped: no server prepared on this instance".to_string(),
-            Err(e) => {
-                self.counters.backup_failures += 1;
-                format!("failed: {e}")
-            }
+            Ok(None) => skipped("no server prepared on this instance"),
+            Err(e) => Outcome::failed(e),
         };
+        self.memo.counters.backup(&outcome);
         tracing::info!(%reason, %outcome, "backup");
-        self.record_event(format!("backup ({reason})"), outcome.clone(), started);
-        outcome
+        self.record_event(format!("backup ({reason})"), outcome, started);
     }
 
     /// The leader's agent backs up every `[backup] interval_ms`. On becoming leader it first
     /// learns when the newest backup was taken (another agent may have taken it).
     pub(super) async fn maybe_periodic_backup(&mut self, obs: &Observed) {
-        let leader = self.my_id.is_some_and(|id| obs.health.get(&id).is_some_and(|h| h.mode == Mode::Leader));
-        if !leader {
-            self.leader_since_listing = false;
-            return;
-        }
-        if self.cfg.backup.interval_ms == 0 {
-            return;
-        }
-        if !self.leader_since_listing {
+        let leader = self.identity.id.is_some_and(|id| obs.health.get(&id).is_some_and(|h| h.mode == Mode::Leader));
+        let (interval, now) = (self.cfg.backup.interval_ms, self.clock.now_ms());
+        let mut due = self.memo.backup.due(leader, interval, now);
+        if due == BackupDue::ListFirst {
             match self.backend.backups().await {
-                Ok(all) => {
-                    self.newest_backup_ms = all.iter().map(|m| m.taken_ms).max();
-                    self.leader_since_listing = true;
-                }
+                Ok(all) => self.memo.backup.listed(all.iter().map(|m| m.taken_ms).max()),
                 Err(e) => {
                     tracing::warn!(error = %e, "listing backups");
                     return;
                 }
             }
+            due = self.memo.backup.due(leader, interval, now);
         }
-        if periodic_due(self.newest_backup_ms, self.cfg.backup.interval_ms, self.clock.now_ms()) {
+        if due == BackupDue::Now {
             self.take_backup(BackupReason::Periodic, obs.config.as_ref().map(|c| c.version)).await;
         }
     }
@@ -94,7 +83,7 @@ impl<B: Backend, Z: Zookeeper, P: ServerProcess, C: Clock> Agent<B, Z, P, C> {
             Ok(m) => m,
             Err(e) => return Ok(Some(format!("restore of backup {backup_name}: {e}"))),
         };
-        let staging = self.layout.base.join("restore-staging");
+        let staging = self.identity.layout.base.join("restore-staging");
         if let Err(e) = std::fs::remove_dir_all(&staging)
             && e.kind() != std::io::ErrorKind::NotFound
         {
@@ -105,11 +94,11 @@ impl<B: Backend, Z: Zookeeper, P: ServerProcess, C: Clock> Agent<B, Z, P, C> {
             return Ok(Some(format!("restore of backup {backup_name}: {e}")));
         }
         let stamp = Stamp { cluster_id: marker.cluster_id.clone(), server_id: id };
-        files::prepare_restored(&self.layout, &stamp, keys, cfg, &staging)?;
+        files::prepare_restored(&self.identity.layout, &stamp, keys, cfg, &staging)?;
         tracing::info!(backup = %manifest.name, last_zxid = %format!("{:#x}", manifest.last_zxid), "restored");
         self.record_event(
             format!("restore backup {}", manifest.name),
-            format!("applied: {} files, last zxid {:#x}", manifest.files.len(), manifest.last_zxid),
+            Outcome::AppliedWith(format!("{} files, last zxid {:#x}", manifest.files.len(), manifest.last_zxid)),
             started,
         );
         Ok(None)
@@ -122,7 +111,7 @@ impl<B: Backend, Z: Zookeeper, P: ServerProcess, C: Clock> Agent<B, Z, P, C> {
             return;
         }
         let at = self.clock.now_ms();
-        let mut files = vec![("zookeeper.log", self.layout.log_file())];
+        let mut files = vec![("zookeeper.log", self.identity.layout.log_file())];
         if let Some(agent_log) = &self.cfg.logs.agent_log {
             files.push(("agent.log", agent_log.clone()));
         }

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use tokio::time::Instant;
 
 use serde::{Deserialize, Serialize};
+use zkpilot_core::agent::{FenceCheck, Outcome, Phase};
 use zkpilot_core::model::{EnsembleConfig, ServerId};
 use zkpilot_core::observed::Observed;
 use zkpilot_core::plan::Plan;
@@ -23,10 +24,6 @@ use zkpilot_zk::files::{self, LocalState};
 use zkpilot_zk::position::{self, Position};
 
 use super::{Agent, AgentError};
-use crate::status::Phase;
-
-/// How often a fenced survivor republishes its report.
-const REPORT_EVERY_MS: u64 = 2000;
 /// Reports older than this are from an earlier outage or a dead agent.
 const REPORT_FRESH_MS: u64 = 30_000;
 
@@ -47,7 +44,7 @@ pub struct Fence {
 
 impl<B: Backend, Z: Zookeeper, P: ServerProcess, C: Clock> Agent<B, Z, P, C> {
     fn fence_file(&self) -> PathBuf {
-        self.layout.base.join("recovery.fence.json")
+        self.identity.layout.base.join("recovery.fence.json")
     }
 
     /// A fence left by an earlier run of this agent, read before anything could start ZooKeeper.
@@ -63,7 +60,7 @@ impl<B: Backend, Z: Zookeeper, P: ServerProcess, C: Clock> Agent<B, Z, P, C> {
                     })
                 })?;
                 tracing::warn!(path = %path.display(), "still fenced by quorum-loss recovery; not starting ZooKeeper");
-                self.fenced = Some(fence);
+                self.recovery.fence = Some(fence);
                 Ok(())
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
@@ -71,22 +68,31 @@ impl<B: Backend, Z: Zookeeper, P: ServerProcess, C: Clock> Agent<B, Z, P, C> {
         }
     }
 
-    /// Called when no member has served for the debounce time while this server runs: fences this
-    /// survivor if its config's live voters are too few to ever re-form a quorum. Returns the
-    /// status detail when it fenced (or already is).
-    pub(super) async fn maybe_fence(&mut self, obs: &Observed) -> Result<Option<String>, AgentError> {
-        let Some(instances) = obs.instances.as_deref() else { return Ok(None) };
-        let Some(state) = LocalState::read(&self.layout)? else { return Ok(None) };
+    /// Fences this survivor when the core's [`FenceCheck`] says so: no member has served for the
+    /// debounce time while this server runs, and its config's live voters are too few to ever
+    /// re-form a quorum. Returns the status detail when it fenced.
+    pub(super) async fn maybe_fence(&mut self, obs: &Observed, now: u64) -> Result<Option<String>, AgentError> {
+        let (readable, running, lost) = (obs.config.is_some(), self.server.running, self.quorum_lost(now));
+        if !FenceCheck::suspect(readable, running, lost) {
+            return Ok(None);
+        }
+        let Some(state) = LocalState::read(&self.identity.layout)? else { return Ok(None) };
         let config = EnsembleConfig { version: files::dynamic_version(&state.dynamic.0), ..state.dynamic.1.clone() };
-        if !recovery::needs_recovery(&config, instances) {
+        let check = FenceCheck {
+            config_readable: readable,
+            server_running: running,
+            quorum_lost: lost,
+            instances: obs.instances.as_deref(),
+            local_config: Some(&config),
+        };
+        if !check.due() {
             return Ok(None);
         }
         let started = Instant::now();
         self.stop_server().await;
-        let now = self.clock.now_ms();
         let backup =
             self.backup_base(&format!("quorum-loss-{now}-server-{}-config-{:x}", state.myid, config.version))?;
-        let position = position::read(&self.layout.version2())?;
+        let position = position::read(&self.identity.layout.version2())?;
         let fence = Fence { server_id: state.myid, position, config, backup: backup.clone(), since_ms: now };
         let json = serde_json::to_vec_pretty(&fence).map_err(|e| {
             AgentError::Files(files::FilesError::Malformed { path: self.fence_file(), line: 0, why: e.to_string() })
@@ -100,15 +106,15 @@ impl<B: Backend, Z: Zookeeper, P: ServerProcess, C: Clock> Agent<B, Z, P, C> {
             backup.display()
         );
         tracing::warn!("{detail}");
-        self.record_event("recovery: fence".into(), detail.clone(), started);
-        self.fenced = Some(fence);
-        self.report_at = None;
-        self.counters.fences += 1;
+        self.record_event("recovery: fence".into(), Outcome::Noted(detail.clone()), started);
+        self.recovery.fence = Some(fence);
+        self.recovery.report.reset();
+        self.memo.counters.fences += 1;
         Ok(Some(detail))
     }
 
     fn backup_root(&self) -> PathBuf {
-        self.cfg.recovery.backup_dir.clone().unwrap_or_else(|| self.layout.base.join("recovery-backups"))
+        self.cfg.recovery.backup_dir.clone().unwrap_or_else(|| self.identity.layout.base.join("recovery-backups"))
     }
 
     /// A data dir ZooKeeper refuses to load (transaction logs but no snapshot: a learner that died
@@ -117,7 +123,7 @@ impl<B: Backend, Z: Zookeeper, P: ServerProcess, C: Clock> Agent<B, Z, P, C> {
     /// which with `db.autocreate=false` means it may not vote until the leader has synced it.
     /// Returns whether it moved anything.
     pub(super) fn set_aside_unloadable_data(&mut self, server: ServerId, now_ms: u64) -> Result<bool, AgentError> {
-        let v2 = self.layout.version2();
+        let v2 = self.identity.layout.version2();
         if !files::logs_without_snapshot(&v2)? {
             return Ok(false);
         }
@@ -132,7 +138,7 @@ impl<B: Backend, Z: Zookeeper, P: ServerProcess, C: Clock> Agent<B, Z, P, C> {
             to.display()
         );
         tracing::warn!("{detail}");
-        self.record_event("set aside unloadable data dir".into(), detail, Instant::now());
+        self.record_event("set aside unloadable data dir".into(), Outcome::Noted(detail), Instant::now());
         Ok(true)
     }
 
@@ -140,7 +146,7 @@ impl<B: Backend, Z: Zookeeper, P: ServerProcess, C: Clock> Agent<B, Z, P, C> {
     fn backup_base(&self, name: &str) -> Result<PathBuf, AgentError> {
         let root = self.backup_root();
         let dest = root.join(name);
-        copy_tree(&self.layout.base, &dest, &root)?;
+        copy_tree(&self.identity.layout.base, &dest, &root)?;
         Ok(dest)
     }
 
@@ -152,15 +158,15 @@ impl<B: Backend, Z: Zookeeper, P: ServerProcess, C: Clock> Agent<B, Z, P, C> {
             Err(source) => return Err(AgentError::Files(files::FilesError::Io { path, source })),
         }
         tracing::info!("recovery: fence lifted: {why}");
-        self.record_event("recovery: lift fence".into(), why.to_string(), Instant::now());
-        self.fenced = None;
-        self.no_quorum_since = None;
+        self.record_event("recovery: lift fence".into(), Outcome::Noted(why.to_string()), Instant::now());
+        self.recovery.fence = None;
+        self.recovery.quorum.reset();
         Ok(())
     }
 
     /// One pass while fenced. ZooKeeper is stopped throughout, except when this pass rebuilds.
     pub(super) async fn recovery_pass(&mut self) -> Result<(), AgentError> {
-        let Some(fence) = self.fenced.clone() else { return Ok(()) };
+        let Some(fence) = self.recovery.fence.clone() else { return Ok(()) };
         let now = self.clock.now_ms();
         let obs = self.observer.observe(&self.backend, &self.zk, self.cfg.server.client_port, now).await;
         if let Some(cfg) = &obs.config {
@@ -189,7 +195,7 @@ impl<B: Backend, Z: Zookeeper, P: ServerProcess, C: Clock> Agent<B, Z, P, C> {
         if !recovery::needs_recovery(&fence.config, &instances) {
             return self.unfence("enough voters are alive again; ZooKeeper elects by itself");
         }
-        if self.report_at.is_none_or(|t| now.saturating_sub(t) >= REPORT_EVERY_MS) {
+        if self.recovery.report.due(now) {
             let report = SurvivorReport {
                 instance: self.cfg.instance.id.clone(),
                 server_id: fence.server_id,
@@ -200,7 +206,7 @@ impl<B: Backend, Z: Zookeeper, P: ServerProcess, C: Clock> Agent<B, Z, P, C> {
                 at_ms: now,
             };
             match self.backend.put_survivor_report(&report).await {
-                Ok(()) => self.report_at = Some(now),
+                Ok(()) => self.recovery.report.mark(now),
                 Err(e) => return self.wait_fenced(format!("publishing this survivor's report: {e}")).await,
             }
         }
@@ -218,10 +224,7 @@ impl<B: Backend, Z: Zookeeper, P: ServerProcess, C: Clock> Agent<B, Z, P, C> {
         match recovery::assess(&fresh, &instances, self.cfg.recovery.allow_unsafe, now) {
             Assessment::Decide(d) => {
                 let started = Instant::now();
-                let outcome = match self.backend.put_recovery_decision(&d).await {
-                    Ok(()) => "applied".to_string(),
-                    Err(e) => format!("failed: {e}"),
-                };
+                let outcome = Outcome::of(self.backend.put_recovery_decision(&d).await);
                 let candidates: Vec<String> =
                     d.candidates.iter().map(|(id, e, z)| format!("{id} (epoch {e}, zxid {z:#x})")).collect();
                 let what = format!(
@@ -251,14 +254,11 @@ impl<B: Backend, Z: Zookeeper, P: ServerProcess, C: Clock> Agent<B, Z, P, C> {
     /// The chosen survivor: a one-server ensemble from this data, then the planner grows it back.
     async fn rebuild(&mut self, d: &zkpilot_core::recovery::RecoveryDecision) -> Result<(), AgentError> {
         let started = Instant::now();
-        let Some(mut state) = LocalState::read(&self.layout)? else {
-            return Err(AgentError::Refused(format!(
-                "chosen as recovery survivor but {} holds no server",
-                self.layout.base.display()
-            )));
+        let Some(mut state) = LocalState::read(&self.identity.layout)? else {
+            return Err(AgentError::NoSurvivorState { base: self.identity.layout.base.clone() });
         };
         let me = self.cfg.server_spec(state.myid);
-        files::rebuild_alone(&self.layout, &mut state, &me)?;
+        files::rebuild_alone(&self.identity.layout, &mut state, &me)?;
         let detail = format!(
             "rebuilding the ensemble from this server alone (kept zxid {:#x}; lost voters {}); others rejoin it",
             d.kept_zxid,
@@ -266,9 +266,9 @@ impl<B: Backend, Z: Zookeeper, P: ServerProcess, C: Clock> Agent<B, Z, P, C> {
         );
         tracing::warn!("{detail}");
         self.unfence("chosen survivor: rebuilt alone")?;
-        self.counters.recoveries += 1;
+        self.memo.counters.recoveries += 1;
         self.start_server()?;
-        self.record_event("recovery: rebuild".into(), detail, started);
+        self.record_event("recovery: rebuild".into(), Outcome::Noted(detail), started);
         Ok(())
     }
 }

@@ -1,0 +1,125 @@
+//! Executing what the plan decided: the one reconfig (settled by reading the config back,
+//! confirmed by a committed write) and the group actions. Each action's result is an
+//! [`Outcome`], recorded as an event; the counters are derived from it.
+
+use std::time::Duration;
+
+use tokio::time::Instant;
+use zkpilot_core::agent::Outcome;
+use zkpilot_core::backup::BackupReason;
+use zkpilot_core::observed::Observed;
+use zkpilot_core::plan::{Action, MembershipChange, Plan};
+use zkpilot_core::ports::{Backend, Clock, ReconfigError, ServerProcess, Zookeeper};
+
+use super::Agent;
+
+/// Attempts of the confirming write after a reconfig, [`CONFIRM_PAUSE`] apart (15 s in all):
+/// removing the leader breaks sessions for a moment. A count, not a wall-clock deadline, so a
+/// test clock that does not move cannot hang it.
+const CONFIRM_ATTEMPTS: u32 = 75;
+/// Pause between confirming-write attempts.
+const CONFIRM_PAUSE: Duration = Duration::from_millis(200);
+
+impl<B: Backend, Z: Zookeeper, P: ServerProcess, C: Clock> Agent<B, Z, P, C> {
+    /// Executes the plan's actions (at most one reconfig) and records each outcome.
+    pub(super) async fn execute(&mut self, obs: &Observed, plan: &Plan) {
+        let connect = serving_connect_string(obs);
+        for action in &plan.actions {
+            let started = Instant::now();
+            let now = self.clock.now_ms();
+            let outcome = match action {
+                Action::Reconfig(change) => {
+                    if self.cfg.backup.before_change {
+                        self.take_backup(BackupReason::BeforeChange, obs.config.as_ref().map(|c| c.version)).await;
+                    }
+                    let started = Instant::now();
+                    let outcome = self.reconfig(&connect, change).await;
+                    self.memo.counters.reconfig(&outcome, started.elapsed().as_millis() as u64);
+                    outcome
+                }
+                Action::ReleaseId { id, instance } => Outcome::of(self.backend.release_id(*id, instance).await),
+                Action::LifecycleHeartbeat { instance, hook } => {
+                    // Throttled here, not in the planner: the plan says what is wanted, this
+                    // avoids a call every pass.
+                    if !self.memo.heartbeats.take(instance, now) {
+                        continue;
+                    }
+                    Outcome::of(self.backend.lifecycle_heartbeat(instance, *hook).await)
+                }
+                Action::CompleteLifecycle { instance, hook } => {
+                    Outcome::of(self.backend.complete_lifecycle(instance, *hook).await)
+                }
+                Action::ReportUnhealthy { instance, .. } => {
+                    // Once is enough while the group acts on it; repeated only if it did not.
+                    if !self.memo.unhealthy_reports.take(instance, now) {
+                        continue;
+                    }
+                    self.memo.counters.unhealthy_reports += 1;
+                    Outcome::of(self.backend.report_unhealthy(instance).await)
+                }
+                Action::SetScaleInProtection { instance, protected } => {
+                    Outcome::of(self.backend.set_scale_in_protection(instance, *protected).await)
+                }
+            };
+            tracing::info!(%action, %outcome, "executed");
+            self.record_event(action.to_string(), outcome, started);
+        }
+    }
+
+    /// One conditional reconfig, its outcome settled by reading the config back, then confirmed by
+    /// a committed write (only then is it active on every server, and safe to stop a removed one;
+    /// ZooKeeper admin guide, "Dynamic Reconfiguration": progress guarantees).
+    async fn reconfig(&self, connect: &str, change: &MembershipChange) -> Outcome {
+        let failed = |why: String| Outcome::Failed { why };
+        match self.zk.reconfig(connect, change).await {
+            Ok(cfg) if change.is_reflected_in(&cfg) => {}
+            // A version set too high makes ZooKeeper "succeed" without changing anything.
+            Ok(cfg) => {
+                return failed(format!("ZooKeeper answered with config {:x} that lacks the change", cfg.version));
+            }
+            Err(ReconfigError::Unknown(why)) => match self.zk.committed_config(connect).await {
+                Ok(cfg) if change.is_reflected_in(&cfg) => {}
+                _ => return failed(format!("outcome unknown ({why}) and not visible in the config")),
+            },
+            Err(ReconfigError::Stale) => {
+                return Outcome::Conflict { why: "the config changed since it was observed; re-planning".into() };
+            }
+            Err(ReconfigError::Rejected(why)) => return Outcome::Rejected { why },
+            Err(e @ ReconfigError::Forbidden(_)) => {
+                tracing::error!(error = %e, "reconfig forbidden: check the secret file and reconfigEnabled");
+                return Outcome::failed(e);
+            }
+            Err(e) => return Outcome::failed(e),
+        }
+        // Removing the leader breaks sessions for a moment; the confirming write retries briefly.
+        let mut attempt = 1;
+        loop {
+            match self.zk.confirm_write(connect).await {
+                Ok(()) => return Outcome::Applied,
+                Err(e) if attempt >= CONFIRM_ATTEMPTS => return Outcome::AppliedUnconfirmed { why: e.to_string() },
+                Err(_) => tokio::time::sleep(CONFIRM_PAUSE).await,
+            }
+            attempt += 1;
+        }
+    }
+}
+
+/// Client addresses of the servers that serve, for the reconfig session.
+pub fn serving_connect_string(obs: &Observed) -> String {
+    let mut addrs = Vec::new();
+    for m in obs.members() {
+        if !m.is_serving() {
+            continue;
+        }
+        // By the address the instance runs on: with name indirection the config says names,
+        // which only the servers' resolver (a hosts file handed to the JVM) may know.
+        let port =
+            m.spec.or_else(|| obs.config.as_ref().and_then(|c| c.servers.values().next())).map(|s| s.client_port);
+        match (m.instance, m.spec, port) {
+            (Some(i), _, Some(port)) => addrs.push(format!("{}:{port}", i.address)),
+            (None, Some(spec), _) => addrs.push(spec.client_address()),
+            _ => {}
+        }
+    }
+    addrs.join(",")
+}
