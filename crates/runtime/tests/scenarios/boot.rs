@@ -21,9 +21,6 @@ async fn member_with_intact_state_restarts_as_is() {
 
 /// With intact local state a member restarts its server although every backend call fails.
 #[tokio::test(start_paused = true)]
-#[ignore = "bug (agent boot, t3): Agent::boot returns the first failed backend read (cluster_marker, claim_id, \
-            desired_capacity) as a fatal AgentError::Port, so run() exits instead of restarting the server from \
-            its local state"]
 async fn boot_with_intact_local_state_while_every_backend_call_fails() {
     // The data plane must not wait for the control plane, and an outage is no reason to exit.
     let w = World::serving(3, 0);
@@ -202,8 +199,6 @@ async fn joiner_restarted_before_it_was_added_rejoins() {
 
 /// A claim that fails once (a backend blip) is retried in the next pass; the agent does not end.
 #[tokio::test(start_paused = true)]
-#[ignore = "bug (agent boot, t3): a failed claim_id at boot is returned as a fatal AgentError::Port and run() \
-            exits; same root as boot_with_intact_local_state_while_every_backend_call_fails"]
 async fn failed_claim_is_retried_in_the_next_pass() {
     let w = World::serving(3, 0);
     w.instance(4);

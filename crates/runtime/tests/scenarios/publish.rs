@@ -53,8 +53,6 @@ async fn status_snapshot_reports_what_the_pass_saw() {
 
 /// A pass that cannot read the committed config does not publish `Joining` for a member.
 #[tokio::test(start_paused = true)]
-#[ignore = "known bug, fixed by t3's milestone 2: a pass without the committed config falls through \
-            Agent::pass's phase choice to Joining"]
 async fn unread_config_does_not_turn_a_member_into_a_joiner() {
     // Normal for a moment during a reconfig; the demo's scale-out showed every member as a joiner.
     let w = World::serving(3, 0);
