@@ -51,9 +51,10 @@ impl Narrator {
 
 /// Runs the demo; always brings the group down unless `--keep`.
 pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
+    let zkpilot = crate::sibling::zkpilot()?;
     let dir =
         args.dir.clone().unwrap_or_else(|| std::env::temp_dir().join(format!("zkpilot-demo-{}", std::process::id())));
-    let result = story(&args, &dir).await;
+    let result = story(&args, &dir, &zkpilot).await;
     if args.keep {
         println!("group left running: zkpilot local status --dir {}", dir.display());
     } else if dir.join("group.json").exists() {
@@ -62,16 +63,15 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     result
 }
 
-async fn story(args: &DemoArgs, dir: &Path) -> anyhow::Result<()> {
+async fn story(args: &DemoArgs, dir: &Path, zkpilot: &Path) -> anyhow::Result<()> {
     let mut n = Narrator { start: Instant::now(), steps: Vec::new() };
     n.say(&format!("zkpilot demo: an elastic ZooKeeper ensemble on {}.0/24, state in {}", args.net, dir.display()));
 
     let t = Instant::now();
     n.say("1. local up --size 3: three instances claim ids, write the cluster marker once, start genesis");
-    let zkpilot = crate::sibling::zkpilot()?;
     let opts = UpOptions {
         quorum_loss_after: Duration::from_secs(5),
-        ..UpOptions::new(3, dir, &args.net, &args.zookeeper, &zkpilot)
+        ..UpOptions::new(3, dir, &args.net, &args.zookeeper, zkpilot)
     };
     let v = local::up(&opts, None, &mut print).await?;
     n.done("bootstrap 3", t);
