@@ -27,11 +27,11 @@ pub fn group_policy(group: &GroupSpec) -> Policy {
 /// The policy in force: the group's, with the operator's voter target (`POST /target-voters`) if
 /// one is set, as every agent applies it.
 pub fn effective_policy(group: &GroupSpec, operator: Option<&OperatorSettings>) -> Policy {
-    let mut p = group_policy(group);
-    if let Some(t) = operator.and_then(|o| o.target_voters) {
-        p.target_voters = t;
+    let configured = group_policy(group);
+    match operator {
+        Some(o) => zkpilot_core::agent::policy_in_force(&configured, o),
+        None => configured,
     }
-    p
 }
 
 /// The ZooKeeper client of a group's agents (the group's superuser secret).
