@@ -254,6 +254,14 @@ async fn session(target: &Target, auth: Option<&str>, limit: Option<Duration>) -
     }
 }
 
+/// Sleeps, unless `d` is zero: a zero sleep still waits for the timer's next tick (1 ms), which
+/// would pace writes meant to go back to back.
+async fn pause(d: Duration) {
+    if !d.is_zero() {
+        tokio::time::sleep(d).await;
+    }
+}
+
 fn opts() -> zk::CreateOptions<'static> {
     zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all())
 }
@@ -285,7 +293,7 @@ async fn write_loop(spec: Arc<Spec>, w: Arc<Shared>, stop: Arc<AtomicBool>) {
             client = session(&spec.target, spec.auth.as_deref(), pace.connect_limit).await;
             if client.is_none() {
                 w.failed.fetch_add(1, Ordering::SeqCst);
-                tokio::time::sleep(pace.after_failed_connect).await;
+                pause(pace.after_failed_connect).await;
             }
             continue;
         };
@@ -334,10 +342,10 @@ async fn write_loop(spec: Arc<Spec>, w: Arc<Shared>, stop: Arc<AtomicBool>) {
                 w.failed.fetch_add(1, Ordering::SeqCst);
                 // A fresh session (for a group, from its current connection string).
                 client = None;
-                tokio::time::sleep(pace.after_failed_write).await;
+                pause(pace.after_failed_write).await;
             }
         }
-        tokio::time::sleep(pace.between_writes).await;
+        pause(pace.between_writes).await;
     }
     record_gap(&w, last_ok);
 }
