@@ -3,12 +3,12 @@
 //! process port finds the install; the agent runs with its HTTP API beside it until SIGTERM or
 //! SIGINT.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use clap::Args;
 use zkpilot_core::ports::{Backend, ServerProcess, Zookeeper};
-use zkpilot_runtime::config::{ApiSection, BackendSection};
+use zkpilot_runtime::config::{BackendSection, ConfigError, InstanceSection};
 use zkpilot_runtime::process::JvmProcess;
 use zkpilot_runtime::{Agent, AgentConfig, SystemClock};
 
@@ -24,12 +24,10 @@ pub struct AgentArgs {
 /// it names and runs the agent.
 pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
     let path = args.config.as_path();
-    let mut table = AgentConfig::read_table(path)?;
-    let on_aws = table.get("backend").and_then(|b| b.get("kind")).and_then(|k| k.as_str()) == Some("aws");
-    if on_aws && !table.contains_key("instance") {
-        fill_instance_from_metadata(&mut table).await?;
-    }
-    let cfg = AgentConfig::from_table(table, path)?;
+    let table = AgentConfig::read_table(path)?;
+    let instance =
+        if AgentConfig::wants_instance_metadata(&table) { Some(instance_from_metadata(path).await?) } else { None };
+    let cfg = AgentConfig::from_table_with_instance(table, path, instance)?;
     let secret = zkpilot_zk::Secret::from_file(&cfg.cluster.secret_file).map_err(anyhow::Error::msg)?;
     let zk = zkpilot_zk::ZkClient::new(secret);
     let process = JvmProcess::detect(&cfg.server.install, cfg.server.java.as_deref())?;
@@ -76,7 +74,7 @@ where
     let server = match api {
         None => None,
         Some(api) => {
-            let token = api_token(&api)?;
+            let token = api.read_token()?;
             let listener = tokio::net::TcpListener::bind(api.listen)
                 .await
                 .with_context(|| format!("[api] listen {}", api.listen))?;
@@ -91,30 +89,16 @@ where
     Ok(result?)
 }
 
-/// The bearer token of `[api] token_file` (its first line, at least 16 characters), if one is set.
-fn api_token(api: &ApiSection) -> anyhow::Result<Option<String>> {
-    let Some(f) = &api.token_file else { return Ok(None) };
-    let text = std::fs::read_to_string(f).with_context(|| format!("[api] token_file {}", f.display()))?;
-    let token = text.lines().next().unwrap_or_default().trim().to_string();
-    if token.len() < 16 {
-        anyhow::bail!("[api] token_file {}: the token must be at least 16 characters", f.display());
-    }
-    Ok(Some(token))
-}
-
-/// `[instance]` from the EC2 instance metadata service (IMDSv2) when the config leaves it out.
+/// `[instance]` from the EC2 instance metadata service (IMDSv2) when an AWS agent's config leaves
+/// it out; a failed read is a config error naming `[instance]`.
 #[cfg(feature = "aws")]
-async fn fill_instance_from_metadata(table: &mut toml::Table) -> anyhow::Result<()> {
-    let (id, zone, address) = zkpilot_aws::instance_identity().await?;
-    let mut instance = toml::Table::new();
-    instance.insert("id".into(), id.into());
-    instance.insert("zone".into(), zone.into());
-    instance.insert("address".into(), address.into());
-    table.insert("instance".into(), toml::Value::Table(instance));
-    Ok(())
+async fn instance_from_metadata(path: &Path) -> Result<InstanceSection, ConfigError> {
+    let (id, zone, address) =
+        zkpilot_aws::instance_identity().await.map_err(|e| ConfigError::instance_metadata(path, e))?;
+    Ok(InstanceSection { id: zkpilot_core::model::InstanceId(id), address, zone })
 }
 
 #[cfg(not(feature = "aws"))]
-async fn fill_instance_from_metadata(_table: &mut toml::Table) -> anyhow::Result<()> {
-    Err(super::aws::without_aws().context("[instance] is missing and reading it from instance metadata needs AWS"))
+async fn instance_from_metadata(path: &Path) -> Result<InstanceSection, ConfigError> {
+    Err(ConfigError::instance_metadata(path, super::aws::without_aws()))
 }
