@@ -15,6 +15,7 @@
 
 pub mod backup;
 pub mod client;
+pub mod error;
 pub mod files;
 pub mod install;
 pub mod position;

@@ -10,7 +10,7 @@
 
 use std::path::Path;
 
-use crate::files::FilesError;
+use crate::error::FilesError;
 
 /// zoo.cfg as an ordered list of lines, edited in place.
 #[derive(Debug, Clone, PartialEq, Eq)]
