@@ -39,17 +39,9 @@ pub fn client(n: u32) -> String {
     format!("{}:{CLIENT_PORT}", addr(n))
 }
 
-/// Server `n`'s line, as the agent's config renders it.
+/// Server `n`'s line, as the agent's config renders it (the testkit's loopback line).
 pub fn spec(n: u32, role: Role) -> ServerSpec {
-    ServerSpec {
-        id: ServerId(n),
-        host: addr(n),
-        quorum_port: 2888,
-        election_port: 3888,
-        role,
-        client_host: addr(n),
-        client_port: CLIENT_PORT,
-    }
+    zkpilot_testkit::loopback_spec(n, role)
 }
 
 /// A committed config of `voters` and `observers` at `version`.

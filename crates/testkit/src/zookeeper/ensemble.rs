@@ -240,20 +240,7 @@ impl Ensemble {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use zkpilot_core::model::ServerSpec;
-
-    fn spec(id: u32, role: Role) -> ServerSpec {
-        let host = format!("127.0.0.{id}");
-        ServerSpec {
-            id: ServerId(id),
-            host: host.clone(),
-            quorum_port: 2888,
-            election_port: 3888,
-            role,
-            client_host: host,
-            client_port: 2181,
-        }
-    }
+    use crate::loopback_spec as spec;
 
     fn three() -> Ensemble {
         let mut config = EnsembleConfig { version: FIRST_ZXID, ..Default::default() };

@@ -1,22 +1,10 @@
-use zkpilot_core::model::{EnsembleConfig, Role, ServerId, ServerSpec};
+use zkpilot_core::model::{EnsembleConfig, Role, ServerId};
 use zkpilot_core::observed::Mode;
 use zkpilot_core::plan::MembershipChange;
 use zkpilot_core::ports::{ReconfigError, Zookeeper};
 
 use super::{FIRST_ZXID, ReconfigAnswer, ScriptedZookeeper};
-
-fn spec(id: u32, role: Role) -> ServerSpec {
-    let host = format!("127.0.0.{id}");
-    ServerSpec {
-        id: ServerId(id),
-        host: host.clone(),
-        quorum_port: 2888,
-        election_port: 3888,
-        role,
-        client_host: host,
-        client_port: 2181,
-    }
-}
+use crate::loopback_spec as spec;
 
 fn three() -> ScriptedZookeeper {
     let mut config = EnsembleConfig { version: FIRST_ZXID, ..Default::default() };
