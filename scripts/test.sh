@@ -17,6 +17,24 @@ fi
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/zkpilot/target}"
 export CARGO_TERM_COLOR=never
 
+# Tests that could not do all they check on this machine append a line here; the summary at the
+# end prints them, so a skip is never only in captured output.
+ZKPILOT_SKIPS="$(mktemp -t zkpilot-skips.XXXXXX)"
+export ZKPILOT_SKIPS
+summary() {
+  local rc=$?
+  echo
+  if [ -s "$ZKPILOT_SKIPS" ]; then
+    echo "== SKIPPED on this machine ($(wc -l <"$ZKPILOT_SKIPS")):"
+    sed 's/^/  SKIPPED: /' "$ZKPILOT_SKIPS"
+  else
+    echo "== nothing skipped"
+  fi
+  rm -f "$ZKPILOT_SKIPS"
+  exit "$rc"
+}
+trap summary EXIT
+
 cargo fmt --all --check
 cargo clippy --locked --workspace --all-targets --all-features -q -- -D warnings
 cargo nextest run --locked --workspace --all-features --profile ci
@@ -25,5 +43,5 @@ cargo nextest run --locked --workspace --all-features --profile ci
 if [ "$(id -u)" = 0 ] && losetup -f >/dev/null 2>&1; then
   cargo nextest run --locked -p zkpilot-aws --all-features --profile ci --run-ignored only -E 'test(loop_volume)'
 else
-  echo "SKIPPED: zkpilot-aws volume::tests::loop_volume_is_formatted_once_and_mounted (needs root and a loop device)" >&2
+  echo "zkpilot-aws volume::tests::loop_volume_is_formatted_once_and_mounted (needs root and a loop device)" >>"$ZKPILOT_SKIPS"
 fi

@@ -2,11 +2,20 @@
 //! replacement and the demo.
 //!
 //! A writer session creates `<root>/b<k>/w<n>` (n increasing, one at a time, buckets of 1000 so
-//! no znode gets too many children) and records every acknowledged write with its zxid. With
-//! [`Spec::watch_reads`] it then also sets `<root>/last = n`, and a second session keeps reading
-//! `<root>/last` and counts a read that returns less than the same session already saw (a stale
-//! read: ZooKeeper promises a session never sees the past). It measures the longest time without
-//! an acknowledged write and when that gap began. At the end [`present`] reads back which writes
+//! no znode gets too many children) and records every write acknowledged, with its zxid, the
+//! moment its create returns. With [`Spec::watch_reads`] it then also sets `<root>/last = n`
+//! (recorded as acknowledged when that returns), and a second session reads `<root>/last`:
+//!
+//! - every read: a value below what the same session already saw is a stale read (ZooKeeper
+//!   promises a session never sees the past). The session is kept across connection loss, when
+//!   the client moves it to another server, and dropped only once it expires;
+//! - every fifth read, after a `sync`: a value below the newest `last` acknowledged to the writer
+//!   before the sync started is a stale read too (a read after `sync` sees every write committed
+//!   before it, across sessions; ZooKeeper Programmer's Guide, "Consistency Guarantees").
+//!
+//! Every stale read is kept with the zxid of the value seen, so a harness can excuse those a
+//! majority lost with its disks took with it. It measures the longest time without an
+//! acknowledged write and when that gap began. At the end [`present`] reads back which writes
 //! exist, through a fresh session after `sync`: an acknowledged write that is missing is lost.
 //!
 //! How hard it pushes and how it backs off is its [`Pace`]; the profiles are fixed, so figures of
@@ -112,6 +121,21 @@ impl Spec {
     }
 }
 
+/// A read that went back in time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct StaleRead {
+    /// The value the read should have seen at least (`last = n`).
+    pub expected: u64,
+    /// The zxid that wrote `expected`.
+    pub expected_zxid: i64,
+    /// The value it returned.
+    pub got: u64,
+    /// After `sync`, against the writer's acknowledged value (else: within one session).
+    pub after_sync: bool,
+    /// When, ms since the Unix epoch.
+    pub at_ms: u64,
+}
+
 /// One acknowledged write.
 #[derive(Debug, Clone, Copy)]
 pub struct Ack {
@@ -119,8 +143,8 @@ pub struct Ack {
     pub n: u64,
     /// The zxid that created it.
     pub zxid: i64,
-    /// When it was acknowledged.
-    pub at: Instant,
+    /// When it was acknowledged, ms since the Unix epoch.
+    pub at_ms: u64,
 }
 
 /// What the workload saw.
@@ -130,8 +154,10 @@ pub struct Stats {
     pub ops_ok: u64,
     /// Operations that failed or timed out, failed connects of the writer included.
     pub ops_failed: u64,
-    /// Reads that returned older data than the same session had already seen.
-    pub stale_reads: u64,
+    /// Reads that went back in time (see the module docs).
+    pub stale_reads: Vec<StaleRead>,
+    /// Reads made after `sync` and checked against the writer's acknowledged `last`.
+    pub sync_reads: u64,
     /// Every acknowledged write, in order.
     pub acks: Vec<Ack>,
     /// Longest time without an acknowledged write (from the start, between two, and until the
@@ -175,7 +201,10 @@ impl Stats {
 struct Shared {
     ok: AtomicU64,
     failed: AtomicU64,
-    stale: AtomicU64,
+    stale: Mutex<Vec<StaleRead>>,
+    sync_reads: AtomicU64,
+    /// The newest `last = n` acknowledged to the writer, and the zxid that wrote it.
+    last_acked: Mutex<(u64, i64)>,
     acked: AtomicU64,
     acks: Mutex<Vec<Ack>>,
     gap: Mutex<(Duration, u64)>,
@@ -200,6 +229,11 @@ impl Workload {
         let writer = tokio::spawn(write_loop(spec.clone(), shared.clone(), stop.clone()));
         let reader = spec.watch_reads.then(|| tokio::spawn(read_loop(spec, shared.clone(), stop.clone())));
         Self { stop, shared, writer, reader }
+    }
+
+    /// The newest `last = n` acknowledged to the writer, and the zxid that wrote it.
+    pub fn last_acked(&self) -> (u64, i64) {
+        self.shared.last_acked.lock().map(|l| *l).unwrap_or_default()
     }
 
     /// Acknowledged writes so far.
@@ -231,7 +265,8 @@ impl Workload {
         Stats {
             ops_ok: s.ok.load(Ordering::SeqCst),
             ops_failed: s.failed.load(Ordering::SeqCst),
-            stale_reads: s.stale.load(Ordering::SeqCst),
+            stale_reads: s.stale.lock().map(|v| v.clone()).unwrap_or_default(),
+            sync_reads: s.sync_reads.load(Ordering::SeqCst),
             acks: s.acks.lock().map(|a| a.clone()).unwrap_or_default(),
             longest_gap,
             longest_gap_from_ms,
@@ -320,25 +355,40 @@ async fn write_loop(spec: Arc<Spec>, w: Arc<Shared>, stop: Arc<AtomicBool>) {
         }
         n += 1;
         let path = format!("{root}/b{bucket}/w{n}");
-        let op = async {
-            let (stat, _) = c.create(&path, n.to_string().as_bytes(), &opts()).await?;
-            if spec.watch_reads {
-                c.set_data(&last, n.to_string().as_bytes(), None).await?;
-            }
-            Ok::<i64, zk::Error>(stat.czxid)
-        };
-        match tokio::time::timeout(pace.op_timeout, op).await {
-            Ok(Ok(zxid)) => {
+        // The create is acknowledged the moment it returns: a kill right after it must find the
+        // write checked, whatever happens to the marker update that follows.
+        let created = tokio::time::timeout(pace.op_timeout, c.create(&path, n.to_string().as_bytes(), &opts())).await;
+        let op = match created {
+            Ok(Ok((stat, _))) => {
                 record_gap(&w, last_ok);
                 let now = Instant::now();
                 last_ok = (now, epoch_ms());
-                w.ok.fetch_add(if spec.watch_reads { 2 } else { 1 }, Ordering::SeqCst);
+                w.ok.fetch_add(1, Ordering::SeqCst);
                 if let Ok(mut a) = w.acks.lock() {
-                    a.push(Ack { n, zxid, at: now });
+                    a.push(Ack { n, zxid: stat.czxid, at_ms: last_ok.1 });
                 }
                 w.acked.fetch_add(1, Ordering::SeqCst);
+                if spec.watch_reads {
+                    match tokio::time::timeout(pace.op_timeout, c.set_data(&last, n.to_string().as_bytes(), None)).await
+                    {
+                        Ok(Ok(stat)) => {
+                            w.ok.fetch_add(1, Ordering::SeqCst);
+                            if let Ok(mut l) = w.last_acked.lock() {
+                                *l = (n, stat.mzxid);
+                            }
+                            Ok(())
+                        }
+                        Ok(Err(_)) | Err(_) => Err(()),
+                    }
+                } else {
+                    Ok(())
+                }
             }
-            Ok(Err(_)) | Err(_) => {
+            Ok(Err(_)) | Err(_) => Err(()),
+        };
+        match op {
+            Ok(()) => {}
+            Err(()) => {
                 w.failed.fetch_add(1, Ordering::SeqCst);
                 // A fresh session (for a group, from its current connection string).
                 client = None;
@@ -352,30 +402,78 @@ async fn write_loop(spec: Arc<Spec>, w: Arc<Shared>, stop: Arc<AtomicBool>) {
 
 async fn read_loop(spec: Arc<Spec>, w: Arc<Shared>, stop: Arc<AtomicBool>) {
     let last = format!("{}/last", spec.root);
-    let mut client: Option<(zk::Client, u64)> = None;
+    // The session, the highest value it has seen and the zxid that wrote it.
+    let mut client: Option<(zk::Client, u64, i64)> = None;
+    let mut reads: u64 = 0;
+    let stale = |w: &Shared, s: StaleRead| {
+        let how = if s.after_sync { "after sync, below the acknowledged value" } else { "within one session" };
+        eprintln!("STALE READ: last = {} after {} ({how})", s.got, s.expected);
+        if let Ok(mut v) = w.stale.lock() {
+            v.push(s);
+        }
+    };
     while !stop.load(Ordering::SeqCst) {
-        let Some((c, seen)) = client.as_mut() else {
-            // A new session starts with no history: only within one session is going back wrong.
-            client = session(&spec.target, spec.auth.as_deref(), spec.pace.connect_limit).await.map(|c| (c, 0));
+        let Some((c, seen, seen_zxid)) = client.as_mut() else {
+            // A new session starts with no history of its own; the sync check below still holds.
+            client = session(&spec.target, spec.auth.as_deref(), spec.pace.connect_limit).await.map(|c| (c, 0, 0));
             if client.is_none() {
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
             continue;
         };
-        match tokio::time::timeout(Duration::from_secs(8), c.get_data(&last)).await {
-            Ok(Ok((data, _))) => {
+        reads += 1;
+        let synced = reads.is_multiple_of(5);
+        // What the writer had acknowledged before this read began.
+        let acked = w.last_acked.lock().map(|l| *l).unwrap_or_default();
+        let read = async {
+            if synced {
+                c.sync(&last).await?;
+            }
+            c.get_data(&last).await
+        };
+        match tokio::time::timeout(Duration::from_secs(8), read).await {
+            Ok(Ok((data, stat))) => {
                 w.ok.fetch_add(1, Ordering::SeqCst);
                 let v: u64 = String::from_utf8_lossy(&data).parse().unwrap_or(0);
                 if v < *seen {
-                    eprintln!("STALE READ: {last} = {v} after {seen} in the same session");
-                    w.stale.fetch_add(1, Ordering::SeqCst);
+                    let at_ms = epoch_ms();
+                    stale(
+                        &w,
+                        StaleRead { expected: *seen, expected_zxid: *seen_zxid, got: v, after_sync: false, at_ms },
+                    );
                 }
-                *seen = (*seen).max(v);
+                if synced {
+                    w.sync_reads.fetch_add(1, Ordering::SeqCst);
+                    if v < acked.0 {
+                        let at_ms = epoch_ms();
+                        stale(
+                            &w,
+                            StaleRead { expected: acked.0, expected_zxid: acked.1, got: v, after_sync: true, at_ms },
+                        );
+                    }
+                }
+                if v > *seen {
+                    (*seen, *seen_zxid) = (v, stat.mzxid);
+                }
             }
             Ok(Err(zk::Error::NoNode)) => {}
-            Ok(Err(_)) | Err(_) => {
+            Ok(Err(e)) => {
                 w.failed.fetch_add(1, Ordering::SeqCst);
-                client = None;
+                // Connection loss keeps the session (the client moves it to another server);
+                // only a session that is over is replaced.
+                if matches!(
+                    e,
+                    zk::Error::SessionExpired | zk::Error::ClientClosed | zk::Error::AuthFailed | zk::Error::NoHosts
+                ) || c.state().is_terminated()
+                {
+                    client = None;
+                }
+            }
+            Err(_) => {
+                w.failed.fetch_add(1, Ordering::SeqCst);
+                if c.state().is_terminated() {
+                    client = None;
+                }
             }
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -406,5 +504,33 @@ pub async fn present(target: &Target, auth: Option<&str>, root: &str) -> anyhow:
             }
             Err(e) => return Err(e),
         }
+    }
+}
+
+/// What one member answered to a read after `sync` (see [`read_through`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MemberRead {
+    /// `<root>/last` as it read it.
+    Value(u64),
+    /// It did not answer within the limit (dead, or not serving).
+    NoAnswer(String),
+}
+
+/// `<root>/last` read through the server at `address` alone, after `sync`: a session pinned to
+/// that one member, so every member is checked, not only the one a connection string picks.
+pub async fn read_through(address: &str, auth: Option<&str>, root: &str) -> MemberRead {
+    let last = format!("{root}/last");
+    let attempt = async {
+        let c = session(&Target::Fixed(address.to_string()), auth, Some(Duration::from_secs(5)))
+            .await
+            .context("no session")?;
+        c.sync(&last).await?;
+        let (data, _) = c.get_data(&last).await?;
+        anyhow::Ok(String::from_utf8_lossy(&data).parse::<u64>().unwrap_or(0))
+    };
+    match tokio::time::timeout(Duration::from_secs(10), attempt).await {
+        Ok(Ok(v)) => MemberRead::Value(v),
+        Ok(Err(e)) => MemberRead::NoAnswer(e.to_string()),
+        Err(_) => MemberRead::NoAnswer("timed out".into()),
     }
 }

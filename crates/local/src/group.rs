@@ -43,8 +43,31 @@ pub fn zk_pid(dir: &StateDir, id: &InstanceId) -> Option<u32> {
     (cmdline.contains("QuorumPeerMain") && cmdline.contains(&*idir.to_string_lossy())).then_some(pid)
 }
 
-/// Simulates an instance failure: the record becomes `terminated` first (so the controller
-/// replaces it rather than restarting its agent), then the agent and its ZooKeeper are SIGKILLed.
+/// Simulates an instance failure as a cloud shows it: the agent and its ZooKeeper are SIGKILLed
+/// first, and the record only notes when (`failed_ms`). It stays `running` until the controller's
+/// health check notices, [`GroupSpec::failure_detected_after_ms`] later, and terminates it; until
+/// then the agents face a dead server the group still lists as running.
+pub fn fail_instance(dir: &StateDir, id: &InstanceId) -> Result<InstanceRecord, StateError> {
+    let no_such = || StateError::Malformed { path: dir.instance_dir(id), why: "no such instance".into() };
+    let rec = dir.instances()?.into_iter().find(|r| &r.id == id).ok_or_else(no_such)?;
+    if let Some(pid) = zk_pid(dir, id) {
+        signal_group(pid, Signal::SIGKILL);
+    }
+    if let Some(pid) = rec.agent_pid {
+        signal_group(pid, Signal::SIGKILL);
+    }
+    // The controller restarts an agent only after a back-off (500 ms at least), and never one on
+    // a failed instance, so noting the failure right after the kill cannot race a restart.
+    let now = epoch_ms();
+    dir.update_instance(id, |r| {
+        r.failed_ms.get_or_insert(now);
+    })?
+    .ok_or_else(no_such)
+}
+
+/// Terminates an instance at once, the way an Auto Scaling group acts on an instance reported
+/// unhealthy: the record becomes `terminated` first (so the controller replaces it rather than
+/// restarting its agent), then the agent and its ZooKeeper are SIGKILLed.
 pub fn kill_instance(dir: &StateDir, id: &InstanceId) -> Result<InstanceRecord, StateError> {
     let rec = dir
         .set_state(id, InstanceState::Terminated)?
@@ -97,9 +120,21 @@ impl Controller {
     fn tick(&mut self) -> Result<(), StateError> {
         let group = self.dir.group()?;
         self.reap()?;
+        // The health check: a failed instance is terminated once the group could have noticed.
+        let now = epoch_ms();
+        for r in self.dir.instances()? {
+            if let Some(failed) = r.failed_ms
+                && r.state != InstanceState::Terminated
+                && now >= failed + group.failure_detected_after_ms
+            {
+                tracing::info!(instance = %r.id, "health check: instance failed; terminating");
+                self.dir.set_state(&r.id, InstanceState::Terminated)?;
+            }
+        }
         let records = self.dir.instances()?;
-        // Agents that should run but do not: after `local up` on an existing group, or a crash.
-        for r in records.iter().filter(|r| r.state == InstanceState::Running) {
+        // Agents that should run but do not: after `local up` on an existing group, or a crash
+        // (not on a failed instance: there is nothing left to run them on).
+        for r in records.iter().filter(|r| r.state == InstanceState::Running && r.failed_ms.is_none()) {
             if self.children.contains_key(&r.id) {
                 continue;
             }
@@ -160,7 +195,9 @@ impl Controller {
                 InstanceState::Terminating => {
                     self.dir.set_state(&id, InstanceState::Terminated)?;
                 }
+                InstanceState::Running | InstanceState::Pending if rec.failed_ms.is_some() => {}
                 InstanceState::Running | InstanceState::Pending => {
+                    self.dir.update_instance(&id, |r| r.agent_exits += 1)?;
                     let (_, n) = self.restart_at.get(&id).copied().unwrap_or((Instant::now(), 0));
                     let delay = Duration::from_millis(500 * (1u64 << n.min(5)));
                     tracing::warn!(instance = %id, %status, ?delay, "agent exited on a live instance; restarting");
@@ -194,6 +231,9 @@ impl Controller {
             state: InstanceState::Running,
             agent_pid: None,
             launched_ms: epoch_ms(),
+            failed_ms: None,
+            agent_exits: 0,
+            agent_kills: 0,
         };
         std::fs::create_dir_all(self.dir.instance_dir(&rec.id))
             .map_err(|e| StateError::Io { path: self.dir.instance_dir(&rec.id), source: e })?;
@@ -224,16 +264,10 @@ impl Controller {
         // controller can never leave a group behind.
         zkpilot_supervisor::own_group_dies_with_parent(&mut cmd);
         let child = cmd.spawn().map_err(io(&group.agent_exe))?;
-        let mut rec = rec.clone();
-        rec.agent_pid = child.id();
-        self.dir.locked(|| {
-            // Re-read under the lock: `local kill` may have terminated it meanwhile.
-            let current = self.dir.instances()?.into_iter().find(|r| r.id == rec.id);
-            if let Some(cur) = current {
-                rec.state = cur.state;
-            }
-            self.dir.put_instance(&rec)
-        })?;
+        // Only the pid changes, on the record as it is now: `local kill` may have failed or
+        // terminated the instance meanwhile.
+        let pid = child.id();
+        self.dir.update_instance(&rec.id, |r| r.agent_pid = pid)?;
         self.children.insert(rec.id.clone(), child);
         Ok(())
     }

@@ -13,4 +13,4 @@ pub mod group;
 pub mod state;
 
 pub use backend::LocalBackend;
-pub use state::{GroupSpec, InstanceRecord, StateDir, StateError};
+pub use state::{DEFAULT_FAILURE_DETECTED_MS, GroupSpec, InstanceRecord, StateDir, StateError};

@@ -278,6 +278,12 @@ pub fn render_metrics(s: &AgentStatus) -> String {
     counter(&mut registry, "claim_failures", "Backend claim or lease calls that failed", c.claim_failures);
     counter(&mut registry, "backups", "Backups this agent stored", c.backups);
     counter(&mut registry, "backup_failures", "Backups this agent attempted and could not store", c.backup_failures);
+    counter(
+        &mut registry,
+        "plans_refused",
+        "Plans refused for breaking a safety rule (a planner bug)",
+        c.plans_refused,
+    );
     let mut out = String::new();
     if prometheus_client::encoding::text::encode(&mut out, &registry).is_err() {
         out.clear();

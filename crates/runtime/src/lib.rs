@@ -15,7 +15,7 @@
 //! 1. **pass** ([`agent::Agent::pass`]): observe ([`observe::Observer`]): backend instances,
 //!    `srvr` on every server, the committed config after `sync`;
 //! 2. **core step**: plan (`zkpilot_core::plan`, whose skipped candidates explain inaction,
-//!    re-checked by `zkpilot_core::safety::check_plan`), then the agent's own decisions in
+//!    re-checked on every pass by `zkpilot_core::agent::vet`), then the agent's own decisions in
 //!    `zkpilot_core::agent`: fence for quorum-loss recovery?, removed?, which phase, paused?;
 //! 3. **lease**: only the holder of the backend lease executes;
 //! 4. **execute** (`agent/execute.rs`): the one reconfig through the ZooKeeper port, conditional

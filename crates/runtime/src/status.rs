@@ -96,4 +96,16 @@ pub struct AgentStatus {
     /// This agent's HTTP API, `host:port`, when it serves one.
     #[serde(default)]
     pub api: Option<String>,
+    /// The last plan this agent refused because it broke a safety rule (a planner bug).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refused: Option<Refusal>,
+}
+
+/// A plan refused by the safety check (`zkpilot_core::agent::vet`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Refusal {
+    /// The rule it broke and how (`plan violates ...`).
+    pub violation: String,
+    /// When, ms since the Unix epoch.
+    pub at_ms: u64,
 }

@@ -76,6 +76,13 @@ pub struct ClusterView {
     pub converged: bool,
     /// If not converged, why.
     pub not_converged: Vec<String>,
+    /// Plans any agent refused for breaking a safety rule (terminated instances' last statuses
+    /// included): a planner bug, which chaos and the tests fail on.
+    #[serde(default)]
+    pub plans_refused: u64,
+    /// Each agent's last refusal, `instance: violation`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub refusals: Vec<String>,
 }
 
 /// Builds the view.
@@ -172,5 +179,10 @@ pub fn build(obs: &Observed, statuses: &[AgentStatus], desired: usize, target_vo
         voters,
         converged: why.is_empty(),
         not_converged: why,
+        plans_refused: statuses.iter().map(|s| s.counters.plans_refused).sum(),
+        refusals: statuses
+            .iter()
+            .filter_map(|s| s.refused.as_ref().map(|r| format!("{}: {}", s.instance, r.violation)))
+            .collect(),
     }
 }

@@ -60,6 +60,11 @@ pub struct UpArgs {
     /// before membership changes and on request).
     #[arg(long, value_name = "SECONDS", default_value_t = 3600)]
     pub backup_every: u64,
+    /// Seconds after an instance fails (`local kill`) until the group's health check notices,
+    /// terminates it and launches a replacement; meanwhile it is listed as running with its
+    /// server dead, as EC2 shows a crashed instance.
+    #[arg(long, value_name = "SECONDS", default_value_t = 5.0)]
+    pub failure_detected_after: f64,
 }
 
 impl UpArgs {
@@ -79,6 +84,8 @@ impl UpArgs {
             quorum_loss_after: Duration::from_secs(self.quorum_loss_after),
             separate_uids: self.separate_uids,
             backup_every: Duration::from_secs(self.backup_every),
+            failure_detected_after: Duration::try_from_secs_f64(self.failure_detected_after)
+                .map_err(|e| anyhow::anyhow!("--failure-detected-after {}: {e}", self.failure_detected_after))?,
             zkpilot: zkpilot_exe()?,
         })
     }
@@ -225,6 +232,15 @@ pub fn render_table(v: &ClusterView) -> String {
             i.phase.as_deref().unwrap_or("-"),
             i.detail.as_deref().unwrap_or_default()
         ));
+    }
+    if v.plans_refused > 0 {
+        s.push_str(&format!(
+            "\nSAFETY: {} plans refused for breaking a safety rule (a planner bug):\n",
+            v.plans_refused
+        ));
+        for r in &v.refusals {
+            s.push_str(&format!("  {r}\n"));
+        }
     }
     if let Some(plan) = &v.plan {
         s.push_str("\nlast plan");

@@ -48,6 +48,7 @@ fn api_serves_status_metrics_and_guards_mutations() {
         "zkpilot_reconfigs_total",
         "zkpilot_recoveries_total",
         "zkpilot_server_restarts_total",
+        "zkpilot_plans_refused_total",
     ];
     let start = Instant::now();
     loop {

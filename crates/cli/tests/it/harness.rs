@@ -121,6 +121,12 @@ impl Drop for Group {
                 eprintln!("kill -9 {pid}: {e}");
             }
         }
+        // A test passes only if no agent panicked, exited on its own or had a plan refused by the
+        // safety check: the group heals from all three, so its own assertions would not notice.
+        if !std::thread::panicking() {
+            let health = zkpilot_ops::local::agent_health(self.path()).expect("reading the agents' health");
+            assert!(health.is_clean(), "the agents were not healthy:\n{}", health.problems().join("\n"));
+        }
     }
 }
 

@@ -8,7 +8,8 @@
 //! | may the crashed server start again? | [`throttle::Restarts`] |
 //! | what to start with (local state, join, genesis, refuse) | [`crate::boot`] |
 //! | fence for quorum-loss recovery? | [`fence::QuorumClock`], [`fence::FenceCheck`] |
-//! | the membership change | [`crate::plan`](crate::planner::plan), re-checked by [`crate::safety::check_plan`] |
+//! | the membership change | [`crate::plan`](crate::planner::plan) |
+//! | may it run? (every rule re-checked, in release builds too) | [`vet::vet`] |
 //! | execute it, or say why not (operator pause) | [`gate`] |
 //! | heartbeat / report again? periodic backup due? metrics? | [`throttle`] |
 //! | what came of it, what it counts | [`outcome::Outcome`], [`outcome::Counters`] |
@@ -22,11 +23,13 @@ pub mod fence;
 pub mod outcome;
 pub mod phase;
 pub mod throttle;
+pub mod vet;
 
 pub use fence::{FenceCheck, QuorumClock};
 pub use outcome::{Counters, Outcome};
 pub use phase::{Listed, Phase, Seen, Verdict};
 pub use throttle::{Backoff, BackupDue, Cached, Every, Pace, PerKey, PeriodicBackup, Restarts};
+pub use vet::{Vetted, vet};
 
 use crate::plan::Plan;
 use crate::policy::Policy;

@@ -148,6 +148,9 @@ pub struct Counters {
     /// Backups attempted that failed.
     #[serde(default)]
     pub backup_failures: u64,
+    /// Plans refused because they broke a safety rule (a planner bug; see `agent::vet`).
+    #[serde(default)]
+    pub plans_refused: u64,
 }
 
 impl Counters {

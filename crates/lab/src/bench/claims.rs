@@ -34,6 +34,7 @@ pub async fn claims_bench(args: &BenchArgs, out: &mut String) -> anyhow::Result<
         quorum_loss_after_ms: 10_000,
         separate_uids: false,
         backup_interval_ms: 0,
+        failure_detected_after_ms: zkpilot_local::DEFAULT_FAILURE_DETECTED_MS,
     };
     StateDir::create(&dir, &spec)?;
     let local = LocalBackend::open(&dir)?;

@@ -15,7 +15,8 @@ use zkpilot_runtime::view::MemberView;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Fault {
-    /// kill -9 of a random member's instance (agent, JVM, disk gone in elastic mode).
+    /// kill -9 of a random member's instance (agent, JVM, disk gone in elastic mode); the group
+    /// notices after its health-check delay, as a cloud does.
     KillRandom,
     /// kill -9 of the leader's instance.
     KillLeader,
@@ -26,7 +27,9 @@ pub enum Fault {
     /// All voters but one killed at once (quorum loss; elastic: their disks are gone).
     LoseMajority,
     /// One member's quorum and election traffic dropped for 12-20 s (nft `meta skuid` rules on
-    /// its own uid), then healed. Needs root and nft.
+    /// its own uid), then healed; it counts as injected only once the member was seen out of the
+    /// quorum. Its agent is not cut off: it runs as the harness's uid, and the local backend is a
+    /// shared directory. Needs root and nft.
     Partition,
     /// Not a fault: a rolling restart (`zkpilot rolling-restart`) of every server, under the same checks.
     RollingRestart,
@@ -100,8 +103,31 @@ pub fn pick(rng: &mut fastrand::Rng, partitions: bool) -> Fault {
     }
 }
 
-/// Injects `fault` into the group at `dir`; the servers it hit.
-pub async fn inject(fault: Fault, dir: &Path, rng: &mut fastrand::Rng) -> anyhow::Result<Vec<u32>> {
+/// What an injection did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Injected {
+    /// Servers hit.
+    pub targets: Vec<u32>,
+    /// Whether the fault was shown to take effect (a partition: its member left the quorum).
+    /// Kills and size changes take effect by construction.
+    pub took_effect: bool,
+    /// Every place the injection did something other than its description says, and why.
+    pub fallbacks: Vec<String>,
+    /// Quorum loss: each survivor's last zxid, read by the harness itself (`srvr`) right before
+    /// the kill; `server id -> zxid`.
+    pub survivors_zxid: Vec<(u32, i64)>,
+    /// Quorum loss: when the kill was done, ms since the Unix epoch.
+    pub killed_ms: u64,
+}
+
+impl Injected {
+    fn hit(targets: Vec<u32>) -> Self {
+        Self { targets, took_effect: true, ..Self::default() }
+    }
+}
+
+/// Injects `fault` into the group at `dir`.
+pub async fn inject(fault: Fault, dir: &Path, rng: &mut fastrand::Rng) -> anyhow::Result<Injected> {
     let v = local::cluster_view(dir).await?;
     // Only members whose instance runs: a converged view can still list one whose instance the
     // previous fault's scale-in just terminated.
@@ -122,10 +148,10 @@ pub async fn inject(fault: Fault, dir: &Path, rng: &mut fastrand::Rng) -> anyhow
         Err(e) => Err(e),
     };
     Ok(match fault {
-        Fault::KillRandom => vec![kill(random(rng))?],
+        Fault::KillRandom => Injected::hit(vec![kill(random(rng))?]),
         Fault::RollingRestart => {
             local::rolling::rolling_restart(dir, Duration::from_secs(120), &mut print).await?;
-            ids.iter().map(|i| i.0).collect()
+            Injected::hit(ids.iter().map(|i| i.0).collect())
         }
         Fault::Partition => {
             let id = random(rng);
@@ -137,13 +163,38 @@ pub async fn inject(fault: Fault, dir: &Path, rng: &mut fastrand::Rng) -> anyhow
                 .find(|r| Some(&r.id) == instance.as_ref())
                 .map(|r| r.seq)
                 .context("partition target has no instance")?;
+            let client = v.members.iter().find(|m| m.id == id).map(|m| m.client_address.clone()).unwrap_or_default();
             let table = format!("zkpilot_chaos_{}", state.group()?.net.replace('.', "_"));
+            let hold = Duration::from_millis(rng.u64(12_000..=20_000));
             let rules = PartitionRules::apply(&table, local::SEPARATE_UID_BASE + seq)?;
-            tokio::time::sleep(Duration::from_millis(rng.u64(12_000..=20_000))).await;
+            // Shown to take effect: the member itself says it is out of the quorum (a follower
+            // loses its leader, a leader its followers, within syncLimit ticks). Asked on its
+            // client port, which the rules leave open.
+            let start = Instant::now();
+            let mut out_after = None;
+            while start.elapsed() < hold {
+                if out_after.is_none() && !zkpilot_zk::probe::srvr(&client).await.mode.is_serving() {
+                    out_after = Some(start.elapsed());
+                }
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
             drop(rules);
-            vec![id.0]
+            let mut injected = Injected::hit(vec![id.0]);
+            match out_after {
+                Some(d) => {
+                    injected.fallbacks.push(format!("server {id} out of the quorum after {:.1}s", d.as_secs_f64()))
+                }
+                None => {
+                    injected.took_effect = false;
+                    injected.fallbacks.push(format!(
+                        "NOT INJECTED: server {id} kept serving for the whole {:.0}s partition",
+                        hold.as_secs_f64()
+                    ));
+                }
+            }
+            injected
         }
-        Fault::KillLeader => vec![kill(v.leader.context("no leader to kill")?)?],
+        Fault::KillLeader => Injected::hit(vec![kill(v.leader.context("no leader to kill")?)?]),
         Fault::ScaleDuringKill => {
             let state = zkpilot_local::StateDir::open(dir)?;
             let desired = state.group()?.desired;
@@ -154,16 +205,24 @@ pub async fn inject(fault: Fault, dir: &Path, rng: &mut fastrand::Rng) -> anyhow
                 }
             };
             state.set_desired(next)?;
-            vec![kill(random(rng))?]
+            Injected::hit(vec![kill(random(rng))?])
         }
         Fault::LoseMajority => {
             let voters: Vec<ServerId> = v.members.iter().filter(running).filter(|m| m.voting).map(|m| m.id).collect();
             let keep = voters[rng.usize(0..voters.len())];
+            // Every member not killed survives (the kept voter and any observer): what each has
+            // is the harness's own reading, taken last thing before the kill.
+            let mut survivors_zxid = Vec::new();
+            for m in v.members.iter().filter(|m| !m.voting || m.id == keep) {
+                if let Some(z) = zkpilot_zk::probe::srvr(&m.client_address).await.zxid {
+                    survivors_zxid.push((m.id.0, z as i64));
+                }
+            }
             let mut out = Vec::new();
             for id in voters.into_iter().filter(|id| *id != keep) {
                 out.push(kill(id)?);
             }
-            out
+            Injected { survivors_zxid, killed_ms: zkpilot_core::ports::epoch_ms(), ..Injected::hit(out) }
         }
         Fault::KillAgentMidReconfig => {
             let state = zkpilot_local::StateDir::open(dir)?;
@@ -173,13 +232,18 @@ pub async fn inject(fault: Fault, dir: &Path, rng: &mut fastrand::Rng) -> anyhow
             // lease holder adds it within a pass of it syncing.
             let deadline = Instant::now() + Duration::from_secs(60);
             let member_ids: BTreeSet<ServerId> = ids.iter().copied().collect();
+            let mut fallbacks = Vec::new();
             loop {
                 let v = local::cluster_view(dir).await?;
                 let joining = v.instances.iter().any(|i| {
                     i.state == zkpilot_core::InstanceState::Running
                         && i.server_id.is_some_and(|s| !member_ids.contains(&s))
                 });
-                if joining || Instant::now() > deadline {
+                if joining {
+                    break;
+                }
+                if Instant::now() > deadline {
+                    fallbacks.push("no change pending: no joiner ran within 60 s; the agent was killed anyway".into());
                     break;
                 }
                 tokio::time::sleep(Duration::from_millis(50)).await;
@@ -187,7 +251,7 @@ pub async fn inject(fault: Fault, dir: &Path, rng: &mut fastrand::Rng) -> anyhow
             // The lease holder is the agent carrying out the change; before any change was ever
             // made (slot mode needs none at genesis) there is none yet, and any agent will do.
             let holder = lease_holder(dir);
-            let id = state
+            let holder_id = state
                 .claims()?
                 .into_iter()
                 .chain(
@@ -197,10 +261,13 @@ pub async fn inject(fault: Fault, dir: &Path, rng: &mut fastrand::Rng) -> anyhow
                         .map(|(n, s)| (n, zkpilot_local::state::Claim { instance: s.instance, address: s.address })),
                 )
                 .find(|(_, c)| Some(&c.instance) == holder.as_ref())
-                .map(|(n, _)| n)
-                .unwrap_or_else(|| random(rng));
+                .map(|(n, _)| n);
+            let id = holder_id.unwrap_or_else(|| {
+                fallbacks.push("no lease holder on record; a random member's agent was killed".into());
+                random(rng)
+            });
             local::kill(dir, id, true, &mut print)?;
-            vec![id.0]
+            Injected { fallbacks, ..Injected::hit(vec![id.0]) }
         }
     })
 }
@@ -209,11 +276,4 @@ fn lease_holder(dir: &Path) -> Option<zkpilot_core::model::InstanceId> {
     let text = std::fs::read_to_string(dir.join("cluster/lease.json")).ok()?;
     let v: serde_json::Value = serde_json::from_str(&text).ok()?;
     Some(zkpilot_core::model::InstanceId(v["holder"].as_str()?.to_string()))
-}
-
-/// The zxid the recovery after a quorum loss at `since_ms` kept, if one was decided.
-pub fn recovery_kept_zxid(dir: &Path, since_ms: u64) -> Option<i64> {
-    let text = std::fs::read_to_string(dir.join("recovery/decision.json")).ok()?;
-    let d: zkpilot_core::recovery::RecoveryDecision = serde_json::from_str(&text).ok()?;
-    (d.decided_ms >= since_ms).then_some(d.kept_zxid as i64)
 }

@@ -3,11 +3,15 @@
 //!
 //! The workload ([`crate::workload`], chaos pace, reads watched) writes `/chaos/b<k>/w<n>` and
 //! `/chaos/last`, recording every acknowledged write with its zxid, while a second session checks
-//! that `/chaos/last` never goes back within a session. At the end every acknowledged write is
-//! looked up. The one loss ZooKeeper itself cannot avoid, a majority of voters lost together with
-//! their disks, is excused only for writes acknowledged before that fault whose zxid is above what
-//! the recovery kept (the chosen survivor's last zxid), and is counted separately.
+//! that `/chaos/last` never goes back within its session and, after `sync`, never falls below
+//! what the writer had acknowledged. After every fault's convergence every member is read alone
+//! after `sync` the same way. At the end every acknowledged write is looked up, and [`check`]
+//! judges: the one loss ZooKeeper itself cannot avoid, a majority of voters lost together with
+//! their disks, excuses only what the harness's own readings show only that majority held; every
+//! excused write is listed. A run also fails if a fault was not shown to take effect, or an agent
+//! panicked, exited on its own or had a plan refused by the safety check.
 
+pub mod check;
 mod faults;
 
 use std::collections::BTreeMap;
@@ -21,8 +25,10 @@ use zkpilot_ops::local::{self, UpOptions};
 use zkpilot_ops::progress::print;
 use zkpilot_runtime::config::IdentityMode;
 
-use crate::workload::{Pace, Spec, Target, Workload, present};
-use faults::{Fault, inject, partitions_possible, recovery_kept_zxid};
+use crate::workload::{MemberRead, Pace, Spec, StaleRead, Target, Workload, present, read_through};
+use check::{Excused, MajorityLoss, judge};
+use faults::{Fault, inject, partitions_possible};
+use zkpilot_ops::local::AgentHealth;
 
 /// Options of `chaos`.
 #[derive(Debug, Clone, Args)]
@@ -52,6 +58,10 @@ pub struct ChaosArgs {
     /// Seconds the ensemble has to converge after each fault before it counts as a failure.
     #[arg(long, default_value_t = 60)]
     pub converge_within: u64,
+    /// Seconds after a kill until the group's health check notices the instance failed (see
+    /// `zkpilot local up --failure-detected-after`).
+    #[arg(long, default_value_t = 5.0)]
+    pub failure_detected_after: f64,
     /// Also write the JSON report here (it is always written to `<dir>/chaos-report.json`).
     #[arg(long)]
     pub report: Option<PathBuf>,
@@ -64,8 +74,16 @@ pub struct FaultRecord {
     pub fault: Fault,
     /// Servers hit.
     pub targets: Vec<u32>,
+    /// Shown to take effect (see `faults::Injected::took_effect`).
+    pub took_effect: bool,
+    /// What the injection did other than its description says, and why.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub fallbacks: Vec<String>,
     /// Seconds from the injection to convergence (members, voters, desired size).
     pub converged_after_s: Option<f64>,
+    /// Members that did not answer the read after `sync` once converged.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unanswered: Vec<String>,
 }
 
 /// What a run saw.
@@ -97,10 +115,28 @@ pub struct Report {
     pub writes_acked: usize,
     /// Acknowledged writes missing at the end that nothing excuses.
     pub writes_lost: usize,
-    /// Acknowledged writes that only the lost majority held (above the kept zxid).
+    /// Acknowledged writes that only the lost majority held.
     pub writes_lost_with_majority: usize,
-    /// Reads that returned older data than the same session had already seen.
-    pub stale_reads: u64,
+    /// Every write excused as lost with a majority.
+    pub excused_writes: Vec<Excused>,
+    /// Every majority lost with its disks, as the harness measured it.
+    pub majority_losses: Vec<MajorityLoss>,
+    /// Reads that went back in time (within a session, or after `sync` below an acknowledged
+    /// write) that nothing excuses.
+    pub stale_reads: usize,
+    /// Stale reads of a value only a lost majority held.
+    pub stale_reads_with_majority: usize,
+    /// Every unexcused stale read.
+    pub stale: Vec<StaleRead>,
+    /// Reads after `sync` checked against the writer's acknowledged value (the workload's reader
+    /// and the per-member reads after each fault).
+    pub sync_reads: u64,
+    /// Faults not shown to take effect (a partition whose member kept serving).
+    pub faults_not_injected: usize,
+    /// Partition faults were left out (no root or no nft).
+    pub partitions_skipped: bool,
+    /// Agent panics, unexpected exits and refused plans over the run.
+    pub agent_health: AgentHealth,
     /// Longest time without a successful write, seconds.
     pub longest_write_gap_s: f64,
 }
@@ -122,12 +158,20 @@ pub async fn run(args: ChaosArgs) -> anyhow::Result<()> {
     }
     print!("{}", render(&report));
     println!("report: {}", dir.join("chaos-report.json").display());
-    if report.writes_lost > 0 || report.stale_reads > 0 || report.convergence_failures > 0 {
+    if report.writes_lost > 0
+        || report.stale_reads > 0
+        || report.convergence_failures > 0
+        || report.faults_not_injected > 0
+        || !report.agent_health.is_clean()
+    {
         bail!(
-            "chaos found problems: {} writes lost, {} stale reads, {} convergence failures",
+            "chaos found problems: {} writes lost, {} stale reads, {} convergence failures, {} faults not injected, \
+             agents: {}",
             report.writes_lost,
             report.stale_reads,
-            report.convergence_failures
+            report.convergence_failures,
+            report.faults_not_injected,
+            if report.agent_health.is_clean() { "healthy".into() } else { report.agent_health.problems().join("; ") }
         );
     }
     Ok(())
@@ -140,7 +184,7 @@ async fn campaign(args: &ChaosArgs, dir: &Path) -> anyhow::Result<Report> {
     let mut rng = fastrand::Rng::with_seed(seed);
     let partitions = partitions_possible();
     if !partitions {
-        println!("chaos: partition faults SKIPPED: they need root and nft (apt-get install nftables)");
+        println!("SKIPPED: chaos partition faults: they need root and nft (apt-get install nftables)");
     }
     let started = Instant::now();
     let mode = if args.mode == "slot" { IdentityMode::Slot } else { IdentityMode::Elastic };
@@ -148,6 +192,8 @@ async fn campaign(args: &ChaosArgs, dir: &Path) -> anyhow::Result<Report> {
         mode,
         quorum_loss_after: Duration::from_secs(5),
         separate_uids: partitions,
+        failure_detected_after: Duration::try_from_secs_f64(args.failure_detected_after)
+            .with_context(|| format!("--failure-detected-after {}", args.failure_detected_after))?,
         ..UpOptions::new(3, dir, &args.net, &args.zookeeper, &crate::sibling::zkpilot()?)
     };
     local::up(&opts, None, &mut print).await?;
@@ -169,12 +215,14 @@ async fn campaign(args: &ChaosArgs, dir: &Path) -> anyhow::Result<Report> {
     };
     println!("chaos: profile {}, mode {}, seed {seed}, {} faults", args.profile, args.mode, plan.len());
     let mut records = Vec::new();
-    let mut excused: Vec<(Instant, i64)> = Vec::new();
+    let mut losses: Vec<MajorityLoss> = Vec::new();
+    let mut member_stale: Vec<StaleRead> = Vec::new();
+    let mut member_reads = 0u64;
+    let mut since_ms = zkpilot_core::ports::epoch_ms();
     let within = Duration::from_secs(args.converge_within);
     for (i, fault) in plan.iter().enumerate() {
-        let at = Instant::now();
         let at_ms = zkpilot_core::ports::epoch_ms();
-        let targets = inject(*fault, dir, &mut rng).await?;
+        let injected = inject(*fault, dir, &mut rng).await?;
         let converged = converge(dir, within).await;
         if converged.is_none() {
             // Keep going only if it does converge eventually; the failure is counted either way.
@@ -182,34 +230,77 @@ async fn campaign(args: &ChaosArgs, dir: &Path) -> anyhow::Result<Report> {
                 .await
                 .with_context(|| format!("fault {i} ({fault:?}) left the ensemble unconverged for 5 minutes"))?;
         }
-        if *fault == Fault::LoseMajority
-            && let Some(kept) = recovery_kept_zxid(dir, at_ms)
-        {
-            excused.push((at, kept));
+        // Every member, read alone after `sync`, has every `last` acknowledged before the read.
+        let view = local::cluster_view(dir).await?;
+        let acked = workload.last_acked();
+        let mut unanswered = Vec::new();
+        for m in &view.members {
+            match read_through(&m.client_address, spec.auth.as_deref(), &spec.root).await {
+                MemberRead::Value(v) => {
+                    member_reads += 1;
+                    if v < acked.0 {
+                        eprintln!(
+                            "STALE READ: server {} read alone after sync: last = {v}, {} acknowledged",
+                            m.id, acked.0
+                        );
+                        let at_ms = zkpilot_core::ports::epoch_ms();
+                        member_stale.push(StaleRead {
+                            expected: acked.0,
+                            expected_zxid: acked.1,
+                            got: v,
+                            after_sync: true,
+                            at_ms,
+                        });
+                    }
+                }
+                MemberRead::NoAnswer(why) => unanswered.push(format!("server {}: {why}", m.id)),
+            }
         }
+        if *fault == Fault::LoseMajority && args.mode == "elastic" {
+            let leader = view.members.iter().find(|m| Some(m.id) == view.leader);
+            let zxid = match leader {
+                Some(l) => zkpilot_zk::probe::srvr(&l.client_address).await.zxid,
+                None => None,
+            };
+            losses.push(MajorityLoss {
+                fault: i,
+                since_ms,
+                killed_ms: injected.killed_ms,
+                survivors_zxid: injected.survivors_zxid.iter().map(|(_, z)| *z).max().unwrap_or(-1),
+                // Unread, no write is excused: an epoch no zxid is below.
+                rebuilt_epoch: zxid.map_or(0, |z| (z >> 32) as i64),
+            });
+        }
+        since_ms = at_ms;
         println!(
-            "[{:7.1}s] fault {:>3} {:<24} servers {:<10} converged {}",
+            "[{:7.1}s] fault {:>3} {:<24} servers {:<10} converged {}{}",
             started.elapsed().as_secs_f64(),
             i + 1,
             format!("{fault:?}"),
-            targets.iter().map(ToString::to_string).collect::<Vec<_>>().join(","),
-            converged.map_or("NOT within the limit".to_string(), |d| format!("after {:.1}s", d.as_secs_f64()))
+            injected.targets.iter().map(ToString::to_string).collect::<Vec<_>>().join(","),
+            converged.map_or("NOT within the limit".to_string(), |d| format!("after {:.1}s", d.as_secs_f64())),
+            if injected.fallbacks.is_empty() { String::new() } else { format!(" ({})", injected.fallbacks.join("; ")) }
         );
-        records.push(FaultRecord { fault: *fault, targets, converged_after_s: converged.map(|d| d.as_secs_f64()) });
+        records.push(FaultRecord {
+            fault: *fault,
+            targets: injected.targets,
+            took_effect: injected.took_effect,
+            fallbacks: injected.fallbacks,
+            converged_after_s: converged.map(|d| d.as_secs_f64()),
+            unanswered,
+        });
     }
     // Let the workload see the final ensemble for a moment, then stop it and check.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let stats = workload.stop().await;
     let present = present(&spec.target, spec.auth.as_deref(), &spec.root).await?;
-    let (mut lost, mut lost_with_majority) = (0, 0);
-    for a in stats.missing(&present) {
-        if excused.iter().any(|(at, kept)| a.at < *at && a.zxid > *kept) {
-            lost_with_majority += 1;
-        } else {
-            lost += 1;
-            eprintln!("LOST: write {} (zxid {:#x})", a.n, a.zxid);
-        }
+    let mut stale = stats.stale_reads.clone();
+    stale.extend(member_stale);
+    let verdict = judge(&stats.acks, &present, &stale, &losses);
+    for n in &verdict.lost {
+        eprintln!("LOST: write {n}");
     }
+    let agent_health = zkpilot_ops::local::agent_health(dir)?;
     let mut times: Vec<f64> = records.iter().filter_map(|r| r.converged_after_s).collect();
     times.sort_by(f64::total_cmp);
     let mut by_kind = BTreeMap::new();
@@ -223,15 +314,23 @@ async fn campaign(args: &ChaosArgs, dir: &Path) -> anyhow::Result<Report> {
         duration_s: started.elapsed().as_secs_f64(),
         faults_by_kind: by_kind,
         convergence_failures: records.iter().filter(|r| r.converged_after_s.is_none()).count(),
+        faults_not_injected: records.iter().filter(|r| !r.took_effect).count(),
         slowest_convergence_s: times.last().copied().unwrap_or(0.0),
         median_convergence_s: times.get(times.len() / 2).copied().unwrap_or(0.0),
         faults: records,
         ops_ok: stats.ops_ok,
         ops_failed: stats.ops_failed,
         writes_acked: stats.acks.len(),
-        writes_lost: lost,
-        writes_lost_with_majority: lost_with_majority,
-        stale_reads: stats.stale_reads,
+        writes_lost: verdict.lost.len(),
+        writes_lost_with_majority: verdict.lost_with_majority.len(),
+        excused_writes: verdict.lost_with_majority,
+        majority_losses: losses,
+        stale_reads: verdict.stale.len(),
+        stale_reads_with_majority: verdict.stale_with_majority.len(),
+        stale: verdict.stale,
+        sync_reads: stats.sync_reads + member_reads,
+        partitions_skipped: !partitions,
+        agent_health,
         longest_write_gap_s: stats.longest_gap.as_secs_f64(),
     })
 }
@@ -264,7 +363,9 @@ pub fn render(r: &Report) -> String {
          writes acknowledged    {}\n\
          writes lost            {}\n\
          lost with a majority   {} (acknowledged, held only by the voters lost with their disks)\n\
-         stale reads            {}\n",
+         stale reads            {} ({} reads after sync checked; {} excused with a lost majority)\n\
+         faults not injected    {}{}\n\
+         agents                 {}\n",
         r.profile,
         r.mode,
         r.seed,
@@ -280,6 +381,15 @@ pub fn render(r: &Report) -> String {
         r.writes_acked,
         r.writes_lost,
         r.writes_lost_with_majority,
-        r.stale_reads
+        r.stale_reads,
+        r.sync_reads,
+        r.stale_reads_with_majority,
+        r.faults_not_injected,
+        if r.partitions_skipped { " (partitions SKIPPED: no root or no nft)" } else { "" },
+        if r.agent_health.is_clean() {
+            "no panic, no unexpected exit, no plan refused".to_string()
+        } else {
+            r.agent_health.problems().join("; ")
+        }
     )
 }

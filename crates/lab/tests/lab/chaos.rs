@@ -4,8 +4,9 @@
 use crate::harness::*;
 
 /// The short chaos profile, as CI runs it: one fault of each kind under a client workload, no
-/// acknowledged write lost, no read going back in time, convergence after every fault. Partition
-/// faults need root and nft; the report says when they were skipped.
+/// acknowledged write lost, no read going back in time, convergence after every fault, every
+/// fault shown to take effect, no agent panic, unexpected exit or refused plan. Partition faults
+/// need root and nft; without them the skip is recorded for the suite's final summary.
 #[test]
 fn chaos_short_profile_loses_nothing() {
     let dir = tempfile::Builder::new().prefix("zkpilot-chaos-it-").tempdir().expect("tempdir");
@@ -19,15 +20,33 @@ fn chaos_short_profile_loses_nothing() {
         .expect("run chaos");
     assert!(o.status.success(), "chaos failed: {}", text(&o));
     let r = read_json(report);
-    let faults = r["faults"].as_array().expect("faults").len();
-    assert!(faults >= 5, "one fault of each kind: {r:#}");
+    // Every kind was injected and shown to take effect; partitions only where the machine can
+    // (root and nft), and a skip is recorded for the suite's summary.
+    let mut kinds = vec!["kill-random", "kill-leader", "kill-agent-mid-reconfig", "scale-during-kill", "lose-majority"];
+    if r["partitions_skipped"] == true {
+        record_skip("chaos short profile: partition fault (needs root and nft)");
+    } else {
+        kinds.push("partition");
+    }
+    for k in &kinds {
+        assert_eq!(r["faults_by_kind"][k], 1, "{k} injected once: {r:#}");
+    }
+    assert_eq!(r["faults"].as_array().map(Vec::len), Some(kinds.len()), "{r:#}");
+    assert_eq!(r["faults_not_injected"], 0, "every fault took effect: {r:#}");
     assert_eq!(
         (r["writes_lost"].as_u64(), r["stale_reads"].as_u64(), r["convergence_failures"].as_u64()),
         (Some(0), Some(0), Some(0)),
         "{r:#}"
     );
+    assert!(r["sync_reads"].as_u64().unwrap_or(0) > 10, "reads after sync were checked: {r:#}");
+    let health = &r["agent_health"];
+    assert!(
+        health["panics"].as_array().is_some_and(Vec::is_empty)
+            && health["unexpected_exits"].as_array().is_some_and(Vec::is_empty)
+            && health["plans_refused"] == 0,
+        "agents healthy: {r:#}"
+    );
     assert!(r["writes_acked"].as_u64().unwrap_or(0) > 50, "the workload ran: {r:#}");
-    assert!(r["faults_by_kind"]["lose-majority"] == 1, "{r:#}");
     // Every process of the group is gone.
     assert!(processes_mentioning(dir.path()).is_empty(), "leftover processes");
 }

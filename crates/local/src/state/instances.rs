@@ -24,6 +24,26 @@ pub struct InstanceRecord {
     pub agent_pid: Option<u32>,
     /// Launch time, ms since the Unix epoch.
     pub launched_ms: u64,
+    /// When the instance failed (`local kill`: agent and JVM SIGKILLed), ms since the Unix epoch.
+    /// The group does not know yet: it keeps the instance `running` until its health check
+    /// notices ([`crate::GroupSpec::failure_detected_after_ms`] later), as EC2 and an Auto
+    /// Scaling group do for minutes after a crash.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed_ms: Option<u64>,
+    /// Times the controller saw this instance's agent exit while the instance was live.
+    #[serde(default)]
+    pub agent_exits: u32,
+    /// Times the agent was killed on purpose (`local kill --agent-only`); an exit beyond these
+    /// is unexpected (a panic, an error exit), which chaos and the tests fail on.
+    #[serde(default)]
+    pub agent_kills: u32,
+}
+
+impl InstanceRecord {
+    /// Agent exits on a live instance that nobody caused on purpose.
+    pub fn unexpected_agent_exits(&self) -> u32 {
+        self.agent_exits.saturating_sub(self.agent_kills)
+    }
 }
 
 impl StateDir {
@@ -44,6 +64,26 @@ impl StateDir {
     /// Writes one record.
     pub fn put_instance(&self, r: &InstanceRecord) -> Result<(), StateError> {
         self.write_json(&self.instance_dir(&r.id).join("instance.json"), r)
+    }
+
+    /// Changes one record under the lock with `f`; returns the updated record (`None`: no such
+    /// instance). A terminated record is final and left as it is.
+    pub fn update_instance(
+        &self,
+        id: &InstanceId,
+        f: impl FnOnce(&mut InstanceRecord),
+    ) -> Result<Option<InstanceRecord>, StateError> {
+        self.locked(|| {
+            let p = self.instance_dir(id).join("instance.json");
+            let Some(mut r) = self.read_json::<InstanceRecord>(&p)? else {
+                return Ok(None);
+            };
+            if r.state != InstanceState::Terminated {
+                f(&mut r);
+                self.write_json(&p, &r)?;
+            }
+            Ok(Some(r))
+        })
     }
 
     /// Changes one record's state under the lock; returns the updated record.

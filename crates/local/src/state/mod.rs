@@ -53,7 +53,7 @@ pub use claims::Claim;
 pub use instances::InstanceRecord;
 pub use lease::Lease;
 pub use slots::SlotRecord;
-pub use spec::GroupSpec;
+pub use spec::{DEFAULT_FAILURE_DETECTED_MS, GroupSpec};
 
 /// A state-directory operation that failed; names the path.
 #[derive(Debug, thiserror::Error)]

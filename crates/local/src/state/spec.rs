@@ -48,6 +48,19 @@ pub struct GroupSpec {
     /// `[backup] interval_ms` of every agent.
     #[serde(default = "default_backup_interval_ms")]
     pub backup_interval_ms: u64,
+    /// How long after an instance fails (`local kill`) the group's health check notices and
+    /// terminates it; until then it is listed as running, with its server dead.
+    #[serde(default = "default_failure_detected_ms")]
+    pub failure_detected_after_ms: u64,
+}
+
+/// Local groups notice a failed instance after 5 s: long enough that the agents face a dead
+/// server the group still lists as running (what EC2 shows for minutes after a crash), short
+/// enough for tests. AWS's own checks are slower; see `local up --failure-detected-after`.
+pub const DEFAULT_FAILURE_DETECTED_MS: u64 = 5_000;
+
+const fn default_failure_detected_ms() -> u64 {
+    DEFAULT_FAILURE_DETECTED_MS
 }
 
 const fn default_backup_interval_ms() -> u64 {

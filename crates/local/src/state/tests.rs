@@ -22,6 +22,7 @@ fn spec() -> GroupSpec {
         unhealthy_after_ms: 120_000,
         quorum_loss_after_ms: 10_000,
         backup_interval_ms: 3_600_000,
+        failure_detected_after_ms: 5_000,
         separate_uids: false,
     }
 }

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 use zkpilot_core::model::{InstanceState, ServerId};
-use zkpilot_local::group::{kill_instance, signal_group, zk_pid};
+use zkpilot_local::group::{fail_instance, signal_group, zk_pid};
 use zkpilot_local::{InstanceRecord, StateDir};
 
 use super::error::GroupError;
@@ -54,7 +54,8 @@ fn holder_of(state: &StateDir, id: ServerId) -> Result<InstanceRecord, GroupErro
 }
 
 /// `local kill`: SIGKILL of the instance holding server `id` (agent and ZooKeeper), like an
-/// instance failure; the group launches a replacement. With `agent_only` only the agent process
+/// instance failure; the group notices after its health-check delay
+/// (`local up --failure-detected-after`) and launches a replacement. With `agent_only` only the agent process
 /// dies (its ZooKeeper with it): the instance and its disk stay, and the controller restarts the
 /// agent.
 pub fn kill(dir: &Path, id: ServerId, agent_only: bool, progress: &mut Sink<'_>) -> Result<InstanceRecord, GroupError> {
@@ -62,10 +63,13 @@ pub fn kill(dir: &Path, id: ServerId, agent_only: bool, progress: &mut Sink<'_>)
     let rec = holder_of(&state, id)?;
     let rec = if agent_only {
         let pid = rec.agent_pid.ok_or_else(|| GroupError::NoAgentPid(rec.id.clone()))?;
+        // Counted first, so the controller's count of exits never runs ahead of the kills and
+        // this exit is never taken for a crash.
+        state.update_instance(&rec.id, |r| r.agent_kills += 1)?;
         signal_group(pid, Signal::SIGKILL);
         rec
     } else {
-        kill_instance(&state, &rec.id)?
+        fail_instance(&state, &rec.id)?
     };
     progress(Progress::Killed { id, instance: &rec, agent_only });
     Ok(rec)

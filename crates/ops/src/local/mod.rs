@@ -11,6 +11,7 @@
 pub mod agent_config;
 pub mod control;
 pub mod error;
+pub mod health;
 pub mod plan;
 pub mod restore;
 pub mod rolling;
@@ -20,5 +21,6 @@ pub mod view;
 pub use agent_config::{API_PORT, SEPARATE_UID_BASE, api_token_path, render_agent_config};
 pub use control::{down, kill, scale, terminate};
 pub use error::GroupError;
+pub use health::{AgentHealth, agent_health};
 pub use up::{Seed, UpOptions, addresses_free, up, validate_net};
 pub use view::{cluster_view, effective_policy, wait_converged, wait_until};

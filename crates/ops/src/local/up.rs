@@ -47,6 +47,8 @@ pub struct UpOptions {
     pub separate_uids: bool,
     /// Interval of the leader's periodic backups (zero: only before changes and on request).
     pub backup_every: Duration,
+    /// How long after an instance fails the group notices and replaces it.
+    pub failure_detected_after: Duration,
     /// The `zkpilot` binary the controller and the agents run as.
     pub zkpilot: PathBuf,
 }
@@ -68,6 +70,7 @@ impl UpOptions {
             quorum_loss_after: Duration::from_secs(10),
             separate_uids: false,
             backup_every: Duration::from_secs(3600),
+            failure_detected_after: Duration::from_millis(zkpilot_local::DEFAULT_FAILURE_DETECTED_MS),
             zkpilot: zkpilot.to_path_buf(),
         }
     }
@@ -90,6 +93,7 @@ impl UpOptions {
             separate_uids: self.separate_uids,
             quorum_loss_after_ms: self.quorum_loss_after.as_millis() as u64,
             backup_interval_ms: self.backup_every.as_millis() as u64,
+            failure_detected_after_ms: self.failure_detected_after.as_millis() as u64,
         }
     }
 }

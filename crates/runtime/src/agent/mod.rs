@@ -7,7 +7,8 @@
 //!    `zkpilot_core::agent::Pace` says between passes.
 //! 2. [`Agent::pass`] (this file) gathers an `Observed` snapshot through the backend and the
 //!    ZooKeeper port ([`crate::observe::Observer`]) and calls the pure planner
-//!    (`zkpilot_core::plan`, re-checked by `zkpilot_core::safety::check_plan`), then the core's
+//!    (`zkpilot_core::plan`), which `zkpilot_core::agent::vet` re-checks against every safety
+//!    rule on every pass (a plan that breaks one is refused, logged, counted and shown), then the core's
 //!    `agent::FenceCheck` (fence for quorum-loss recovery? `recovery.rs` acts on it) and
 //!    `agent::phase::verdict` (removed? which phase?).
 //! 3. `zkpilot_core::agent::gate` says whether the plan runs (the operator may have paused it);
@@ -32,11 +33,10 @@ use std::time::Duration;
 use tokio::sync::watch;
 pub use zkpilot_core::agent::PassEnd;
 use zkpilot_core::agent::phase::{self, Listed, Seen, Verdict};
-use zkpilot_core::agent::{Gate, Phase, Restarts, gate, policy_in_force};
+use zkpilot_core::agent::{Gate, Phase, Restarts, Vetted, gate, policy_in_force, vet};
 use zkpilot_core::plan::Plan;
 pub use zkpilot_core::ports::SystemClock;
 use zkpilot_core::ports::{Backend, Clock, PortError, ServerProcess, Zookeeper};
-use zkpilot_core::safety::check_plan;
 use zkpilot_zk::files::Layout;
 use zkpilot_zk::{FilesError, Secret};
 
@@ -196,8 +196,12 @@ impl<B: Backend, Z: Zookeeper, P: ServerProcess, C: Clock> Agent<B, Z, P, C> {
         let now = self.clock.now_ms();
         let obs = self.observer.observe(&self.backend, &self.zk, self.cfg.server.client_port, now).await;
         let policy = self.policy();
-        let mut plan = zkpilot_core::plan(&obs, &policy, now);
-        debug_assert_eq!(check_plan(&obs, &policy, &plan), Ok(()), "planner broke a safety rule");
+        let Vetted { mut plan, refused } = vet(&obs, &policy, zkpilot_core::plan(&obs, &policy, now));
+        if let Some(v) = refused {
+            self.memo.counters.plans_refused += 1;
+            tracing::error!(rule = v.rule, detail = %v.detail, "planner broke a safety rule; plan refused");
+            self.memo.refused = Some(crate::status::Refusal { violation: v.to_string(), at_ms: now });
+        }
         self.recovery.quorum.observe(obs.config.is_some(), obs.instances.is_some(), now);
         if let Some(detail) = self.maybe_fence(&obs, now).await? {
             self.publish(Phase::Recovering, detail, Some(&obs), &plan, false).await;

@@ -39,6 +39,7 @@ pub(super) fn initial_status(cfg: &AgentConfig) -> AgentStatus {
         target_voters: cfg.policy.target_voters,
         counters: Counters::default(),
         api: cfg.api.as_ref().map(|a| a.listen.to_string()),
+        refused: None,
     }
 }
 
@@ -86,6 +87,7 @@ impl<B: Backend, Z: Zookeeper, P: ServerProcess, C: Clock> Agent<B, Z, P, C> {
             target_voters: self.policy().target_voters,
             counters: self.memo.counters,
             api: self.cfg.api.as_ref().map(|a| a.listen.to_string()),
+            refused: self.memo.refused.clone(),
         };
         match serde_json::to_string_pretty(&status) {
             Ok(json) => {

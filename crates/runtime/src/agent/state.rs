@@ -73,6 +73,8 @@ pub(super) struct Memo {
     pub(super) events: VecDeque<Event>,
     /// Totals since start.
     pub(super) counters: Counters,
+    /// The last plan refused for breaking a safety rule, and when (shown in status).
+    pub(super) refused: Option<crate::status::Refusal>,
     /// The ensemble-wide switches, last read.
     pub(super) operator: OperatorSettings,
     /// The last boot decision logged (each is logged once, not every pass).
@@ -111,6 +113,7 @@ impl Memo {
             backup: PeriodicBackup::default(),
             events: VecDeque::new(),
             counters: Counters::default(),
+            refused: None,
             operator: OperatorSettings::default(),
             last_boot_log: None,
             marker_seen: false,
