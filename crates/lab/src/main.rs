@@ -36,6 +36,9 @@ enum Command {
     /// Up 3, write data, scale to 5, kill the leader, heal, scale to 3, lose 2 of 3 voters and
     /// recover, check every key.
     Demo(demo::DemoArgs),
+    /// One server-id claim on a local group's store (B6 runs many at once, one process each).
+    #[command(hide = true)]
+    ClaimOnce(bench::ClaimOnceArgs),
 }
 
 /// `zkpilot-lab fixed` subcommands.
@@ -69,6 +72,7 @@ fn main() -> ExitCode {
             Command::Bench(args) => bench::run(args).await,
             Command::Fixed(FixedCommand::Replace(args)) => fixed::replace::run(args).await,
             Command::Demo(args) => demo::run(args).await,
+            Command::ClaimOnce(args) => bench::claim_once(args).await,
         }
     });
     match result {

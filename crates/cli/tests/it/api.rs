@@ -107,6 +107,7 @@ fn api_serves_status_metrics_and_guards_mutations() {
         serde_json::json!({"order": order, "done": [order[0]]}).to_string(),
     )
     .expect("progress");
+    let before = zk_pids(&g, &s);
     let o = g.run(&["rolling-restart"]);
     let out = String::from_utf8_lossy(&o.stdout).to_string();
     assert!(o.status.success(), "{}", text(&o));
@@ -115,6 +116,13 @@ fn api_serves_status_metrics_and_guards_mutations() {
     assert!(!out.contains(&format!("restarted server {} ", order[0])), "{out}");
     assert!(!g.path().join("rolling-restart.json").exists(), "progress removed when done");
     let s = g.wait_converged();
+    // Each server restarted is a new process; the one done before keeps its own.
+    let after = zk_pids(&g, &s);
+    assert_eq!(before.len(), order.len(), "{before:?}");
+    for id in &order {
+        let changed = before.get(id) != after.get(id);
+        assert_eq!(changed, *id != order[0], "server {id}: pid {:?} -> {:?}", before.get(id), after.get(id));
+    }
 
     // `ensemble status` works on any ensemble from its client addresses alone.
     let connect = instance_connect(&s);

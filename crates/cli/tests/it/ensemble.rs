@@ -98,6 +98,7 @@ fn planned_replacement_swaps_without_dipping_the_voter_count() {
     let data = Data::new(&g);
     let s = g.wait_converged();
     data.write(&s, "planned", 40);
+    let watch = ConfigWatch::start(&g, &s);
     for who in ["follower", "leader"] {
         let s = g.wait_converged();
         let victim = if who == "leader" { leaders(&s)[0] } else { follower(&s) };
@@ -114,6 +115,10 @@ fn planned_replacement_swaps_without_dipping_the_voter_count() {
     }
     let s = g.wait_converged();
     assert_eq!(data.missing(&s, "planned", 40), 0);
+    // Every committed version, from the watch: two swaps, never fewer than 3 voters.
+    let versions = watch.finish();
+    assert!(versions.len() >= 3, "the watch saw the swaps: {versions:?}");
+    assert!(versions.iter().all(|(_, voters)| *voters >= 3), "the voter count dipped: {versions:?}");
 }
 
 /// The acceptance scenario: up 3, scale 5, kill the leader.
@@ -339,6 +344,9 @@ fn slot_mode_replacement_keeps_identity_and_data_without_reconfig() {
     });
     assert_eq!(s["config_version"], version, "still no reconfig: {s:#}");
     assert_eq!(data.missing(&s, "while-down", 20) + data.missing(&s, "after", 20), 0);
+    // Through the returning server alone: it has them itself, from its old data and a sync.
+    let back = format!("{}:2181", address(&s, victim));
+    assert_eq!(data.missing_via(&back, "while-down", 20) + data.missing_via(&back, "slot", 50), 0, "via {back}");
     let slot_dirs =
         || std::fs::read_dir(g.path().join("slots")).expect("slots").flatten().filter(|e| e.path().is_dir()).count();
     assert_eq!(slot_dirs(), 3, "no new slot was made");
@@ -389,4 +397,35 @@ fn names_follow_a_server_to_its_new_address_without_reconfig() {
     assert_eq!(data.missing(&s, "names", 30), 0);
     data.write(&s, "names-after", 10);
     assert_eq!(data.missing(&s, "names-after", 10), 0);
+}
+
+/// The version check is ZooKeeper's (`reconfig -v`): a change planned against a config that has
+/// since moved on is refused as stale and changes nothing, through the real client and server.
+/// The fakes model this; only a real ensemble shows the client really sends the version.
+#[test]
+fn a_reconfig_planned_against_an_old_version_changes_nothing() {
+    use zkpilot_core::plan::MembershipChange;
+    use zkpilot_core::ports::{ReconfigError, Zookeeper};
+
+    let g = Group::up(3, "127.128.1");
+    let s = g.wait_converged();
+    let connect = instance_connect(&s);
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let client = zkpilot_zk::ZkClient::new(zkpilot_zk::Secret::new(g.secret()));
+    let before = rt.block_on(client.committed_config(&connect)).expect("config");
+    // A real change (a follower demoted to observer), planned against the version before the
+    // current one: unversioned, ZooKeeper would apply it.
+    let follower = zkpilot_core::ServerId(follower(&s) as u32);
+    let mut demoted = before.servers[&follower].clone();
+    demoted.role = zkpilot_core::model::Role::Observer;
+    let change = MembershipChange {
+        joining: vec![demoted],
+        leaving: Vec::new(),
+        from_version: before.version - 1,
+        why: "a stale plan".into(),
+    };
+    let result = rt.block_on(client.reconfig(&connect, &change));
+    assert!(matches!(result, Err(ReconfigError::Stale)), "{result:?}");
+    let after = rt.block_on(client.committed_config(&connect)).expect("config");
+    assert_eq!(after, before, "nothing changed");
 }

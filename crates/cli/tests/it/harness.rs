@@ -123,7 +123,8 @@ impl Drop for Group {
         }
         // A test passes only if no agent panicked, exited on its own or had a plan refused by the
         // safety check: the group heals from all three, so its own assertions would not notice.
-        if !std::thread::panicking() {
+        // (A test that took the group's directory apart, a restore drill, has no group left to read.)
+        if !std::thread::panicking() && self.path().join("group.json").exists() {
             let health = zkpilot_ops::local::agent_health(self.path()).expect("reading the agents' health");
             assert!(health.is_clean(), "the agents were not healthy:\n{}", health.problems().join("\n"));
         }
@@ -222,7 +223,13 @@ impl Data {
 
     /// Number of keys of `prefix` missing or wrong.
     pub fn missing(&self, s: &Value, prefix: &str, n: usize) -> usize {
-        let connect = instance_connect(s);
+        self.missing_via(&instance_connect(s), prefix, n)
+    }
+
+    /// Number of keys of `prefix` missing or wrong, read through `connect` only (one server's
+    /// `host:port` reads what that server has).
+    pub fn missing_via(&self, connect: &str, prefix: &str, n: usize) -> usize {
+        let connect = connect.to_string();
         self.rt.block_on(async {
             let c = self.client(&connect).await;
             c.sync(&format!("/{prefix}")).await.expect("sync");
@@ -279,4 +286,74 @@ pub fn http(
         let r = req.timeout(Duration::from_secs(10)).send().await.expect("request");
         (r.status().as_u16(), r.text().await.expect("body"))
     })
+}
+
+/// The voter count of every committed config version, seen through a watch on
+/// `/zookeeper/config` (every change fires it), not by sampling status. A background thread;
+/// [`ConfigWatch::finish`] stops it and returns `(version, voters)` for each version seen.
+pub struct ConfigWatch {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<Vec<(String, usize)>>,
+}
+
+impl ConfigWatch {
+    pub fn start(g: &Group, s: &Value) -> Self {
+        let connect = instance_connect(s);
+        let auth = format!("super:{}", g.secret());
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+            rt.block_on(async move {
+                let mut seen: Vec<(String, usize)> = Vec::new();
+                let mut client: Option<zk::Client> = None;
+                while !flag.load(std::sync::atomic::Ordering::SeqCst) {
+                    let Some(c) = client.as_ref() else {
+                        let connector = zk::Client::connector().with_auth("digest", auth.as_bytes()).connect(&connect);
+                        client =
+                            tokio::time::timeout(Duration::from_secs(5), connector).await.ok().and_then(Result::ok);
+                        if client.is_none() {
+                            tokio::time::sleep(Duration::from_millis(100)).await;
+                        }
+                        continue;
+                    };
+                    match c.get_and_watch_data("/zookeeper/config").await {
+                        Ok((data, _, watcher)) => {
+                            let text = String::from_utf8_lossy(&data).to_string();
+                            let version =
+                                text.lines().find_map(|l| l.strip_prefix("version=")).unwrap_or("").to_string();
+                            let voters =
+                                text.lines().filter(|l| l.starts_with("server.") && !l.contains(":observer")).count();
+                            if seen.last().is_none_or(|(v, _)| *v != version) {
+                                seen.push((version, voters));
+                            }
+                            // Wake up for the change or, now and then, to see the stop flag.
+                            let _ = tokio::time::timeout(Duration::from_millis(500), watcher.changed()).await;
+                        }
+                        Err(_) => client = None,
+                    }
+                }
+                seen
+            })
+        });
+        Self { stop, thread }
+    }
+
+    pub fn finish(self) -> Vec<(String, usize)> {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.thread.join().expect("config watch thread")
+    }
+}
+
+/// The pid of each running instance's ZooKeeper (`instances/<id>/zk.pid`), by server id.
+pub fn zk_pids(g: &Group, s: &Value) -> std::collections::BTreeMap<u64, u32> {
+    let mut out = std::collections::BTreeMap::new();
+    for m in members(s) {
+        let (Some(id), Some(instance)) = (m["id"].as_u64(), m["instance"].as_str()) else { continue };
+        let pid = std::fs::read_to_string(g.path().join("instances").join(instance).join("zk.pid"));
+        if let Some(pid) = pid.ok().and_then(|p| p.trim().parse().ok()) {
+            out.insert(id, pid);
+        }
+    }
+    out
 }

@@ -37,8 +37,9 @@ pub async fn claims_bench(args: &BenchArgs, out: &mut String) -> anyhow::Result<
         failure_detected_after_ms: zkpilot_local::DEFAULT_FAILURE_DETECTED_MS,
     };
     StateDir::create(&dir, &spec)?;
-    let local = LocalBackend::open(&dir)?;
-    rows.push(("local backend (flock + link(2))".into(), n, claim_all(&local, n).await?));
+    // One process per claimer: the lock and link(2) must hold between processes (agents are
+    // separate processes), which tasks of one process would not show.
+    rows.push(("local backend (flock + link(2)), one process each".into(), n, claim_processes(&dir, n).await?));
     let _ignored = std::fs::remove_dir_all(&dir);
     #[cfg(feature = "aws")]
     {
@@ -88,7 +89,9 @@ pub async fn claims_bench(args: &BenchArgs, out: &mut String) -> anyhow::Result<
     }
     writeln!(
         out,
-        "\nAll claimers start together (one task each); a run fails unless the ids are exactly 1..={n}. moto runs \
+        "\nAll claimers start together (local: one `zkpilot-lab claim-once` process each, released by one gate \
+         file; S3 and CloudWatch: one task each, the stores being remote); a run fails unless the ids are exactly \
+         1..={n}. moto runs \
          on 127.0.0.1 on the same 2 cores as the {n} claimers (Python, one emulated service), so those \
          latencies are moto's, not S3's or CloudWatch's; uniqueness is what these rows show."
     )?;
@@ -96,6 +99,7 @@ pub async fn claims_bench(args: &BenchArgs, out: &mut String) -> anyhow::Result<
 }
 
 /// Claims `n` ids at once; fails unless they are exactly 1..=n. Latency stats in ms.
+#[cfg(feature = "aws")]
 async fn claim_all<B: Backend + Clone + 'static>(b: &B, n: usize) -> anyhow::Result<Stat> {
     let tasks = (0..n).map(|i| {
         let b = b.clone();
@@ -112,6 +116,76 @@ async fn claim_all<B: Backend + Clone + 'static>(b: &B, n: usize) -> anyhow::Res
         let (id, ms) = t?;
         ids.push(id?.0);
         lat.push(ms);
+    }
+    ids.sort_unstable();
+    if ids != (1..=n as u32).collect::<Vec<_>>() {
+        bail!("claims were not unique: {ids:?}");
+    }
+    Ok(stat(&lat))
+}
+
+/// Options of the hidden `claim-once` subcommand: one claimer process of B6.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ClaimOnceArgs {
+    /// The local group directory holding the claims.
+    #[arg(long)]
+    pub dir: PathBuf,
+    /// Instance id to claim for.
+    #[arg(long)]
+    pub instance: String,
+    /// Its address.
+    #[arg(long)]
+    pub address: String,
+    /// Wait until this file exists, so every claimer starts together.
+    #[arg(long)]
+    pub gate: PathBuf,
+}
+
+/// One claim through the local backend; prints `<id> <latency ms>`.
+pub async fn claim_once(args: ClaimOnceArgs) -> anyhow::Result<()> {
+    let local = LocalBackend::open(&args.dir)?;
+    let deadline = Instant::now() + std::time::Duration::from_secs(60);
+    while !args.gate.exists() {
+        if Instant::now() > deadline {
+            bail!("the gate {} never opened", args.gate.display());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
+    let started = Instant::now();
+    let id = local.claim_id(&zkpilot_core::model::InstanceId(args.instance.clone()), &args.address).await?;
+    println!("{} {:.3}", id.0, started.elapsed().as_secs_f64() * 1000.0);
+    Ok(())
+}
+
+/// `n` claimer processes on the local store at `dir`, released together; fails unless the ids
+/// are exactly 1..=n. Latency stats in ms.
+async fn claim_processes(dir: &std::path::Path, n: usize) -> anyhow::Result<Stat> {
+    use anyhow::Context as _;
+    let me = std::env::current_exe().context("the lab's own executable")?;
+    let gate = dir.join("claims-gate");
+    let mut children = Vec::new();
+    for i in 0..n {
+        let child = tokio::process::Command::new(&me)
+            .arg("claim-once")
+            .arg("--dir")
+            .arg(dir)
+            .args(["--instance", &format!("i-{i:03}"), "--address", &format!("127.0.0.{}", i + 1), "--gate"])
+            .arg(&gate)
+            .stdout(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .context("starting a claimer")?;
+        children.push(child);
+    }
+    std::fs::write(&gate, b"")?;
+    let mut ids = Vec::new();
+    let mut lat = Vec::new();
+    for child in children {
+        let out = child.wait_with_output().await?;
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        let (id, ms) = text.trim().split_once(' ').with_context(|| format!("claimer said {text:?} ({})", out.status))?;
+        ids.push(id.parse::<u32>()?);
+        lat.push(ms.parse::<f64>()?);
     }
     ids.sort_unstable();
     if ids != (1..=n as u32).collect::<Vec<_>>() {

@@ -23,6 +23,7 @@ use anyhow::Context;
 use zkpilot_ops::local;
 use zkpilot_zk::Install;
 
+pub use claims::{ClaimOnceArgs, claim_once};
 pub use setup::BenchArgs;
 
 fn machine() -> String {

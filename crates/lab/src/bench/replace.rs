@@ -11,7 +11,7 @@ use zkpilot_ops::local;
 use zkpilot_ops::progress::print;
 
 use super::setup::{BenchArgs, secret, up};
-use super::stats::{fmt_stat, stat, verdict};
+use super::stats::{fmt_bound, fmt_stat, stat, verdict};
 use crate::fixed::replace::{ReplaceArgs, replace};
 use zkpilot_core::ports::epoch_ms;
 
@@ -120,10 +120,10 @@ pub async fn replace_bench(args: &BenchArgs, leader: bool, out: &mut String) -> 
     let g = stat(&runs[0].iter().map(|c| c.gap_ms as f64).collect::<Vec<_>>());
     writeln!(
         out,
-        "\nTarget for reconfig: 0 failed, gap ≤ 150 ms. Measured median: {} failed, gap {} ms: {}.",
-        z.median,
-        g.median,
-        verdict(z.median <= 0.0 && g.median <= 150.0)
+        "\nTarget for reconfig, in every run: 0 failed, gap ≤ 150 ms. Measured: failed {}; gap {} ms: {}.",
+        fmt_bound(z, 0),
+        fmt_bound(g, 0),
+        verdict(z.max <= 0.0 && g.max <= 150.0)
     )?;
     writeln!(
         out,

@@ -35,6 +35,12 @@ pub fn fmt_stat(s: Stat, digits: usize) -> String {
     }
 }
 
+/// How a sample stands against a bound: `median M, max X`. A bound is met only if every run
+/// meets it, so verdicts on bounds use [`Stat::max`], never the median.
+pub fn fmt_bound(s: Stat, digits: usize) -> String {
+    format!("median {:.digits$}, max {:.digits$}", s.median, s.max)
+}
+
 /// `met` or `missed`, in the report's words.
 pub fn verdict(met: bool) -> &'static str {
     if met { "**met**" } else { "**missed** (see the notes below)" }

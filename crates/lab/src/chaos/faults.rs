@@ -150,8 +150,26 @@ pub async fn inject(fault: Fault, dir: &Path, rng: &mut fastrand::Rng) -> anyhow
     Ok(match fault {
         Fault::KillRandom => Injected::hit(vec![kill(random(rng))?]),
         Fault::RollingRestart => {
+            // Shown to take effect: every server is a new process afterwards.
+            let state = zkpilot_local::StateDir::open(dir)?;
+            let pids = |v: &zkpilot_runtime::view::ClusterView| -> Vec<(ServerId, Option<u32>)> {
+                v.members
+                    .iter()
+                    .map(|m| (m.id, m.instance.as_ref().and_then(|i| zkpilot_local::group::zk_pid(&state, i))))
+                    .collect()
+            };
+            let before = pids(&v);
             local::rolling::rolling_restart(dir, Duration::from_secs(120), &mut print).await?;
-            Injected::hit(ids.iter().map(|i| i.0).collect())
+            let after = pids(&local::cluster_view(dir).await?);
+            let mut injected = Injected::hit(ids.iter().map(|i| i.0).collect());
+            for (id, pid) in &before {
+                let now = after.iter().find(|(a, _)| a == id).and_then(|(_, p)| *p);
+                if pid.is_none() || now.is_none() || now == *pid {
+                    injected.took_effect = false;
+                    injected.fallbacks.push(format!("NOT RESTARTED: server {id} pid {pid:?} -> {now:?}"));
+                }
+            }
+            injected
         }
         Fault::Partition => {
             let id = random(rng);

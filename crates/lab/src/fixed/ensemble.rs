@@ -10,7 +10,8 @@ use zkpilot_core::rollout::{Step, Strategy, fixed_rollout};
 use zkpilot_supervisor::{Spec, Supervisor};
 use zkpilot_zk::files::{Layout, ZooCfg, write_atomic};
 use zkpilot_zk::install::{Install, JvmSettings, write_logging_config};
-use zkpilot_zk::{FilesError, probe};
+use zkpilot_zk::zoo_cfg::{StaticSettings, static_keys};
+use zkpilot_zk::{FilesError, Secret, probe};
 
 /// A fixed-membership change that could not be carried out.
 #[derive(Debug, thiserror::Error)]
@@ -45,6 +46,9 @@ pub struct FixedEnsemble {
     running: BTreeMap<ServerId, Supervisor>,
     /// The list in force.
     config: EnsembleConfig,
+    /// The superuser's password (its digest is in every zoo.cfg, as zkpilot writes it); a lab
+    /// ensemble's throwaway secret, never written anywhere else.
+    password: String,
 }
 
 impl std::fmt::Debug for FixedEnsemble {
@@ -56,7 +60,13 @@ impl std::fmt::Debug for FixedEnsemble {
 impl FixedEnsemble {
     /// Nothing starts until [`Self::start`].
     pub fn new(install: Install, root: PathBuf, heap_mb: u32, tick_ms: u32) -> Self {
-        Self { install, root, heap_mb, tick_ms, running: BTreeMap::new(), config: EnsembleConfig::default() }
+        let password = format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..));
+        Self { install, root, heap_mb, tick_ms, running: BTreeMap::new(), config: EnsembleConfig::default(), password }
+    }
+
+    /// The digest auth (`super:<password>`) clients use, as they do against zkpilot's groups.
+    pub fn auth(&self) -> String {
+        format!("super:{}", self.password)
     }
 
     fn layout(&self, id: ServerId) -> Layout {
@@ -82,18 +92,23 @@ impl FixedEnsemble {
         }
         let mut cfg = ZooCfg::new();
         cfg.comment("Fixed membership, written by zkpilot-lab: the list changes only by rewrite and restart.");
-        for (k, v) in [
-            ("tickTime", self.tick_ms.to_string()),
-            ("initLimit", "10".into()),
-            ("syncLimit", "5".into()),
-            ("dataDir", layout.data_dir().to_string_lossy().into_owned()),
-            ("reconfigEnabled", "false".into()),
-            ("standaloneEnabled", "false".into()),
-            ("admin.enableServer", "false".into()),
-            ("4lw.commands.whitelist", "srvr,mntr".into()),
-        ] {
-            cfg.set(k, &v);
+        // The very keys zkpilot's agents write (limits, AdminServer, superuser digest, four-letter
+        // words), so a comparison measures the strategy, not the settings; only reconfig is off.
+        let host = list.servers.get(&id).map_or("127.0.0.1".to_string(), |s| s.host.clone());
+        let digest = Secret::new(self.password.clone()).super_digest();
+        let own = static_keys(&StaticSettings {
+            tick_time_ms: self.tick_ms,
+            init_limit: 10,
+            sync_limit: 5,
+            admin_address: &host,
+            admin_port: 8080,
+            super_digest: &digest,
+        });
+        for (k, v) in own {
+            cfg.set(&k, &v);
         }
+        cfg.set("reconfigEnabled", "false");
+        cfg.set("dataDir", &layout.data_dir().to_string_lossy());
         for s in list.servers.values() {
             let line = s.to_string();
             let (key, value) = line.split_once('=').unwrap_or((&line, ""));
@@ -109,7 +124,8 @@ impl FixedEnsemble {
         let (program, args) = self.install.server_command(
             &layout.conf_dir(),
             &layout.zoo_cfg(),
-            &JvmSettings { heap_mb: self.heap_mb, hosts_file: None, dns_ttl_s: None, snapshot_sync_only: false },
+            // As zkpilot's default (`[server] snapshot_sync_only`): learners synced by snapshot.
+            &JvmSettings { heap_mb: self.heap_mb, hosts_file: None, dns_ttl_s: None, snapshot_sync_only: true },
         );
         let mut sup = Supervisor::new(Spec {
             program,

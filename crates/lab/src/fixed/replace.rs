@@ -123,7 +123,8 @@ pub async fn replace(args: &ReplaceArgs) -> anyhow::Result<ReplaceReport> {
         let mut target = current.clone();
         target.servers.remove(&victim);
         target.servers.insert(new.id, new.clone());
-        let load = Spec::steady(Target::Fixed(ensemble.connect_string()), None, "/fixed-load");
+        let auth = ensemble.auth();
+        let load = Spec::steady(Target::Fixed(ensemble.connect_string()), Some(auth.clone()), "/fixed-load");
         let workload = Workload::start(load.clone());
         // A steady state before and after the change, so the gap measured is the change's.
         tokio::time::sleep(Duration::from_secs(1)).await;
@@ -133,7 +134,7 @@ pub async fn replace(args: &ReplaceArgs) -> anyhow::Result<ReplaceReport> {
         tokio::time::sleep(Duration::from_secs(1)).await;
         let stats = workload.stop().await;
         let now = Target::Fixed(target.connect_string());
-        let lost = stats.missing(&present(&now, None, &load.root).await?).count();
+        let lost = stats.missing(&present(&now, Some(&auth), &load.root).await?).count();
         Ok::<_, anyhow::Error>(ReplaceReport {
             strategy: args.strategy.clone(),
             replaced: victim,

@@ -70,6 +70,7 @@ fn rolling_restart_under_load_loses_nothing() {
     let leader_last = out.lines().rfind(|l| l.starts_with("restarted server")).is_some_and(|l| l.contains("(leader)"));
     assert!(leader_last, "the leader goes last: {out}");
     let r = read_json(report);
+    assert_eq!(r["faults_not_injected"], 0, "every server is a new process afterwards: {r:#}");
     assert_eq!((r["writes_lost"].as_u64(), r["stale_reads"].as_u64()), (Some(0), Some(0)), "{r:#}");
     assert!(r["writes_acked"].as_u64().unwrap_or(0) > 20, "{r:#}");
 }
