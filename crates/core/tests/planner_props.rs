@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use proptest::prelude::*;
+use proptest::test_runner::FileFailurePersistence;
 use zkpilot_core::model::{EnsembleConfig, Instance, InstanceId, InstanceState, Role, ServerId, ServerSpec};
 use zkpilot_core::observed::{Health, Mode, Observed};
 use zkpilot_core::plan::Action;
@@ -102,8 +103,19 @@ fn observe(servers: &BTreeMap<u32, Server>, version: u64) -> Observed {
     Observed { config: Some(config), instances: Some(instances), health, down_since, desired: None }
 }
 
+/// Failures persist next to this file (`planner_props.proptest-regressions`, checked in) and are
+/// replayed before new cases, so a once-found counterexample keeps being tested.
+fn config(cases: u32) -> ProptestConfig {
+    ProptestConfig {
+        cases,
+        max_global_rejects: 1_000_000,
+        failure_persistence: Some(Box::new(FileFailurePersistence::WithSource("proptest-regressions"))),
+        ..ProptestConfig::default()
+    }
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 2000, max_global_rejects: 1_000_000, failure_persistence: None, ..ProptestConfig::default() })]
+    #![proptest_config(config(2000))]
 
     /// Odd voters, minimum, removal cap, synced quorum, one change per pass: every plan passes
     /// `check_plan`, and planning is deterministic.
