@@ -152,7 +152,7 @@ impl<'a> Ctx<'a> {
     fn safe(&self, change: &MembershipChange, plan: &mut Plan, subject: &str) -> bool {
         let before = self.voters();
         let after = change.voters_after(&before);
-        if !voter_count_ok(before.len(), after.len()) {
+        if after != before && !voter_count_ok(before.len(), after.len()) {
             plan.skip(subject, format!("{} -> {} voters would leave an even count", before.len(), after.len()));
             return false;
         }
@@ -395,7 +395,7 @@ fn desired_voters(ctx: &Ctx) -> usize {
 }
 
 /// More voters than wanted (target lowered, or the group shrank to an even size): demote the
-/// extra to observers, unhealthy and highest ids first, the leader last, never below the minimum.
+/// extra to observers, leaving, unhealthy and highest ids first, the leader last, never below the minimum.
 fn shrink_voters(ctx: &Ctx, plan: &mut Plan) -> Option<MembershipChange> {
     let v = ctx.voters().len();
     let desired = desired_voters(ctx);
@@ -404,7 +404,8 @@ fn shrink_voters(ctx: &Ctx, plan: &mut Plan) -> Option<MembershipChange> {
     }
     let leader = ctx.obs.leader();
     let mut voters: Vec<&Member> = ctx.members.iter().filter(|m| m.is_voter()).collect();
-    voters.sort_by_key(|m| (Some(m.id) == leader, m.is_serving(), std::cmp::Reverse(m.id)));
+    // A leaving voter demoted is an observer the next pass removes without touching the quorum.
+    voters.sort_by_key(|m| (Some(m.id) == leader, !m.is_leaving(), m.is_serving(), std::cmp::Reverse(m.id)));
     let cap = (v - desired).min(max_removable(v).max(1));
     for k in (1..=cap).rev() {
         if !voter_count_ok(v, v - k) || !respects_min_voters(v, v - k, ctx.policy.min_voters) {
@@ -647,6 +648,69 @@ mod tests {
         obs.desired = Some(2);
         let p = plan(&obs, &Policy::default(), 0);
         assert!(p.reconfig().is_some_and(|c| c.leaving == vec![ServerId(3)]), "scale-in: nothing to wait for: {p:?}");
+    }
+
+    /// An even voter count is not kept by a swap (`4 -> 4`): a dead voter of four is removed
+    /// (`4 -> 3`, still tolerating one failure) even though a synced observer could replace it.
+    #[test]
+    fn a_swap_does_not_keep_an_even_voter_count() {
+        let line = |n: u32, role: &str| format!("server.{n}=127.0.0.{n}:2888:3888:{role};127.0.0.{n}:2181\n");
+        let text: String = (1..=4).map(|n| line(n, "participant")).chain([line(5, "observer")]).collect();
+        let config = EnsembleConfig::parse(&format!("{text}version=100000000")).expect("cfg");
+        let mut dead = running(4, Some(4));
+        dead.state = InstanceState::Terminated;
+        let obs = Observed {
+            config: Some(config),
+            instances: Some(vec![
+                running(1, Some(1)),
+                running(2, Some(2)),
+                running(3, Some(3)),
+                dead,
+                running(5, Some(5)),
+            ]),
+            health: [
+                (ServerId(1), h(Mode::Leader)),
+                (ServerId(2), h(Mode::Follower)),
+                (ServerId(3), h(Mode::Follower)),
+                (ServerId(4), Health::UNREACHABLE),
+                (ServerId(5), h(Mode::Observer)),
+            ]
+            .into_iter()
+            .collect(),
+            ..Default::default()
+        };
+        let policy = Policy { target_voters: 5, ..Policy::default() };
+        let p = plan(&obs, &policy, 0);
+        let c = p.reconfig().expect("a change");
+        assert!(c.joining.is_empty() && c.leaving == vec![ServerId(4)], "4 -> 3, not a 4 -> 4 swap: {p:?}");
+    }
+
+    /// Two voters (the `3 -> 2` waypoint) with a terminating but serving voter and a synced joiner:
+    /// no `2 -> 2` swap; the joiner is added first (`2 -> 3`), the leaver swapped or removed later.
+    #[test]
+    fn two_voters_grow_before_a_leaver_is_swapped() {
+        let config = participants(2);
+        let mut leaving = running(2, Some(2));
+        leaving.state = InstanceState::Terminating;
+        let obs = Observed {
+            config: Some(config),
+            instances: Some(vec![running(1, Some(1)), leaving, running(3, Some(3))]),
+            health: [
+                (ServerId(1), h(Mode::Leader)),
+                (ServerId(2), h(Mode::Follower)),
+                (ServerId(3), h(Mode::Follower)),
+            ]
+            .into_iter()
+            .collect(),
+            ..Default::default()
+        };
+        let p = plan(&obs, &Policy::default(), 0);
+        let c = p.reconfig().expect("a change");
+        assert_eq!(
+            (c.leaving.clone(), c.joining.iter().map(|s| (s.id, s.role)).collect::<Vec<_>>()),
+            (vec![], vec![(ServerId(3), Role::Participant)]),
+            "{p:?}"
+        );
     }
 
     #[test]
