@@ -150,22 +150,47 @@ impl<'a> Ctx<'a> {
 
     /// Does `change` leave a synced majority in the new voter set (and keep the count legal)?
     fn safe(&self, change: &MembershipChange, plan: &mut Plan, subject: &str) -> bool {
+        self.refusal(change, plan, subject).is_none()
+    }
+
+    /// Why `change` may not be made, recorded in `plan`; `None` when it may.
+    fn refusal(&self, change: &MembershipChange, plan: &mut Plan, subject: &str) -> Option<Refusal> {
         let before = self.voters();
         let after = change.voters_after(&before);
         if after != before && !voter_count_ok(before.len(), after.len()) {
             plan.skip(subject, format!("{} -> {} voters would leave an even count", before.len(), after.len()));
-            return false;
+            return Some(Refusal::Count);
         }
         if !respects_min_voters(before.len(), after.len(), self.policy.min_voters) {
             plan.skip(subject, format!("would go below min_voters ({})", self.policy.min_voters));
-            return false;
+            return Some(Refusal::Count);
         }
         if after != before && !has_synced_quorum(&after, &ack_capable(self.obs)) {
             plan.skip(subject, "the new voter set would not have a synced majority");
-            return false;
+            return Some(Refusal::NoSyncedQuorum);
         }
-        true
+        None
     }
+
+    /// An observer cannot acknowledge the history prefix of its own promotion, so when the voters
+    /// that stay are no synced majority of the new set, a promotion can never commit
+    /// (NewConfigNoQuorum). ZooKeeper's documented way out (Dynamic Reconfiguration guide,
+    /// "Changing an observer into a follower"): remove the observer first; it keeps running as a
+    /// non-voting follower, which can ack, and is promoted in a later pass.
+    fn recycle_observer(&self, promoted: &[ServerSpec]) -> Option<MembershipChange> {
+        let observer = promoted.iter().find(|s| self.config.role_of(s.id) == Some(Role::Observer))?;
+        let why = format!("observer {} rejoins as non-voting follower so its promotion can commit", observer.id);
+        Some(self.change(vec![], vec![observer.id], why))
+    }
+}
+
+/// Why the planner refused a change it considered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Refusal {
+    /// Parity or min_voters.
+    Count,
+    /// Too few of the new voters can ack.
+    NoSyncedQuorum,
 }
 
 /// Ids whose server is out of the config and whose instance is terminated go back to the pool.
@@ -269,8 +294,13 @@ fn replace_leaving_voters(ctx: &Ctx, plan: &mut Plan) -> Option<MembershipChange
         ids(&out),
         ins.iter().map(|s| s.id.to_string()).collect::<Vec<_>>().join(",")
     );
-    let change = ctx.change(ins, out, why);
-    ctx.safe(&change, plan, "replace leaving voters").then_some(change)
+    let change = ctx.change(ins.clone(), out, why);
+    match ctx.refusal(&change, plan, "replace leaving voters") {
+        None => Some(change),
+        // A lone voter swapped for an observer: the observer is the whole new set and cannot ack.
+        Some(Refusal::NoSyncedQuorum) => ctx.recycle_observer(&ins),
+        Some(Refusal::Count) => None,
+    }
 }
 
 /// Observers whose instance is gone leave; observers carry no votes so there is nothing to cap.
@@ -362,16 +392,11 @@ fn grow_voters(ctx: &Ctx, plan: &mut Plan) -> Option<MembershipChange> {
     let ins: Vec<ServerSpec> = candidates.into_iter().take(available - v).collect();
     let why = format!("{v} voters below target {}: {available} voters", ctx.policy.target_voters);
     let change = ctx.change(ins.clone(), vec![], why);
-    if ctx.safe(&change, plan, "grow voters") {
-        return Some(change);
+    match ctx.refusal(&change, plan, "grow voters") {
+        None => Some(change),
+        Some(Refusal::NoSyncedQuorum) => ctx.recycle_observer(&ins),
+        Some(Refusal::Count) => None,
     }
-    // An observer cannot acknowledge the history prefix of its own promotion, so when the current
-    // voters alone are no synced majority of the new set, the promotion can never commit
-    // (NewConfigNoQuorum). ZooKeeper's documented way out: remove the observer first; it keeps
-    // running as a non-voting follower, which can ack, and is promoted in a later pass.
-    let observer = ins.iter().find(|s| ctx.config.role_of(s.id) == Some(Role::Observer))?;
-    let why = format!("observer {} rejoins as non-voting follower so its promotion can commit", observer.id);
-    Some(ctx.change(vec![], vec![observer.id], why))
 }
 
 /// Voters wanted now: the target, but never more than the largest odd number of members whose
@@ -709,6 +734,36 @@ mod tests {
         assert_eq!(
             (c.leaving.clone(), c.joining.iter().map(|s| (s.id, s.role)).collect::<Vec<_>>()),
             (vec![], vec![(ServerId(3), Role::Participant)]),
+            "{p:?}"
+        );
+    }
+
+    /// A lone voter leaving with only an observer to take its place: the swap `{1} -> {2}` can
+    /// never commit (the observer would be the whole new set and observers cannot ack), so the
+    /// observer is first taken out to rejoin as a non-voting follower, then swapped in.
+    #[test]
+    fn a_lone_leaving_voter_is_replaced_by_an_observer_via_a_non_voting_follower() {
+        let text = "server.1=127.0.0.1:2888:3888:participant;127.0.0.1:2181\n\
+                    server.2=127.0.0.2:2888:3888:observer;127.0.0.2:2181\nversion=100000000";
+        let mut leaving = running(1, Some(1));
+        leaving.state = InstanceState::Terminating;
+        let mut obs = Observed {
+            config: Some(EnsembleConfig::parse(text).expect("cfg")),
+            instances: Some(vec![leaving, running(2, Some(2))]),
+            health: [(ServerId(1), h(Mode::Leader)), (ServerId(2), h(Mode::Observer))].into_iter().collect(),
+            ..Default::default()
+        };
+        let policy = Policy { target_voters: 1, ..Policy::default() };
+        let p = plan(&obs, &policy, 0);
+        let c = p.reconfig().expect("a change");
+        assert!(c.joining.is_empty() && c.leaving == vec![ServerId(2)], "observer rejoins first: {p:?}");
+        obs.config.as_mut().expect("config").servers.remove(&ServerId(2));
+        obs.health.insert(ServerId(2), h(Mode::Follower));
+        let p = plan(&obs, &policy, 0);
+        let c = p.reconfig().expect("a change");
+        assert_eq!(
+            (c.leaving.clone(), c.joining.iter().map(|s| (s.id, s.role)).collect::<Vec<_>>()),
+            (vec![ServerId(1)], vec![(ServerId(2), Role::Participant)]),
             "{p:?}"
         );
     }
