@@ -768,6 +768,24 @@ mod tests {
         );
     }
 
+    /// Lowering the target from five to three demotes two live voters in one change: that is
+    /// the removal cap of five, `(5 - 1) / 2`, and ZooKeeper commits it only with a quorum of the
+    /// old five and of the new three acking, which the synced-majority rule already demands.
+    #[test]
+    fn lowering_the_target_from_five_to_three_demotes_two_at_once() {
+        let obs = Observed {
+            config: Some(participants(5)),
+            instances: Some((1..=5).map(|n| running(n, Some(n))).collect()),
+            health: (1..=5).map(|n| (ServerId(n), h(if n == 1 { Mode::Leader } else { Mode::Follower }))).collect(),
+            ..Default::default()
+        };
+        let p = plan(&obs, &Policy::default(), 0);
+        let c = p.reconfig().expect("a change");
+        let demoted: Vec<(ServerId, Role)> = c.joining.iter().map(|s| (s.id, s.role)).collect();
+        assert_eq!(demoted, vec![(ServerId(5), Role::Observer), (ServerId(4), Role::Observer)], "{p:?}");
+        assert_eq!(crate::safety::check_plan(&obs, &Policy::default(), &p), Ok(()));
+    }
+
     #[test]
     fn launch_hook_completes_once_the_server_serves_in_its_role() {
         assert!(!completes(&obs_with(LifecycleHook::Launching, None, Mode::Follower)), "joiner not yet added");
