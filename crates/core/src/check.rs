@@ -18,8 +18,8 @@
 //!   conditional on the version it was made from (Dynamic Reconfiguration guide, "Conditional
 //!   reconfig");
 //! - a server that joins must already be connected to the leader as a (non-voting) follower, or
-//!   it cannot ack and lowers fault tolerance while it catches up (Dynamic Reconfiguration guide,
-//!   "Adding servers").
+//!   it cannot ack and lowers fault tolerance while it catches up (Dynamic Reconfiguration
+//!   guide, "Progress guarantees").
 //!
 //! The remaining rules are zkpilot's own policy and say so where they are checked.
 
