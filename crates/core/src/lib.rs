@@ -14,9 +14,9 @@
 //! file is opened, no task is spawned. The runtime gathers an [`Observed`] snapshot (turning every
 //! failed probe into an explicit `Unknown`/`Unreachable` value rather than an early return), calls
 //! [`plan`], executes at most one membership change and observes again. The safety rules that keep
-//! a quorum intact are small named functions in [`safety`], each with its arithmetic in its docs,
-//! and [`safety::check_plan`] re-checks every plan against them (in property tests and as a
-//! `debug_assert!` in the runtime).
+//! a quorum intact are small named functions in [`safety`], each with its arithmetic in its docs;
+//! [`safety::check_plan`] (in [`check`]) re-derives every rule independently of them and re-checks
+//! every plan (in property tests and as a `debug_assert!` in the runtime).
 //!
 //! The ports the runtime drives are declared in [`ports`], next to the model they speak, with only
 //! the methods the agent uses. Quorum-loss recovery, which cannot go through ZooKeeper, is decided
@@ -29,6 +29,7 @@
 pub mod agent;
 pub mod backup;
 pub mod boot;
+pub mod check;
 pub mod model;
 pub mod observed;
 pub mod plan;

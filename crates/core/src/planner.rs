@@ -150,22 +150,47 @@ impl<'a> Ctx<'a> {
 
     /// Does `change` leave a synced majority in the new voter set (and keep the count legal)?
     fn safe(&self, change: &MembershipChange, plan: &mut Plan, subject: &str) -> bool {
+        self.refusal(change, plan, subject).is_none()
+    }
+
+    /// Why `change` may not be made, recorded in `plan`; `None` when it may.
+    fn refusal(&self, change: &MembershipChange, plan: &mut Plan, subject: &str) -> Option<Refusal> {
         let before = self.voters();
         let after = change.voters_after(&before);
-        if !voter_count_ok(before.len(), after.len()) {
+        if after != before && !voter_count_ok(before.len(), after.len()) {
             plan.skip(subject, format!("{} -> {} voters would leave an even count", before.len(), after.len()));
-            return false;
+            return Some(Refusal::Count);
         }
         if !respects_min_voters(before.len(), after.len(), self.policy.min_voters) {
             plan.skip(subject, format!("would go below min_voters ({})", self.policy.min_voters));
-            return false;
+            return Some(Refusal::Count);
         }
         if after != before && !has_synced_quorum(&after, &ack_capable(self.obs)) {
             plan.skip(subject, "the new voter set would not have a synced majority");
-            return false;
+            return Some(Refusal::NoSyncedQuorum);
         }
-        true
+        None
     }
+
+    /// An observer cannot acknowledge the history prefix of its own promotion, so when the voters
+    /// that stay are no synced majority of the new set, a promotion can never commit
+    /// (NewConfigNoQuorum). ZooKeeper's documented way out (Dynamic Reconfiguration guide,
+    /// "Changing an observer into a follower"): remove the observer first; it keeps running as a
+    /// non-voting follower, which can ack, and is promoted in a later pass.
+    fn recycle_observer(&self, promoted: &[ServerSpec]) -> Option<MembershipChange> {
+        let observer = promoted.iter().find(|s| self.config.role_of(s.id) == Some(Role::Observer))?;
+        let why = format!("observer {} rejoins as non-voting follower so its promotion can commit", observer.id);
+        Some(self.change(vec![], vec![observer.id], why))
+    }
+}
+
+/// Why the planner refused a change it considered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Refusal {
+    /// Parity or min_voters.
+    Count,
+    /// Too few of the new voters can ack.
+    NoSyncedQuorum,
 }
 
 /// Ids whose server is out of the config and whose instance is terminated go back to the pool.
@@ -269,8 +294,13 @@ fn replace_leaving_voters(ctx: &Ctx, plan: &mut Plan) -> Option<MembershipChange
         ids(&out),
         ins.iter().map(|s| s.id.to_string()).collect::<Vec<_>>().join(",")
     );
-    let change = ctx.change(ins, out, why);
-    ctx.safe(&change, plan, "replace leaving voters").then_some(change)
+    let change = ctx.change(ins.clone(), out, why);
+    match ctx.refusal(&change, plan, "replace leaving voters") {
+        None => Some(change),
+        // A lone voter swapped for an observer: the observer is the whole new set and cannot ack.
+        Some(Refusal::NoSyncedQuorum) => ctx.recycle_observer(&ins),
+        Some(Refusal::Count) => None,
+    }
 }
 
 /// Observers whose instance is gone leave; observers carry no votes so there is nothing to cap.
@@ -362,16 +392,11 @@ fn grow_voters(ctx: &Ctx, plan: &mut Plan) -> Option<MembershipChange> {
     let ins: Vec<ServerSpec> = candidates.into_iter().take(available - v).collect();
     let why = format!("{v} voters below target {}: {available} voters", ctx.policy.target_voters);
     let change = ctx.change(ins.clone(), vec![], why);
-    if ctx.safe(&change, plan, "grow voters") {
-        return Some(change);
+    match ctx.refusal(&change, plan, "grow voters") {
+        None => Some(change),
+        Some(Refusal::NoSyncedQuorum) => ctx.recycle_observer(&ins),
+        Some(Refusal::Count) => None,
     }
-    // An observer cannot acknowledge the history prefix of its own promotion, so when the current
-    // voters alone are no synced majority of the new set, the promotion can never commit
-    // (NewConfigNoQuorum). ZooKeeper's documented way out: remove the observer first; it keeps
-    // running as a non-voting follower, which can ack, and is promoted in a later pass.
-    let observer = ins.iter().find(|s| ctx.config.role_of(s.id) == Some(Role::Observer))?;
-    let why = format!("observer {} rejoins as non-voting follower so its promotion can commit", observer.id);
-    Some(ctx.change(vec![], vec![observer.id], why))
 }
 
 /// Voters wanted now: the target, but never more than the largest odd number of members whose
@@ -395,7 +420,7 @@ fn desired_voters(ctx: &Ctx) -> usize {
 }
 
 /// More voters than wanted (target lowered, or the group shrank to an even size): demote the
-/// extra to observers, unhealthy and highest ids first, the leader last, never below the minimum.
+/// extra to observers, leaving, unhealthy and highest ids first, the leader last, never below the minimum.
 fn shrink_voters(ctx: &Ctx, plan: &mut Plan) -> Option<MembershipChange> {
     let v = ctx.voters().len();
     let desired = desired_voters(ctx);
@@ -404,7 +429,8 @@ fn shrink_voters(ctx: &Ctx, plan: &mut Plan) -> Option<MembershipChange> {
     }
     let leader = ctx.obs.leader();
     let mut voters: Vec<&Member> = ctx.members.iter().filter(|m| m.is_voter()).collect();
-    voters.sort_by_key(|m| (Some(m.id) == leader, m.is_serving(), std::cmp::Reverse(m.id)));
+    // A leaving voter demoted is an observer the next pass removes without touching the quorum.
+    voters.sort_by_key(|m| (Some(m.id) == leader, !m.is_leaving(), m.is_serving(), std::cmp::Reverse(m.id)));
     let cap = (v - desired).min(max_removable(v).max(1));
     for k in (1..=cap).rev() {
         if !voter_count_ok(v, v - k) || !respects_min_voters(v, v - k, ctx.policy.min_voters) {
@@ -647,6 +673,117 @@ mod tests {
         obs.desired = Some(2);
         let p = plan(&obs, &Policy::default(), 0);
         assert!(p.reconfig().is_some_and(|c| c.leaving == vec![ServerId(3)]), "scale-in: nothing to wait for: {p:?}");
+    }
+
+    /// An even voter count is not kept by a swap (`4 -> 4`): a dead voter of four is removed
+    /// (`4 -> 3`, still tolerating one failure) even though a synced observer could replace it.
+    #[test]
+    fn a_swap_does_not_keep_an_even_voter_count() {
+        let line = |n: u32, role: &str| format!("server.{n}=127.0.0.{n}:2888:3888:{role};127.0.0.{n}:2181\n");
+        let text: String = (1..=4).map(|n| line(n, "participant")).chain([line(5, "observer")]).collect();
+        let config = EnsembleConfig::parse(&format!("{text}version=100000000")).expect("cfg");
+        let mut dead = running(4, Some(4));
+        dead.state = InstanceState::Terminated;
+        let obs = Observed {
+            config: Some(config),
+            instances: Some(vec![
+                running(1, Some(1)),
+                running(2, Some(2)),
+                running(3, Some(3)),
+                dead,
+                running(5, Some(5)),
+            ]),
+            health: [
+                (ServerId(1), h(Mode::Leader)),
+                (ServerId(2), h(Mode::Follower)),
+                (ServerId(3), h(Mode::Follower)),
+                (ServerId(4), Health::UNREACHABLE),
+                (ServerId(5), h(Mode::Observer)),
+            ]
+            .into_iter()
+            .collect(),
+            ..Default::default()
+        };
+        let policy = Policy { target_voters: 5, ..Policy::default() };
+        let p = plan(&obs, &policy, 0);
+        let c = p.reconfig().expect("a change");
+        assert!(c.joining.is_empty() && c.leaving == vec![ServerId(4)], "4 -> 3, not a 4 -> 4 swap: {p:?}");
+    }
+
+    /// Two voters (the `3 -> 2` waypoint) with a terminating but serving voter and a synced joiner:
+    /// no `2 -> 2` swap; the joiner is added first (`2 -> 3`), the leaver swapped or removed later.
+    #[test]
+    fn two_voters_grow_before_a_leaver_is_swapped() {
+        let config = participants(2);
+        let mut leaving = running(2, Some(2));
+        leaving.state = InstanceState::Terminating;
+        let obs = Observed {
+            config: Some(config),
+            instances: Some(vec![running(1, Some(1)), leaving, running(3, Some(3))]),
+            health: [
+                (ServerId(1), h(Mode::Leader)),
+                (ServerId(2), h(Mode::Follower)),
+                (ServerId(3), h(Mode::Follower)),
+            ]
+            .into_iter()
+            .collect(),
+            ..Default::default()
+        };
+        let p = plan(&obs, &Policy::default(), 0);
+        let c = p.reconfig().expect("a change");
+        assert_eq!(
+            (c.leaving.clone(), c.joining.iter().map(|s| (s.id, s.role)).collect::<Vec<_>>()),
+            (vec![], vec![(ServerId(3), Role::Participant)]),
+            "{p:?}"
+        );
+    }
+
+    /// A lone voter leaving with only an observer to take its place: the swap `{1} -> {2}` can
+    /// never commit (the observer would be the whole new set and observers cannot ack), so the
+    /// observer is first taken out to rejoin as a non-voting follower, then swapped in.
+    #[test]
+    fn a_lone_leaving_voter_is_replaced_by_an_observer_via_a_non_voting_follower() {
+        let text = "server.1=127.0.0.1:2888:3888:participant;127.0.0.1:2181\n\
+                    server.2=127.0.0.2:2888:3888:observer;127.0.0.2:2181\nversion=100000000";
+        let mut leaving = running(1, Some(1));
+        leaving.state = InstanceState::Terminating;
+        let mut obs = Observed {
+            config: Some(EnsembleConfig::parse(text).expect("cfg")),
+            instances: Some(vec![leaving, running(2, Some(2))]),
+            health: [(ServerId(1), h(Mode::Leader)), (ServerId(2), h(Mode::Observer))].into_iter().collect(),
+            ..Default::default()
+        };
+        let policy = Policy { target_voters: 1, ..Policy::default() };
+        let p = plan(&obs, &policy, 0);
+        let c = p.reconfig().expect("a change");
+        assert!(c.joining.is_empty() && c.leaving == vec![ServerId(2)], "observer rejoins first: {p:?}");
+        obs.config.as_mut().expect("config").servers.remove(&ServerId(2));
+        obs.health.insert(ServerId(2), h(Mode::Follower));
+        let p = plan(&obs, &policy, 0);
+        let c = p.reconfig().expect("a change");
+        assert_eq!(
+            (c.leaving.clone(), c.joining.iter().map(|s| (s.id, s.role)).collect::<Vec<_>>()),
+            (vec![ServerId(1)], vec![(ServerId(2), Role::Participant)]),
+            "{p:?}"
+        );
+    }
+
+    /// Lowering the target from five to three demotes two live voters in one change: that is
+    /// the removal cap of five, `(5 - 1) / 2`, and ZooKeeper commits it only with a quorum of the
+    /// old five and of the new three acking, which the synced-majority rule already demands.
+    #[test]
+    fn lowering_the_target_from_five_to_three_demotes_two_at_once() {
+        let obs = Observed {
+            config: Some(participants(5)),
+            instances: Some((1..=5).map(|n| running(n, Some(n))).collect()),
+            health: (1..=5).map(|n| (ServerId(n), h(if n == 1 { Mode::Leader } else { Mode::Follower }))).collect(),
+            ..Default::default()
+        };
+        let p = plan(&obs, &Policy::default(), 0);
+        let c = p.reconfig().expect("a change");
+        let demoted: Vec<(ServerId, Role)> = c.joining.iter().map(|s| (s.id, s.role)).collect();
+        assert_eq!(demoted, vec![(ServerId(5), Role::Observer), (ServerId(4), Role::Observer)], "{p:?}");
+        assert_eq!(crate::safety::check_plan(&obs, &Policy::default(), &p), Ok(()));
     }
 
     #[test]
