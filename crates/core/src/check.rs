@@ -48,8 +48,8 @@ fn fail_if(broken: bool, rule: &'static str, detail: impl FnOnce() -> String) ->
     if broken { Err(violation(rule, detail())) } else { Ok(()) }
 }
 
-/// Checks a plan against every rule. Used by the property tests and by the runtime in debug
-/// builds; a violation is a planner bug. Rules that need the time (the stabilization of a
+/// Checks a plan against every rule. Used by the property tests and, through
+/// [`crate::agent::vet`], by the agent on every pass; a violation is a planner bug. Rules that need the time (the stabilization of a
 /// promoted server, the age of an outage) are checked by [`check_plan_at`] only.
 pub fn check_plan(obs: &Observed, policy: &Policy, plan: &Plan) -> Result<(), Violation> {
     check(obs, policy, plan, None)

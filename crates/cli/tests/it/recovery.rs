@@ -105,6 +105,13 @@ fn slot_mode_quorum_loss_waits_for_the_slots_and_loses_nothing() {
     for v in &victims {
         g.kill(*v, false);
     }
+    // The group notices the failures (what its health check does after its delay, done here by
+    // hand because the controller is frozen) but launches no replacement yet.
+    let state = zkpilot_local::StateDir::open(g.path()).expect("group state");
+    for v in &victims {
+        let instance = zkpilot_core::model::InstanceId(instance_of(&s, *v));
+        state.set_state(&instance, zkpilot_core::InstanceState::Terminated).expect("terminate");
+    }
     let inst = instance_of(&s, survivor);
     let s = g.wait_for("the survivor says what it waits for", |s| {
         s["instances"].as_array().expect("instances").iter().any(|i| {

@@ -10,6 +10,7 @@
 //! | fence for quorum-loss recovery? | [`fence::QuorumClock`], [`fence::FenceCheck`] |
 //! | the membership change | [`crate::plan`](crate::planner::plan) |
 //! | may it run? (every rule re-checked, in release builds too) | [`vet::vet`] |
+//! | what a reconfig whose answer was lost holds back until it is settled | [`inflight::InFlight`] |
 //! | execute it, or say why not (operator pause) | [`gate`] |
 //! | heartbeat / report again? periodic backup due? metrics? | [`throttle`] |
 //! | what came of it, what it counts | [`outcome::Outcome`], [`outcome::Counters`] |
@@ -20,12 +21,14 @@
 //! else: no rule is decided there.
 
 pub mod fence;
+pub mod inflight;
 pub mod outcome;
 pub mod phase;
 pub mod throttle;
 pub mod vet;
 
 pub use fence::{FenceCheck, QuorumClock};
+pub use inflight::{InFlight, Settled};
 pub use outcome::{Counters, Outcome};
 pub use phase::{Listed, Phase, Seen, Verdict};
 pub use throttle::{Backoff, BackupDue, Cached, Every, Pace, PerKey, PeriodicBackup, Restarts};

@@ -1,4 +1,4 @@
-//! The last word on a plan before it runs: [`crate::safety::check_plan`] on every pass, in
+//! The last word on a plan before it runs: [`crate::safety::check_plan_at`] on every pass, in
 //! release builds too (it is cheap next to the ZooKeeper round trips of a pass).
 //!
 //! A violation means the planner is wrong, so nothing of that plan runs: the agent skips it,
@@ -8,7 +8,7 @@
 use crate::observed::Observed;
 use crate::plan::Plan;
 use crate::policy::Policy;
-use crate::safety::{Violation, check_plan};
+use crate::safety::{Violation, check_plan_at};
 
 /// A plan after the check.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,10 +19,10 @@ pub struct Vetted {
     pub refused: Option<Violation>,
 }
 
-/// Checks `plan` against every safety rule; a plan that breaks one keeps its `skipped` (plus
-/// the refusal) but loses all its actions.
-pub fn vet(obs: &Observed, policy: &Policy, plan: Plan) -> Vetted {
-    match check_plan(obs, policy, &plan) {
+/// Checks `plan`, made at `now_ms`, against every safety rule; a plan that breaks one keeps its
+/// `skipped` (plus the refusal) but loses all its actions.
+pub fn vet(obs: &Observed, policy: &Policy, plan: Plan, now_ms: u64) -> Vetted {
+    match check_plan_at(obs, policy, &plan, now_ms) {
         Ok(()) => Vetted { plan, refused: None },
         Err(v) => {
             let mut refused = Plan { actions: Vec::new(), skipped: plan.skipped };
@@ -75,7 +75,7 @@ mod tests {
     fn a_safe_plan_passes_unchanged() {
         let obs = three_serving();
         let plan = Plan::default();
-        assert_eq!(vet(&obs, &Policy::default(), plan.clone()), Vetted { plan, refused: None });
+        assert_eq!(vet(&obs, &Policy::default(), plan.clone(), 1_000), Vetted { plan, refused: None });
     }
 
     #[test]
@@ -91,7 +91,7 @@ mod tests {
         };
         let mut plan = Plan { actions: vec![Action::Reconfig(change)], skipped: Vec::new() };
         plan.skip("server 4", "not synced");
-        let v = vet(&obs, &Policy::default(), plan);
+        let v = vet(&obs, &Policy::default(), plan, 1_000);
         let refused = v.refused.expect("refused");
         assert!(v.plan.actions.is_empty());
         assert_eq!(v.plan.skipped[0].subject, "server 4", "the planner's own reasons stay");

@@ -183,7 +183,8 @@ async fn claim_processes(dir: &std::path::Path, n: usize) -> anyhow::Result<Stat
     for child in children {
         let out = child.wait_with_output().await?;
         let text = String::from_utf8_lossy(&out.stdout).to_string();
-        let (id, ms) = text.trim().split_once(' ').with_context(|| format!("claimer said {text:?} ({})", out.status))?;
+        let (id, ms) =
+            text.trim().split_once(' ').with_context(|| format!("claimer said {text:?} ({})", out.status))?;
         ids.push(id.parse::<u32>()?);
         lat.push(ms.parse::<f64>()?);
     }

@@ -105,7 +105,8 @@ pub async fn bootstrap_bench(args: &BenchArgs, out: &mut String) -> anyhow::Resu
         eprintln!("[bench] b4 run {}", run + 1);
         let dir = args.workdir(&format!("b4-zkpilot-{run}"))?;
         let started = Instant::now();
-        let (r, t) = tokio::join!(up(args, 3, &dir, &net, "elastic"), serving_under_one_leader(&addresses, started, limit));
+        let (r, t) =
+            tokio::join!(up(args, 3, &dir, &net, "elastic"), serving_under_one_leader(&addresses, started, limit));
         local::down(&dir, &mut print).await?;
         r?;
         zk.push(t.context("b4: the zkpilot group never served under one leader")?);

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use tokio::time::Instant;
-use zkpilot_core::agent::Outcome;
+use zkpilot_core::agent::{InFlight, Outcome, Settled};
 use zkpilot_core::backup::BackupReason;
 use zkpilot_core::observed::Observed;
 use zkpilot_core::plan::{Action, MembershipChange, Plan};
@@ -69,7 +69,7 @@ impl<B: Backend, Z: Zookeeper, P: ServerProcess, C: Clock> Agent<B, Z, P, C> {
     /// One conditional reconfig, its outcome settled by reading the config back, then confirmed by
     /// a committed write (only then is it active on every server, and safe to stop a removed one;
     /// ZooKeeper admin guide, "Dynamic Reconfiguration": progress guarantees).
-    async fn reconfig(&self, connect: &str, change: &MembershipChange) -> Outcome {
+    async fn reconfig(&mut self, connect: &str, change: &MembershipChange) -> Outcome {
         let failed = |why: String| Outcome::Failed { why };
         match self.zk.reconfig(connect, change).await {
             Ok(cfg) if change.is_reflected_in(&cfg) => {}
@@ -79,7 +79,17 @@ impl<B: Backend, Z: Zookeeper, P: ServerProcess, C: Clock> Agent<B, Z, P, C> {
             }
             Err(ReconfigError::Unknown(why)) => match self.zk.committed_config(connect).await {
                 Ok(cfg) if change.is_reflected_in(&cfg) => {}
-                _ => return failed(format!("outcome unknown ({why}) and not visible in the config")),
+                _ => {
+                    let inflight = InFlight { change: change.clone(), since_ms: self.clock.now_ms() };
+                    return match self.settle(connect, &inflight).await {
+                        Settled::Applied => Outcome::Applied,
+                        Settled::Dead => failed(format!("outcome unknown ({why}); a later write committed without it")),
+                        Settled::Open => {
+                            self.memo.inflight = Some(inflight);
+                            failed(format!("outcome unknown ({why}); held until settled"))
+                        }
+                    };
+                }
             },
             Err(ReconfigError::Stale) => {
                 return Outcome::Conflict { why: "the config changed since it was observed; re-planning".into() };
@@ -101,6 +111,36 @@ impl<B: Backend, Z: Zookeeper, P: ServerProcess, C: Clock> Agent<B, Z, P, C> {
             }
             attempt += 1;
         }
+    }
+}
+
+impl<B: Backend, Z: Zookeeper, P: ServerProcess, C: Clock> Agent<B, Z, P, C> {
+    /// Settles a reconfig whose answer was lost: a write that commits, then the committed config
+    /// (see `zkpilot_core::agent::inflight` for why that is conclusive).
+    async fn settle(&self, connect: &str, inflight: &InFlight) -> Settled {
+        if self.zk.confirm_write(connect).await.is_err() {
+            return Settled::Open;
+        }
+        match self.zk.committed_config(connect).await {
+            Ok(cfg) => inflight.settled_by(&cfg, true),
+            Err(_) => Settled::Open,
+        }
+    }
+
+    /// The plan with what an unsettled reconfig holds back removed; settles it first if it can.
+    pub(super) async fn hold_for_inflight(&mut self, obs: &Observed, plan: Plan) -> Plan {
+        let Some(inflight) = self.memo.inflight.clone() else { return plan };
+        let settled = match obs.config.as_ref().map(|c| inflight.settled_by(c, false)) {
+            Some(Settled::Open) => self.settle(&serving_connect_string(obs), &inflight).await,
+            Some(s) => s,
+            None => Settled::Open,
+        };
+        if settled == Settled::Open {
+            return inflight.hold(obs, plan);
+        }
+        tracing::info!(change = %inflight.change, ?settled, "the reconfig whose answer was lost is settled");
+        self.memo.inflight = None;
+        plan
     }
 }
 

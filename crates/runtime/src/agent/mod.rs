@@ -196,12 +196,13 @@ impl<B: Backend, Z: Zookeeper, P: ServerProcess, C: Clock> Agent<B, Z, P, C> {
         let now = self.clock.now_ms();
         let obs = self.observer.observe(&self.backend, &self.zk, self.cfg.server.client_port, now).await;
         let policy = self.policy();
-        let Vetted { mut plan, refused } = vet(&obs, &policy, zkpilot_core::plan(&obs, &policy, now));
+        let Vetted { plan, refused } = vet(&obs, &policy, zkpilot_core::plan(&obs, &policy, now), now);
         if let Some(v) = refused {
             self.memo.counters.plans_refused += 1;
             tracing::error!(rule = v.rule, detail = %v.detail, "planner broke a safety rule; plan refused");
             self.memo.refused = Some(crate::status::Refusal { violation: v.to_string(), at_ms: now });
         }
+        let mut plan = self.hold_for_inflight(&obs, plan).await;
         self.recovery.quorum.observe(obs.config.is_some(), obs.instances.is_some(), now);
         if let Some(detail) = self.maybe_fence(&obs, now).await? {
             self.publish(Phase::Recovering, detail, Some(&obs), &plan, false).await;

@@ -75,6 +75,8 @@ pub(super) struct Memo {
     pub(super) counters: Counters,
     /// The last plan refused for breaking a safety rule, and when (shown in status).
     pub(super) refused: Option<crate::status::Refusal>,
+    /// A reconfig this agent sent whose outcome is not settled yet (see `agent::inflight`).
+    pub(super) inflight: Option<zkpilot_core::agent::InFlight>,
     /// The ensemble-wide switches, last read.
     pub(super) operator: OperatorSettings,
     /// The last boot decision logged (each is logged once, not every pass).
@@ -114,6 +116,7 @@ impl Memo {
             events: VecDeque::new(),
             counters: Counters::default(),
             refused: None,
+            inflight: None,
             operator: OperatorSettings::default(),
             last_boot_log: None,
             marker_seen: false,
