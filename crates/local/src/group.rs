@@ -26,6 +26,11 @@ pub type RenderAgentConfig = Box<dyn Fn(&GroupSpec, &InstanceRecord, &StateDir) 
 /// Highest launch sequence: the last octet of a loopback address.
 pub const MAX_SEQ: u32 = 254;
 
+/// With [`GroupSpec::separate_uids`], instance N's agent runs with gid `AGENT_GID_BASE + N` (its
+/// uid stays the controller's, which it needs to start ZooKeeper as another uid), so firewall
+/// rules can tell its sockets apart too (`meta skgid`) and cut an agent off in a partition.
+pub const AGENT_GID_BASE: u32 = 30_000;
+
 /// Signals a process group, ignoring "no such process".
 pub fn signal_group(pid: u32, sig: Signal) {
     if let Ok(p) = i32::try_from(pid) {
@@ -260,6 +265,9 @@ impl Controller {
             .stdout(open()?)
             .stderr(open()?)
             .kill_on_drop(true);
+        if group.separate_uids {
+            cmd.gid(AGENT_GID_BASE + rec.seq);
+        }
         // The agent dies with the controller (and its ZooKeeper with the agent), so killing the
         // controller can never leave a group behind.
         zkpilot_supervisor::own_group_dies_with_parent(&mut cmd);

@@ -5,7 +5,9 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::bail;
+#[cfg(feature = "aws")]
 use zkpilot_core::ports::Backend;
+use zkpilot_core::ports::Identity as _;
 use zkpilot_local::{LocalBackend, StateDir};
 
 use super::setup::BenchArgs;

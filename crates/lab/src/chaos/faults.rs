@@ -26,10 +26,11 @@ pub enum Fault {
     ScaleDuringKill,
     /// All voters but one killed at once (quorum loss; elastic: their disks are gone).
     LoseMajority,
-    /// One member's quorum and election traffic dropped for 12-20 s (nft `meta skuid` rules on
-    /// its own uid), then healed; it counts as injected only once the member was seen out of the
-    /// quorum. Its agent is not cut off: it runs as the harness's uid, and the local backend is a
-    /// shared directory. Needs root and nft.
+    /// One instance cut off until it is seen out of the quorum (it counts as injected only then)
+    /// and 4-10 s more, then healed: its ZooKeeper's quorum and election traffic (nft `meta
+    /// skuid` rules on its own uid), and its agent's connections to every other server and theirs
+    /// to it (`meta skgid`, the agent's own gid). The local backend, a shared directory, stays
+    /// reachable (a cloud API usually does too). Needs root and nft.
     Partition,
     /// Not a fault: a rolling restart (`zkpilot rolling-restart`) of every server, under the same checks.
     RollingRestart,
@@ -51,19 +52,28 @@ pub fn partitions_possible() -> bool {
         && std::process::Command::new("nft").arg("--version").output().is_ok_and(|o| o.status.success())
 }
 
-/// An nft table that drops one uid's quorum and election traffic; deleted on drop.
+/// An nft table that cuts one instance off: its ZooKeeper's quorum and election traffic, and its
+/// agent from every other server (and the other agents from it); deleted on drop.
 struct PartitionRules {
     table: String,
 }
 
 impl PartitionRules {
-    fn apply(table: &str, uid: u32) -> anyhow::Result<Self> {
+    fn apply(table: &str, uid: u32, agent_gid: u32, address: &str) -> anyhow::Result<Self> {
         // On loopback every connection's source is 127.0.0.1, so addresses cannot tell servers
-        // apart; the socket's owner can (`meta skuid`, nft(8) "META EXPRESSIONS"). Its outgoing
-        // connections to peers and its replies on connections peers opened are both dropped.
+        // apart; the socket's owner can (`meta skuid`/`meta skgid`, nft(8) "META EXPRESSIONS").
+        // The server's outgoing connections to peers and its replies on connections peers opened
+        // are dropped; its agent reaches only its own server; other agents (gids from
+        // AGENT_GID_BASE) no longer reach it. Clients (the harness's own uid) still do, as
+        // clients on the partitioned side would.
+        let base = zkpilot_local::group::AGENT_GID_BASE;
         let rules = format!(
             "table inet {table} {{\n  chain output {{\n    type filter hook output priority 0; policy accept;\n    \
-             meta skuid {uid} tcp dport {{ 2888, 3888 }} drop\n    meta skuid {uid} tcp sport {{ 2888, 3888 }} drop\n  }}\n}}\n"
+             meta skuid {uid} tcp dport {{ 2888, 3888 }} counter drop\n    \
+             meta skuid {uid} tcp sport {{ 2888, 3888 }} counter drop\n    \
+             meta skgid {agent_gid} ip daddr != {address} counter drop\n    \
+             meta skgid {base}-{} meta skgid != {agent_gid} ip daddr {address} counter drop\n  }}\n}}\n",
+            base + zkpilot_local::group::MAX_SEQ
         );
         let mut child = std::process::Command::new("nft")
             .args(["-f", "-"])
@@ -76,6 +86,18 @@ impl PartitionRules {
             bail!("nft -f refused the partition rules ({status})");
         }
         Ok(Self { table: table.to_string() })
+    }
+}
+
+impl PartitionRules {
+    /// Packets each rule dropped so far, in rule order (server out, server replies, its agent,
+    /// other agents): what shows the cut took effect on each side.
+    fn dropped(&self) -> Vec<u64> {
+        let out = std::process::Command::new("nft").args(["list", "table", "inet", &self.table]).output();
+        let text = out.map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_default();
+        text.lines()
+            .filter_map(|l| l.split("counter packets ").nth(1)?.split_whitespace().next()?.parse().ok())
+            .collect()
     }
 }
 
@@ -183,30 +205,51 @@ pub async fn inject(fault: Fault, dir: &Path, rng: &mut fastrand::Rng) -> anyhow
                 .context("partition target has no instance")?;
             let client = v.members.iter().find(|m| m.id == id).map(|m| m.client_address.clone()).unwrap_or_default();
             let table = format!("zkpilot_chaos_{}", state.group()?.net.replace('.', "_"));
-            let hold = Duration::from_millis(rng.u64(12_000..=20_000));
-            let rules = PartitionRules::apply(&table, local::SEPARATE_UID_BASE + seq)?;
+            // Held 4-10 s once it took effect; it takes syncLimit ticks (10 s here) to show.
+            let hold = Duration::from_millis(rng.u64(4_000..=10_000));
+            let limit = Duration::from_secs(30);
+            let address = state
+                .instances()?
+                .into_iter()
+                .find(|r| r.seq == seq)
+                .map(|r| r.address)
+                .context("partition target's address")?;
+            let rules = PartitionRules::apply(
+                &table,
+                local::SEPARATE_UID_BASE + seq,
+                zkpilot_local::group::AGENT_GID_BASE + seq,
+                &address,
+            )?;
             // Shown to take effect: the member itself says it is out of the quorum (a follower
             // loses its leader, a leader its followers, within syncLimit ticks). Asked on its
             // client port, which the rules leave open.
             let start = Instant::now();
             let mut out_after = None;
-            while start.elapsed() < hold {
+            while start.elapsed() < out_after.map_or(limit, |d| d + hold) {
                 if out_after.is_none() && !zkpilot_zk::probe::srvr(&client).await.mode.is_serving() {
                     out_after = Some(start.elapsed());
                 }
                 tokio::time::sleep(Duration::from_millis(250)).await;
             }
+            let dropped = rules.dropped();
             drop(rules);
             let mut injected = Injected::hit(vec![id.0]);
+            if let [out, replies, agent, others] = dropped[..] {
+                injected.fallbacks.push(format!(
+                    "dropped packets: server {id} {out} sent + {replies} replies, its agent {agent}, other agents to it {others}"
+                ));
+            }
             match out_after {
-                Some(d) => {
-                    injected.fallbacks.push(format!("server {id} out of the quorum after {:.1}s", d.as_secs_f64()))
-                }
+                Some(d) => injected.fallbacks.push(format!(
+                    "server {id} out of the quorum after {:.1}s, kept out {:.1}s more",
+                    d.as_secs_f64(),
+                    hold.as_secs_f64()
+                )),
                 None => {
                     injected.took_effect = false;
                     injected.fallbacks.push(format!(
-                        "NOT INJECTED: server {id} kept serving for the whole {:.0}s partition",
-                        hold.as_secs_f64()
+                        "NOT INJECTED: server {id} kept serving for the {:.0}s the partition was given",
+                        limit.as_secs_f64()
                     ));
                 }
             }
