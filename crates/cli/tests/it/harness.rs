@@ -328,7 +328,7 @@ impl ConfigWatch {
                                 seen.push((version, voters));
                             }
                             // Wake up for the change or, now and then, to see the stop flag.
-                            let _ = tokio::time::timeout(Duration::from_millis(500), watcher.changed()).await;
+                            let _woken = tokio::time::timeout(Duration::from_millis(500), watcher.changed()).await;
                         }
                         Err(_) => client = None,
                     }

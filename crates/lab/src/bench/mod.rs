@@ -60,30 +60,30 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     Install::detect(&args.zookeeper, None).context("--zookeeper")?;
     std::fs::create_dir_all(&args.dir).with_context(|| format!("--dir {}", args.dir.display()))?;
     let started = Instant::now();
+    let mut command = format!("zkpilot-lab bench --runs {}", args.runs());
+    if args.smoke {
+        command = "zkpilot-lab bench --smoke".into();
+    }
+    if !args.only.is_empty() {
+        command.push_str(&format!(" --only {}", args.only.join(",")));
+    }
     let mut body = String::new();
-    if args.wants("b1") {
-        replace::replace_bench(&args, false, &mut body).await?;
-    }
-    if args.wants("b2") {
-        replace::replace_bench(&args, true, &mut body).await?;
-    }
-    if args.wants("b3") {
-        group::heal_bench(&args, &mut body).await?;
-    }
-    if args.wants("b4") {
-        group::bootstrap_bench(&args, &mut body).await?;
-    }
-    if args.wants("b5") {
-        group::footprint_bench(&args, &mut body).await?;
-    }
-    if args.wants("b6") {
-        claims::claims_bench(&args, &mut body).await?;
-    }
-    if args.wants("b7") {
-        group::scale_bench(&args, &mut body).await?;
-    }
-    if args.wants("b8") {
-        builds::build_bench(&mut body).await?;
+    for b in ["b1", "b2", "b3", "b4", "b5", "b6", "b7", "b8"] {
+        if !args.wants(b) {
+            continue;
+        }
+        match b {
+            "b1" => replace::replace_bench(&args, false, &mut body).await?,
+            "b2" => replace::replace_bench(&args, true, &mut body).await?,
+            "b3" => group::heal_bench(&args, &mut body).await?,
+            "b4" => group::bootstrap_bench(&args, &mut body).await?,
+            "b5" => group::footprint_bench(&args, &mut body).await?,
+            "b6" => claims::claims_bench(&args, &mut body).await?,
+            "b7" => group::scale_bench(&args, &mut body).await?,
+            _ => builds::build_bench(&mut body).await?,
+        }
+        // Each result says what produced it, so it still does when a later run keeps it.
+        body.push_str(&format!("\nMeasured by `{command}`, {}.\n", date()));
     }
     // Benchmarks not run this time keep their last results (B8 is usually run on its own).
     let previous = std::fs::read_to_string(&args.out).unwrap_or_default();
@@ -93,13 +93,6 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         {
             body.push_str(&format!("\n{old}\n(Kept from an earlier run: not part of this command.)\n"));
         }
-    }
-    let mut command = format!("zkpilot-lab bench --runs {}", args.runs());
-    if args.smoke {
-        command = "zkpilot-lab bench --smoke".into();
-    }
-    if !args.only.is_empty() {
-        command.push_str(&format!(" --only {}", args.only.join(",")));
     }
     let section = format!(
         "{BEGIN}\n## Side-by-side benchmarks (B1–B8)\n\nMachine: {}. Command: `{command}` ({:.0} s), written {}.{}\n{body}\n{END}\n",
