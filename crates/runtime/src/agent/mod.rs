@@ -199,7 +199,10 @@ impl<B: Backend, Z: Zookeeper, P: ServerProcess, C: Clock> Agent<B, Z, P, C> {
         let Vetted { plan, refused } = vet(&obs, &policy, zkpilot_core::plan(&obs, &policy, now), now);
         if let Some(v) = refused {
             self.memo.counters.plans_refused += 1;
-            tracing::error!(rule = v.rule, detail = %v.detail, "planner broke a safety rule; plan refused");
+            // Logged when it changes, not on every pass it repeats (every pass is counted).
+            if self.memo.refused.as_ref().is_none_or(|r| r.violation != v.to_string()) {
+                tracing::error!(rule = v.rule, detail = %v.detail, "planner broke a safety rule; plan refused");
+            }
             self.memo.refused = Some(crate::status::Refusal { violation: v.to_string(), at_ms: now });
         }
         let mut plan = self.hold_for_inflight(&obs, plan).await;
