@@ -46,6 +46,16 @@ pub const ALL: [Fault; 6] = [
     Fault::LoseMajority,
 ];
 
+/// The nft table of the group on `net`.
+pub fn partition_table(net: &str) -> String {
+    format!("zkpilot_chaos_{}", net.replace('.', "_"))
+}
+
+/// Removes a partition table an earlier, killed run left behind on `net`.
+pub fn clear_partitions(net: &str) {
+    PartitionRules::clear(&partition_table(net));
+}
+
 /// Partitions need a uid per server and nft rules: root and the `nft` binary.
 pub fn partitions_possible() -> bool {
     nix::unistd::Uid::effective().is_root()
@@ -59,7 +69,13 @@ struct PartitionRules {
 }
 
 impl PartitionRules {
+    /// Deletes the table if an earlier run left it (a harness killed mid-partition runs no Drop).
+    pub fn clear(table: &str) {
+        let _ignored = std::process::Command::new("nft").args(["delete", "table", "inet", table]).output();
+    }
+
     fn apply(table: &str, uid: u32, agent_gid: u32, address: &str) -> anyhow::Result<Self> {
+        Self::clear(table);
         // On loopback every connection's source is 127.0.0.1, so addresses cannot tell servers
         // apart; the socket's owner can (`meta skuid`/`meta skgid`, nft(8) "META EXPRESSIONS").
         // The server's outgoing connections to peers and its replies on connections peers opened
@@ -140,6 +156,22 @@ pub struct Injected {
     pub survivors_zxid: Vec<(u32, i64)>,
     /// Quorum loss: when the kill was done, ms since the Unix epoch.
     pub killed_ms: u64,
+    /// A partition: whom it cut off, and when.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub partition: Option<PartitionWindow>,
+}
+
+/// When one server was cut off, and whether it led then.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct PartitionWindow {
+    /// The server cut off.
+    pub server: u32,
+    /// It was the leader when it was cut off.
+    pub was_leader: bool,
+    /// From, ms since the Unix epoch.
+    pub from_ms: u64,
+    /// Until it was healed.
+    pub to_ms: u64,
 }
 
 impl Injected {
@@ -204,16 +236,15 @@ pub async fn inject(fault: Fault, dir: &Path, rng: &mut fastrand::Rng) -> anyhow
                 .map(|r| r.seq)
                 .context("partition target has no instance")?;
             let client = v.members.iter().find(|m| m.id == id).map(|m| m.client_address.clone()).unwrap_or_default();
-            let table = format!("zkpilot_chaos_{}", state.group()?.net.replace('.', "_"));
+            let table = partition_table(&state.group()?.net);
             // Held 4-10 s once it took effect; it takes syncLimit ticks (10 s here) to show.
             let hold = Duration::from_millis(rng.u64(4_000..=10_000));
             let limit = Duration::from_secs(30);
-            let address = state
-                .instances()?
-                .into_iter()
-                .find(|r| r.seq == seq)
-                .map(|r| r.address)
-                .context("partition target's address")?;
+            // The server's own address, from its client address: in slot mode a replacement runs
+            // the slot's server on the slot's address, not on its instance's.
+            let address = client.rsplit_once(':').map(|(h, _)| h.to_string()).context("partition target's address")?;
+            let was_leader = v.leader == Some(id);
+            let from_ms = zkpilot_core::ports::epoch_ms();
             let rules = PartitionRules::apply(
                 &table,
                 local::SEPARATE_UID_BASE + seq,
@@ -234,6 +265,8 @@ pub async fn inject(fault: Fault, dir: &Path, rng: &mut fastrand::Rng) -> anyhow
             let dropped = rules.dropped();
             drop(rules);
             let mut injected = Injected::hit(vec![id.0]);
+            injected.partition =
+                Some(PartitionWindow { server: id.0, was_leader, from_ms, to_ms: zkpilot_core::ports::epoch_ms() });
             if let [out, replies, agent, others] = dropped[..] {
                 injected.fallbacks.push(format!(
                     "dropped packets: server {id} {out} sent + {replies} replies, its agent {agent}, other agents to it {others}"

@@ -84,6 +84,9 @@ pub struct FaultRecord {
     /// Members that did not answer the read after `sync` once converged.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub unanswered: Vec<String>,
+    /// A partition's window and whether it cut off the leader.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub partition: Option<faults::PartitionWindow>,
 }
 
 /// What a run saw.
@@ -126,6 +129,9 @@ pub struct Report {
     pub stale_reads: usize,
     /// Stale reads of a value only a lost majority held.
     pub stale_reads_with_majority: usize,
+    /// Reads after `sync` answered by a leader a partition had cut off, before it knew
+    /// (ZOOKEEPER-1675: `sync` is not a quorum operation); ZooKeeper's, counted apart.
+    pub stale_reads_deposed_leader: Vec<StaleRead>,
     /// Every unexcused stale read.
     pub stale: Vec<StaleRead>,
     /// Reads after `sync` checked against the writer's acknowledged value (the workload's reader
@@ -182,8 +188,11 @@ async fn campaign(args: &ChaosArgs, dir: &Path) -> anyhow::Result<Report> {
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(1)
     });
     let mut rng = fastrand::Rng::with_seed(seed);
-    let partitions = partitions_possible();
-    if !partitions {
+    let partitions_ok = partitions_possible();
+    if partitions_ok {
+        faults::clear_partitions(&args.net);
+    }
+    if !partitions_ok {
         println!("SKIPPED: chaos partition faults: they need root and nft (apt-get install nftables)");
     }
     let started = Instant::now();
@@ -191,7 +200,7 @@ async fn campaign(args: &ChaosArgs, dir: &Path) -> anyhow::Result<Report> {
     let opts = UpOptions {
         mode,
         quorum_loss_after: Duration::from_secs(5),
-        separate_uids: partitions,
+        separate_uids: partitions_ok,
         failure_detected_after: Duration::try_from_secs_f64(args.failure_detected_after)
             .with_context(|| format!("--failure-detected-after {}", args.failure_detected_after))?,
         ..UpOptions::new(3, dir, &args.net, &args.zookeeper, &crate::sibling::zkpilot()?)
@@ -209,13 +218,14 @@ async fn campaign(args: &ChaosArgs, dir: &Path) -> anyhow::Result<Report> {
     let workload = Workload::start(spec.clone());
 
     let plan: Vec<Fault> = match args.profile.as_str() {
-        "short" => faults::ALL.into_iter().filter(|f| partitions || *f != Fault::Partition).collect(),
+        "short" => faults::ALL.into_iter().filter(|f| partitions_ok || *f != Fault::Partition).collect(),
         "rolling-restart" => vec![Fault::RollingRestart],
-        _ => (0..args.faults).map(|_| faults::pick(&mut rng, partitions)).collect(),
+        _ => (0..args.faults).map(|_| faults::pick(&mut rng, partitions_ok)).collect(),
     };
     println!("chaos: profile {}, mode {}, seed {seed}, {} faults", args.profile, args.mode, plan.len());
     let mut records = Vec::new();
     let mut losses: Vec<MajorityLoss> = Vec::new();
+    let mut partitions: Vec<faults::PartitionWindow> = Vec::new();
     let mut member_stale: Vec<StaleRead> = Vec::new();
     let mut member_reads = 0u64;
     let mut since_ms = zkpilot_core::ports::epoch_ms();
@@ -223,6 +233,7 @@ async fn campaign(args: &ChaosArgs, dir: &Path) -> anyhow::Result<Report> {
     for (i, fault) in plan.iter().enumerate() {
         let at_ms = zkpilot_core::ports::epoch_ms();
         let injected = inject(*fault, dir, &mut rng).await?;
+        partitions.extend(injected.partition);
         let converged = converge(dir, within).await;
         if converged.is_none() {
             // Keep going only if it does converge eventually; the failure is counted either way.
@@ -288,6 +299,7 @@ async fn campaign(args: &ChaosArgs, dir: &Path) -> anyhow::Result<Report> {
             fallbacks: injected.fallbacks,
             converged_after_s: converged.map(|d| d.as_secs_f64()),
             unanswered,
+            partition: injected.partition,
         });
     }
     // Let the workload see the final ensemble for a moment, then stop it and check.
@@ -296,7 +308,7 @@ async fn campaign(args: &ChaosArgs, dir: &Path) -> anyhow::Result<Report> {
     let present = present(&spec.target, spec.auth.as_deref(), &spec.root).await?;
     let mut stale = stats.stale_reads.clone();
     stale.extend(member_stale);
-    let verdict = judge(&stats.acks, &present, &stale, &losses);
+    let verdict = judge(&stats.acks, &present, &stale, &losses, &partitions);
     for n in &verdict.lost {
         eprintln!("LOST: write {n}");
     }
@@ -327,9 +339,10 @@ async fn campaign(args: &ChaosArgs, dir: &Path) -> anyhow::Result<Report> {
         majority_losses: losses,
         stale_reads: verdict.stale.len(),
         stale_reads_with_majority: verdict.stale_with_majority.len(),
+        stale_reads_deposed_leader: verdict.stale_deposed_leader,
         stale: verdict.stale,
         sync_reads: stats.sync_reads + member_reads,
-        partitions_skipped: !partitions,
+        partitions_skipped: !partitions_ok,
         agent_health,
         longest_write_gap_s: stats.longest_gap.as_secs_f64(),
     })
@@ -364,6 +377,7 @@ pub fn render(r: &Report) -> String {
          writes lost            {}\n\
          lost with a majority   {} (acknowledged, held only by the voters lost with their disks)\n\
          stale reads            {} ({} reads after sync checked; {} excused with a lost majority)\n\
+         deposed-leader reads   {} (after sync, answered by a cut-off leader: ZOOKEEPER-1675)\n\
          faults not injected    {}{}\n\
          agents                 {}\n",
         r.profile,
@@ -384,6 +398,7 @@ pub fn render(r: &Report) -> String {
         r.stale_reads,
         r.sync_reads,
         r.stale_reads_with_majority,
+        r.stale_reads_deposed_leader.len(),
         r.faults_not_injected,
         if r.partitions_skipped { " (partitions SKIPPED: no root or no nft)" } else { "" },
         if r.agent_health.is_clean() {
