@@ -356,11 +356,27 @@ pub async fn inject(fault: Fault, dir: &Path, rng: &mut fastrand::Rng) -> anyhow
                 )
                 .find(|(_, c)| Some(&c.instance) == holder.as_ref())
                 .map(|(n, _)| n);
-            let id = holder_id.unwrap_or_else(|| {
-                fallbacks.push("no lease holder on record; a random member's agent was killed".into());
-                random(rng)
-            });
-            local::kill(dir, id, true, &mut print)?;
+            let id = match holder_id {
+                Some(id) if ids.contains(&id) => id,
+                Some(id) => {
+                    fallbacks.push(format!(
+                        "the lease holder on record (server {id}) no longer runs; a random member's agent was killed"
+                    ));
+                    random(rng)
+                }
+                None => {
+                    fallbacks.push("no lease holder on record; a random member's agent was killed".into());
+                    random(rng)
+                }
+            };
+            match local::kill(dir, id, true, &mut print) {
+                Ok(_) => {}
+                // A scale-in of the previous fault may terminate it between the view and the kill.
+                Err(GroupError::AlreadyTerminated { .. }) => {
+                    fallbacks.push(format!("server {id}'s instance was terminated before its agent could be killed"));
+                }
+                Err(e) => return Err(e.into()),
+            }
             Injected { fallbacks, ..Injected::hit(vec![id.0]) }
         }
     })
