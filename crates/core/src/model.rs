@@ -92,6 +92,21 @@ pub struct ServerSpec {
 }
 
 impl ServerSpec {
+    /// Server `id` on `127.0.0.<host>` with ZooKeeper's default ports (2888, 3888, 2181): the
+    /// one fixture every test and example builds ensembles from.
+    pub fn loopback(id: u32, host: u32, role: Role) -> Self {
+        let host = format!("127.0.0.{host}");
+        Self {
+            id: ServerId(id),
+            host: host.clone(),
+            quorum_port: 2888,
+            election_port: 3888,
+            role,
+            client_host: host,
+            client_port: 2181,
+        }
+    }
+
     /// `host:port` clients connect to.
     pub fn client_address(&self) -> String {
         format!("{}:{}", self.client_host, self.client_port)

@@ -227,18 +227,7 @@ mod tests {
         for (n, role) in
             voters.iter().map(|n| (*n, Role::Participant)).chain(observers.iter().map(|n| (*n, Role::Observer)))
         {
-            c.servers.insert(
-                sid(n),
-                ServerSpec {
-                    id: sid(n),
-                    host: format!("127.0.0.{n}"),
-                    quorum_port: 2888,
-                    election_port: 3888,
-                    role,
-                    client_host: format!("127.0.0.{n}"),
-                    client_port: 2181,
-                },
-            );
+            c.servers.insert(sid(n), ServerSpec::loopback(n, n, role));
         }
         c
     }

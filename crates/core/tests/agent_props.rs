@@ -10,15 +10,7 @@ use zkpilot_core::model::{EnsembleConfig, InstanceId, Role, ServerId, ServerSpec
 use zkpilot_core::ports::ClusterMarker;
 
 fn spec(id: u32, host: u32) -> ServerSpec {
-    ServerSpec {
-        id: ServerId(id),
-        host: format!("127.0.0.{host}"),
-        quorum_port: 2888,
-        election_port: 3888,
-        role: Role::Participant,
-        client_host: format!("127.0.0.{host}"),
-        client_port: 2181,
-    }
+    ServerSpec::loopback(id, host, Role::Participant)
 }
 
 fn config(ids: &[u32]) -> EnsembleConfig {

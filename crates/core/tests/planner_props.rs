@@ -26,15 +26,7 @@ const NOW: u64 = 10_000_000;
 const LAG: u64 = 1_000_000;
 
 fn spec(id: u32, role: Role) -> ServerSpec {
-    ServerSpec {
-        id: ServerId(id),
-        host: format!("127.0.0.{id}"),
-        quorum_port: 2888,
-        election_port: 3888,
-        role,
-        client_host: format!("127.0.0.{id}"),
-        client_port: 2181,
-    }
+    ServerSpec::loopback(id, id, role)
 }
 
 /// The backend's instance holding a server's claim.

@@ -10,18 +10,7 @@ use zkpilot_core::recovery::{Assessment, SurvivorReport, assess};
 fn config(voters: u32) -> EnsembleConfig {
     let mut c = EnsembleConfig { version: 0x1_0000_0000, ..EnsembleConfig::default() };
     for id in 1..=voters {
-        c.servers.insert(
-            ServerId(id),
-            ServerSpec {
-                id: ServerId(id),
-                host: format!("127.0.0.{id}"),
-                quorum_port: 2888,
-                election_port: 3888,
-                role: Role::Participant,
-                client_host: format!("127.0.0.{id}"),
-                client_port: 2181,
-            },
-        );
+        c.servers.insert(ServerId(id), ServerSpec::loopback(id, id, Role::Participant));
     }
     c
 }

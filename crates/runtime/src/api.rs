@@ -351,6 +351,14 @@ pub fn render_page(s: &AgentStatus) -> String {
         );
     }
     h.push_str("</table><h2>Plan</h2>");
+    if let Some(r) = &s.refused {
+        push!(
+            h,
+            "<p class=refused><b>SAFETY: {} plans refused</b> for breaking a safety rule (a planner bug); last: {}</p>",
+            s.counters.plans_refused,
+            esc(&r.violation)
+        );
+    }
     if s.plan.actions.is_empty() {
         h.push_str("<p>no action</p>");
     } else {

@@ -38,14 +38,5 @@ pub use zookeeper::{Ensemble, FIRST_ZXID, ReconfigAnswer, ScriptedZookeeper, Ser
 /// Server `id`'s line on `127.0.0.<id>` with ZooKeeper's default ports (2888, 3888, 2181): the
 /// one fixture line every fake and scenario test builds its configs from.
 pub fn loopback_spec(id: u32, role: zkpilot_core::model::Role) -> zkpilot_core::model::ServerSpec {
-    let host = format!("127.0.0.{id}");
-    zkpilot_core::model::ServerSpec {
-        id: zkpilot_core::model::ServerId(id),
-        host: host.clone(),
-        quorum_port: 2888,
-        election_port: 3888,
-        role,
-        client_host: host,
-        client_port: 2181,
-    }
+    zkpilot_core::model::ServerSpec::loopback(id, id, role)
 }

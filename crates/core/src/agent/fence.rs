@@ -74,15 +74,7 @@ mod tests {
     fn config(ids: &[u32]) -> EnsembleConfig {
         let mut c = EnsembleConfig::default();
         for id in ids {
-            let spec = ServerSpec {
-                id: ServerId(*id),
-                host: format!("127.0.0.{id}"),
-                quorum_port: 2888,
-                election_port: 3888,
-                role: Role::Participant,
-                client_host: format!("127.0.0.{id}"),
-                client_port: 2181,
-            };
+            let spec = ServerSpec::loopback(*id, *id, Role::Participant);
             c.servers.insert(spec.id, spec);
         }
         c

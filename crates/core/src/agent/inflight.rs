@@ -91,15 +91,7 @@ mod tests {
     use crate::model::{Instance, InstanceId, InstanceState, Role, ServerSpec};
 
     fn spec(id: u32, role: Role) -> ServerSpec {
-        ServerSpec {
-            id: ServerId(id),
-            host: format!("127.0.0.{id}"),
-            quorum_port: 2888,
-            election_port: 3888,
-            role,
-            client_host: format!("127.0.0.{id}"),
-            client_port: 2181,
-        }
+        ServerSpec::loopback(id, id, role)
     }
 
     fn config(ids: &[u32], version: u64) -> EnsembleConfig {

@@ -43,15 +43,7 @@ mod tests {
     use crate::plan::{Action, MembershipChange};
 
     fn spec(id: u32) -> ServerSpec {
-        ServerSpec {
-            id: ServerId(id),
-            host: format!("127.0.0.{id}"),
-            quorum_port: 2888,
-            election_port: 3888,
-            role: Role::Participant,
-            client_host: format!("127.0.0.{id}"),
-            client_port: 2181,
-        }
+        ServerSpec::loopback(id, id, Role::Participant)
     }
 
     fn three_serving() -> Observed {

@@ -81,3 +81,25 @@ async fn timed_out_config_read_is_survived() {
     node.pass().await;
     assert!(node.status().config_version.is_some());
 }
+
+/// A refused plan (see `zkpilot_core::agent::vet`) is visible wherever an operator looks: the
+/// status JSON, `/metrics` and the status page.
+#[tokio::test(start_paused = true)]
+async fn a_refused_plan_shows_in_status_metrics_and_page() {
+    let w = World::serving(3, 0);
+    let mut node = w.member(1);
+    node.pass().await;
+    let clean = (*node.status()).clone();
+    assert_eq!((clean.refused.as_ref(), clean.counters.plans_refused), (None, 0));
+    assert!(zkpilot_runtime::api::render_metrics(&clean).contains("zkpilot_plans_refused_total 0"));
+    assert!(!zkpilot_runtime::api::render_page(&clean).contains("SAFETY"));
+    let mut s = clean;
+    s.counters.plans_refused = 3;
+    s.refused =
+        Some(zkpilot_runtime::status::Refusal { violation: "plan violates `removal_cap`: 2 of 3".into(), at_ms: 1 });
+    let json = serde_json::to_value(&s).expect("json");
+    assert_eq!(json["refused"]["violation"], "plan violates `removal_cap`: 2 of 3");
+    assert!(zkpilot_runtime::api::render_metrics(&s).contains("zkpilot_plans_refused_total 3"));
+    let page = zkpilot_runtime::api::render_page(&s);
+    assert!(page.contains("SAFETY: 3 plans refused") && page.contains("removal_cap"), "{page}");
+}
