@@ -48,26 +48,28 @@ pub fn zk_pid(dir: &StateDir, id: &InstanceId) -> Option<u32> {
     (cmdline.contains("QuorumPeerMain") && cmdline.contains(&*idir.to_string_lossy())).then_some(pid)
 }
 
-/// Simulates an instance failure as a cloud shows it: the agent and its ZooKeeper are SIGKILLed
-/// first, and the record only notes when (`failed_ms`). It stays `running` until the controller's
+/// Simulates an instance failure as a cloud shows it: the agent and its ZooKeeper are SIGKILLed,
+/// and the record only notes when (`failed_ms`). It stays `running` until the controller's
 /// health check notices, [`GroupSpec::failure_detected_after_ms`] later, and terminates it; until
 /// then the agents face a dead server the group still lists as running.
 pub fn fail_instance(dir: &StateDir, id: &InstanceId) -> Result<InstanceRecord, StateError> {
     let no_such = || StateError::Malformed { path: dir.instance_dir(id), why: "no such instance".into() };
-    let rec = dir.instances()?.into_iter().find(|r| &r.id == id).ok_or_else(no_such)?;
+    // Noted before the kill, so the controller, which reaps the agent's exit within its next
+    // tick, already knows the exit was the failure (an exit it counted before the note would
+    // look like an agent crash). The note is the group's own: agents still see `running`.
+    let now = epoch_ms();
+    let rec = dir
+        .update_instance(id, |r| {
+            r.failed_ms.get_or_insert(now);
+        })?
+        .ok_or_else(no_such)?;
     if let Some(pid) = zk_pid(dir, id) {
         signal_group(pid, Signal::SIGKILL);
     }
     if let Some(pid) = rec.agent_pid {
         signal_group(pid, Signal::SIGKILL);
     }
-    // The controller restarts an agent only after a back-off (500 ms at least), and never one on
-    // a failed instance, so noting the failure right after the kill cannot race a restart.
-    let now = epoch_ms();
-    dir.update_instance(id, |r| {
-        r.failed_ms.get_or_insert(now);
-    })?
-    .ok_or_else(no_such)
+    Ok(rec)
 }
 
 /// Terminates an instance at once, the way an Auto Scaling group acts on an instance reported
