@@ -36,8 +36,6 @@ pub enum Settled {
 pub struct InFlight {
     /// The change as sent.
     pub change: MembershipChange,
-    /// When its answer was lost, ms since the Unix epoch.
-    pub since_ms: u64,
 }
 
 impl InFlight {
@@ -107,7 +105,6 @@ mod tests {
                 from_version: 7,
                 why: "swap".into(),
             },
-            since_ms: 0,
         }
     }
 

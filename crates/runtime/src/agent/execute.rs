@@ -80,7 +80,7 @@ impl<B: Backend, Z: Zookeeper, P: ServerProcess, C: Clock> Agent<B, Z, P, C> {
             Err(ReconfigError::Unknown(why)) => match self.zk.committed_config(connect).await {
                 Ok(cfg) if change.is_reflected_in(&cfg) => {}
                 _ => {
-                    let inflight = InFlight { change: change.clone(), since_ms: self.clock.now_ms() };
+                    let inflight = InFlight { change: change.clone() };
                     return match self.settle(connect, &inflight).await {
                         Settled::Applied => Outcome::Applied,
                         Settled::Dead => failed(format!("outcome unknown ({why}); a later write committed without it")),
