@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Installs what zkpilot needs on Debian: ZooKeeper (Debian package, 3.8), the jars that make its
-# logging and AdminServer work, a JRE, and checks for the Rust toolchain.
+# Installs what zkpilot needs on Debian: ZooKeeper 3.9.5 (the default) and 3.8.6 from Maven
+# Central, Debian's ZooKeeper package (3.8.0, the legacy install the version matrix still tests)
+# with the jars that make its logging and AdminServer work, a JRE, Maven, and checks for the Rust
+# toolchain.
 set -euo pipefail
 
 SUDO=""
@@ -12,6 +14,9 @@ missing=()
 [ -f /usr/share/java/slf4j-log4j12.jar ] || missing+=(libslf4j-java)
 [ -f /usr/share/java/log4j-1.2.jar ] || missing+=(liblog4j1.2-java)
 command -v java >/dev/null 2>&1 || missing+=(default-jre-headless)
+# Maven: fetches the Apache releases (scripts/install-zookeeper.sh) and builds the Curator and
+# Kafka test clients.
+command -v mvn >/dev/null 2>&1 || missing+=(maven)
 # nft: the chaos suite's one-member network partitions (per-uid rules on loopback).
 command -v nft >/dev/null 2>&1 || [ -x /usr/sbin/nft ] || missing+=(nftables)
 # chromium: the status-page test renders the page headless and keeps a screenshot.
@@ -35,6 +40,9 @@ if [ ! -x "$VENV/bin/moto_server" ] || [ ! -x "$VENV/bin/cfn-lint" ]; then
   python3 -m venv "$VENV"
   PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 "$VENV/bin/pip" install -q 'moto[server]' cfn-lint
 fi
+
+# Apache's releases, from Maven Central into $HOME/.cache/zkpilot/zookeeper-<version>/.
+"$(dirname "$0")/install-zookeeper.sh" 3.9.5 3.8.6
 
 if ! command -v cargo >/dev/null 2>&1; then
   echo "error: the Rust toolchain (cargo) is required; install it with rustup (https://rustup.rs)" >&2

@@ -22,8 +22,9 @@ pub struct DemoArgs {
     /// Loopback /24 to use.
     #[arg(long, default_value = "127.0.77")]
     pub net: String,
-    /// ZooKeeper install.
-    #[arg(long, default_value = "/usr/share/java")]
+    /// ZooKeeper install: an Apache release home (`lib/zookeeper-3.x.y.jar`; the default is
+    /// 3.9.5 where `scripts/install-deps.sh` puts it) or Debian's `/usr/share/java`.
+    #[arg(long, env = "ZKPILOT_ZOOKEEPER", default_value_os_t = zkpilot_zk::install::default_home())]
     pub zookeeper: PathBuf,
     /// Keys to write and check.
     #[arg(long, default_value_t = 200)]
@@ -65,7 +66,13 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
 
 async fn story(args: &DemoArgs, dir: &Path, zkpilot: &Path) -> anyhow::Result<()> {
     let mut n = Narrator { start: Instant::now(), steps: Vec::new() };
-    n.say(&format!("zkpilot demo: an elastic ZooKeeper ensemble on {}.0/24, state in {}", args.net, dir.display()));
+    let install = zkpilot_zk::Install::detect(&args.zookeeper, None).context("--zookeeper")?;
+    n.say(&format!(
+        "zkpilot demo: an elastic ZooKeeper {} ensemble on {}.0/24, state in {}",
+        install.version.as_deref().unwrap_or("(unknown release)"),
+        args.net,
+        dir.display()
+    ));
 
     let t = Instant::now();
     n.say("1. local up --size 3: three instances claim ids, write the cluster marker once, start genesis");

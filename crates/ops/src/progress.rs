@@ -25,6 +25,15 @@ pub enum Progress<'a> {
         /// The new group.
         dir: &'a Path,
     },
+    /// The install was copied into the group directory, where the servers' own uids can read it.
+    InstallStaged {
+        /// The install asked for.
+        from: &'a Path,
+        /// The copy the group runs.
+        to: &'a Path,
+        /// The directory the servers' uids could not enter.
+        closed: &'a Path,
+    },
     /// The group controller was started.
     ControllerStarted {
         /// The group.
@@ -122,6 +131,13 @@ impl fmt::Display for Progress<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Restoring { backup, dir } => write!(f, "restoring backup {backup} into {}", dir.display()),
+            Self::InstallStaged { from, to, closed } => write!(
+                f,
+                "ZooKeeper at {} is closed to the servers' uids ({} cannot be entered): running a copy in {}",
+                from.display(),
+                closed.display(),
+                to.display()
+            ),
             Self::ControllerStarted { dir, size } => {
                 write!(f, "controller started for {} ({size} instances)", dir.display())
             }

@@ -50,6 +50,22 @@ impl ServerProcess for JvmProcess {
         }
         write_logging_config(&launch.conf_dir)
             .map_err(|e| PortError::new("process", format!("logging config in {}", launch.conf_dir.display()), e))?;
+        if let Some(uid) = launch.run_as_uid
+            && let Some(closed) = zkpilot_zk::install::closed_to(&self.install.jars, uid, uid)
+        {
+            // Fail here, naming the directory, rather than leave a JVM that cannot find its classes.
+            return Err(PortError::new(
+                "process",
+                format!("ZooKeeper's jars in {} as uid {uid}", self.install.jars.display()),
+                std::io::Error::new(
+                    std::io::ErrorKind::PermissionDenied,
+                    format!(
+                        "{} cannot be entered by uid {uid}; install ZooKeeper where that uid can read it",
+                        closed.display()
+                    ),
+                ),
+            ));
+        }
         if let Some(uid) = launch.run_as_uid {
             // Files the agent wrote since the last start are root's; ZooKeeper rewrites zoo.cfg and
             // the dynamic files and owns everything under dataDir.
@@ -63,7 +79,7 @@ impl ServerProcess for JvmProcess {
                 heap_mb: launch.heap_mb,
                 hosts_file: launch.hosts_file.clone(),
                 dns_ttl_s: launch.dns_ttl_s,
-                snapshot_sync_only: launch.snapshot_sync_only,
+                learner_sync: launch.learner_sync,
             },
         );
         let mut sup = Supervisor::new(Spec {

@@ -31,6 +31,10 @@ pub struct MemberView {
     /// Its agent's HTTP API (`host:port`), from the agent's status.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api: Option<String>,
+    /// The ZooKeeper release it runs, from its own `srvr` answer (filled by whoever probes it;
+    /// `None` when it did not answer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
 }
 
 /// One instance of the group.
@@ -85,6 +89,20 @@ pub struct ClusterView {
     pub refusals: Vec<String>,
 }
 
+impl ClusterView {
+    /// The ZooKeeper releases the members run, each with the servers on it; more than one entry is
+    /// a mixed-version ensemble (mid-upgrade, or a replacement started from another install).
+    pub fn versions(&self) -> std::collections::BTreeMap<String, Vec<ServerId>> {
+        let mut by = std::collections::BTreeMap::<String, Vec<ServerId>>::new();
+        for m in &self.members {
+            if let Some(v) = &m.version {
+                by.entry(v.clone()).or_default().push(m.id);
+            }
+        }
+        by
+    }
+}
+
 /// Builds the view.
 pub fn build(obs: &Observed, statuses: &[AgentStatus], desired: usize, target_voters: usize) -> ClusterView {
     let leader = obs.leader();
@@ -108,6 +126,7 @@ pub fn build(obs: &Observed, statuses: &[AgentStatus], desired: usize, target_vo
             instance: m.instance.map(|i| i.id.clone()),
             zone: m.instance.map(|i| i.zone.clone()),
             api: m.instance.and_then(|i| statuses.iter().find(|s| s.instance == i.id)).and_then(|s| s.api.clone()),
+            version: None,
         });
     }
     let instances: Vec<InstanceView> = obs

@@ -180,7 +180,7 @@ mod tests {
             heap_mb: 256,
             hosts_file: None,
             dns_ttl_s: None,
-            snapshot_sync_only: true,
+            learner_sync: zkpilot_core::version::LearnerSync::Auto,
             run_as_uid: None,
         }
     }

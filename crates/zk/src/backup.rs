@@ -37,17 +37,106 @@ fn zxid_of(name: &str, prefix: &str) -> Option<u64> {
     name.strip_prefix(prefix).and_then(|h| u64::from_str_radix(h, 16).ok())
 }
 
-/// ZooKeeper's own completeness check of an uncompressed snapshot: at least 10 bytes, ending in
-/// the int 1 followed by `/` (written last, after the checksum).
+/// How a snapshot file is stored (`snapshot.compression.method`, ZooKeeper 3.6+): the file name
+/// says it (`SnapStream.getStreamMode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SnapshotFormat {
+    /// `snapshot.<zxid>`: ZooKeeper's checked stream.
+    Plain,
+    /// `snapshot.<zxid>.gz`.
+    Gzip,
+    /// `snapshot.<zxid>.snappy` (snappy-java's stream format).
+    Snappy,
+}
+
+/// The zxid and format of a snapshot file name; `None` for anything else.
+pub fn snapshot_name(name: &str) -> Option<(u64, SnapshotFormat)> {
+    let rest = name.strip_prefix("snapshot.")?;
+    let (hex, format) = match rest.split_once('.') {
+        None => (rest, SnapshotFormat::Plain),
+        Some((hex, "gz")) => (hex, SnapshotFormat::Gzip),
+        Some((hex, "snappy")) => (hex, SnapshotFormat::Snappy),
+        Some(_) => return None,
+    };
+    Some((u64::from_str_radix(hex, 16).ok()?, format))
+}
+
+/// Whether a snapshot is complete: its (decompressed) content ends with the int 1 followed by
+/// `/`, written last after the checksum. For an uncompressed snapshot that is ZooKeeper's own
+/// check (`SnapStream.isValidSnapshot`). For a compressed one ZooKeeper checks only the magic
+/// header, which a snapshot still being written already has, so zkpilot decompresses the whole
+/// stream: a gzip stream must end with its trailer (CRC and length), a snappy stream with whole
+/// blocks, and the content with that tail.
 pub fn snapshot_is_complete(path: &Path) -> Result<bool, FilesError> {
-    let mut f = fs::File::open(path).map_err(io(path))?;
-    let len = f.metadata().map_err(io(path))?.len();
-    if len < 10 {
-        return Ok(false);
+    let format = path.file_name().and_then(|n| snapshot_name(&n.to_string_lossy())).map(|(_, f)| f);
+    match format.unwrap_or(SnapshotFormat::Plain) {
+        SnapshotFormat::Plain => {
+            let mut f = fs::File::open(path).map_err(io(path))?;
+            let len = f.metadata().map_err(io(path))?.len();
+            if len < 10 {
+                return Ok(false);
+            }
+            let mut tail = [0u8; 5];
+            f.seek(SeekFrom::End(-5)).and_then(|_| f.read_exact(&mut tail)).map_err(io(path))?;
+            Ok(tail == SNAPSHOT_TAIL)
+        }
+        SnapshotFormat::Gzip => {
+            let f = fs::File::open(path).map_err(io(path))?;
+            Ok(content_tail(flate2::read::MultiGzDecoder::new(std::io::BufReader::new(f)))
+                .is_some_and(|t| t == SNAPSHOT_TAIL))
+        }
+        SnapshotFormat::Snappy => {
+            let bytes = fs::read(path).map_err(io(path))?;
+            Ok(snappy_java_decompress(&bytes).is_some_and(|c| c.len() >= 10 && c.ends_with(&SNAPSHOT_TAIL)))
+        }
     }
-    let mut tail = [0u8; 5];
-    f.seek(SeekFrom::End(-5)).and_then(|_| f.read_exact(&mut tail)).map_err(io(path))?;
-    Ok(tail == [0, 0, 0, 1, b'/'])
+}
+
+/// The last bytes of every complete snapshot's content.
+const SNAPSHOT_TAIL: [u8; 5] = [0, 0, 0, 1, b'/'];
+
+/// Reads `r` to its end and returns its last five bytes; `None` if reading fails (a truncated
+/// or corrupt stream) or the content is too short to be a snapshot.
+fn content_tail(mut r: impl Read) -> Option<[u8; 5]> {
+    let mut buf = vec![0u8; 1 << 16];
+    let mut tail = Vec::with_capacity(5);
+    let mut total = 0usize;
+    loop {
+        let n = r.read(&mut buf).ok()?;
+        if n == 0 {
+            break;
+        }
+        total += n;
+        tail.extend_from_slice(&buf[..n]);
+        let keep = tail.len().saturating_sub(5);
+        tail.drain(..keep);
+    }
+    (total >= 10).then(|| tail.try_into().ok()).flatten()
+}
+
+/// snappy-java's `SnappyOutputStream` format, which ZooKeeper writes for `.snappy` snapshots: an
+/// 8-byte magic (`0x82 SNAPPY 0x00`), two big-endian ints (version, compatible version), then
+/// blocks of a big-endian int length and that many bytes of raw snappy; a stream may be
+/// concatenated to another (the magic again). The `snap` crate decodes the raw blocks; its own
+/// framing is the other, official snappy stream format, so the container is read here.
+fn snappy_java_decompress(mut b: &[u8]) -> Option<Vec<u8>> {
+    const MAGIC: [u8; 8] = [0x82, b'S', b'N', b'A', b'P', b'P', b'Y', 0];
+    let mut out = Vec::new();
+    let mut decoder = snap::raw::Decoder::new();
+    if !b.starts_with(&MAGIC) {
+        return None;
+    }
+    while !b.is_empty() {
+        if b.starts_with(&MAGIC) {
+            b = b.get(16..)?;
+            continue;
+        }
+        let len = u32::from_be_bytes(b.get(..4)?.try_into().ok()?) as usize;
+        let block = b.get(4..4 + len)?;
+        out.extend_from_slice(&decoder.decompress_vec(block).ok()?);
+        b = &b[4 + len..];
+    }
+    Some(out)
 }
 
 /// Copies a backup's files from `version2` into `staging` (which must not exist). `None` when no
@@ -58,7 +147,7 @@ pub fn stage(version2: &Path, staging: &Path) -> Result<Option<Staged>, FilesErr
     for entry in fs::read_dir(version2).map_err(io(version2))? {
         let entry = entry.map_err(io(version2))?;
         let name = entry.file_name().to_string_lossy().into_owned();
-        if let Some(z) = zxid_of(&name, "snapshot.") {
+        if let Some((z, _)) = snapshot_name(&name) {
             snapshots.push((z, entry.path()));
         } else if let Some(z) = zxid_of(&name, "log.") {
             logs.push((z, entry.path()));
@@ -205,6 +294,87 @@ mod tests {
         fs::write(staging.join("log.100000002"), b"ZKLG tampered").expect("write");
         let e = verify(&staging, &manifest).expect_err("tampered").to_string();
         assert!(e.contains("log.100000002") && e.contains("sha256"), "{e}");
+    }
+
+    #[test]
+    fn snapshot_names_carry_their_compression() {
+        assert_eq!(snapshot_name("snapshot.100000003"), Some((0x1_0000_0003, SnapshotFormat::Plain)));
+        assert_eq!(snapshot_name("snapshot.100000003.gz"), Some((0x1_0000_0003, SnapshotFormat::Gzip)));
+        assert_eq!(snapshot_name("snapshot.1a.snappy"), Some((0x1a, SnapshotFormat::Snappy)));
+        assert_eq!(snapshot_name("snapshot.1a.zst"), None);
+        assert_eq!(snapshot_name("snapshot.xyz"), None);
+        assert_eq!(snapshot_name("log.100000001"), None);
+    }
+
+    fn gz(content: &[u8]) -> Vec<u8> {
+        use std::io::Write;
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        e.write_all(content).expect("gzip");
+        e.finish().expect("gzip")
+    }
+
+    /// snappy-java's stream: magic, version 1, compatible 1, then length-prefixed raw blocks.
+    fn snappy_java(content: &[u8], block: usize) -> Vec<u8> {
+        let mut out = vec![0x82, b'S', b'N', b'A', b'P', b'P', b'Y', 0, 0, 0, 0, 1, 0, 0, 0, 1];
+        for chunk in content.chunks(block) {
+            let c = snap::raw::Encoder::new().compress_vec(chunk).expect("snappy");
+            out.extend_from_slice(&(c.len() as u32).to_be_bytes());
+            out.extend_from_slice(&c);
+        }
+        out
+    }
+
+    #[test]
+    fn compressed_snapshots_are_complete_only_when_their_whole_stream_is() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut body = b"ZKSN".repeat(5000);
+        body.extend_from_slice(&snapshot(true));
+        let mut open = b"ZKSN".repeat(5000);
+        open.extend_from_slice(&snapshot(false));
+        let cases: [(&str, Vec<u8>, bool); 7] = [
+            ("snapshot.1.gz", gz(&body), true),
+            ("snapshot.2.gz", gz(&open), false),
+            // Still being written: the magic is there, the end is not.
+            (
+                "snapshot.3.gz",
+                {
+                    let g = gz(&body);
+                    g[..g.len() - 9].to_vec()
+                },
+                false,
+            ),
+            ("snapshot.4.snappy", snappy_java(&body, 4096), true),
+            ("snapshot.5.snappy", snappy_java(&open, 4096), false),
+            (
+                "snapshot.6.snappy",
+                {
+                    let s = snappy_java(&body, 4096);
+                    s[..s.len() - 7].to_vec()
+                },
+                false,
+            ),
+            ("snapshot.7.snappy", [snappy_java(&body[..9000], 4096), snappy_java(&body[9000..], 4096)].concat(), true),
+        ];
+        for (name, bytes, complete) in cases {
+            let p = dir.path().join(name);
+            fs::write(&p, bytes).expect("write");
+            assert_eq!(snapshot_is_complete(&p).expect("check"), complete, "{name}");
+        }
+    }
+
+    #[test]
+    fn a_compressed_snapshot_is_staged_under_its_own_name() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let v2 = dir.path().join("version-2");
+        fs::create_dir_all(&v2).expect("mkdir");
+        fs::write(v2.join("log.100000001"), log(&[entry(0x1_0000_0001), entry(0x1_0000_0002)], 64)).expect("write");
+        fs::write(v2.join("snapshot.100000001.gz"), gz(&snapshot(true).repeat(3))).expect("write");
+        fs::write(v2.join("snapshot.100000002.snappy"), snappy_java(&snapshot(false), 16)).expect("write");
+        let s = stage(&v2, &dir.path().join("staged")).expect("stage").expect("a snapshot exists");
+        let names: Vec<&str> = s.files.iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(names, ["snapshot.100000001.gz", "log.100000001"]);
+        assert_eq!((s.snapshot_zxid, s.last_zxid), (0x1_0000_0001, 0x1_0000_0002));
+        assert_eq!(position::read(&dir.path().join("staged")).expect("read").last_zxid, 0x1_0000_0002);
     }
 
     #[test]

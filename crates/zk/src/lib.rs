@@ -20,6 +20,7 @@ pub mod files;
 pub mod install;
 pub mod position;
 pub mod probe;
+pub mod synclog;
 pub mod zoo_cfg;
 
 pub use client::{Secret, SecretError, SecretProblem, ZkClient};

@@ -43,7 +43,7 @@ pub fn read(version2: &Path) -> Result<Position, FilesError> {
     for entry in entries {
         let entry = entry.map_err(|source| FilesError::Io { path: version2.to_path_buf(), source })?;
         let name = entry.file_name().to_string_lossy().into_owned();
-        if let Some(z) = name.strip_prefix("snapshot.").and_then(|h| u64::from_str_radix(h, 16).ok()) {
+        if let Some((z, _)) = crate::backup::snapshot_name(&name) {
             snapshot_zxid = snapshot_zxid.max(z);
         } else if let Some(z) = name.strip_prefix("log.").and_then(|h| u64::from_str_radix(h, 16).ok()) {
             logs.push((z, entry.path()));

@@ -49,6 +49,18 @@ pub fn parse_srvr(text: &str) -> Health {
     Health { mode: mode.unwrap_or(Mode::NotServing), zxid, serving_since_ms: None }
 }
 
+/// The release number in a `srvr` answer (`Zookeeper version: 3.9.5-<git hash>, built on …`).
+pub fn parse_version(text: &str) -> Option<String> {
+    let v = text.lines().find_map(|l| l.strip_prefix("Zookeeper version:"))?.trim();
+    let v = v.split([',', '-', ' ']).next()?.trim();
+    (!v.is_empty()).then(|| v.to_string())
+}
+
+/// The release a server runs, from its `srvr` (answered by a server that is not serving too).
+pub async fn version(address: &str) -> Option<String> {
+    four_letter_word(address, "srvr").await.ok().as_deref().and_then(parse_version)
+}
+
 /// `srvr` on a client address.
 pub async fn srvr(address: &str) -> Health {
     match four_letter_word(address, "srvr").await {
@@ -121,5 +133,9 @@ mod tests {
         let h = parse_srvr(text);
         assert_eq!((h.mode, h.zxid), (Mode::Follower, Some(0x1_0000_0003)));
         assert_eq!(parse_srvr("This ZooKeeper instance is not currently serving requests\n").mode, Mode::NotServing);
+        assert_eq!(parse_version(text).as_deref(), Some("3.8.0"));
+        let v395 = "Zookeeper version: 3.9.5-9b7f2c4e1d0a2b3c, built on 2026-02-27 10:11 UTC\nMode: leader\n";
+        assert_eq!(parse_version(v395).as_deref(), Some("3.9.5"));
+        assert_eq!(parse_version("This ZooKeeper instance is not currently serving requests\n"), None);
     }
 }

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use clap::{Args, Subcommand};
 use zkpilot_core::model::{InstanceId, ServerId};
+use zkpilot_core::version::LearnerSync;
 use zkpilot_local::StateDir;
 use zkpilot_local::group::Controller;
 use zkpilot_ops::local::{self as ops, UpOptions};
@@ -28,8 +29,9 @@ pub struct UpArgs {
     /// Voters wanted (odd); further members are observers.
     #[arg(long, default_value_t = 3)]
     pub target_voters: usize,
-    /// ZooKeeper install (Debian `/usr/share/java` or a tarball home).
-    #[arg(long, default_value = "/usr/share/java")]
+    /// ZooKeeper install: an Apache release home (`lib/zookeeper-3.x.y.jar`; the default is
+    /// 3.9.5 where `scripts/install-deps.sh` puts it) or Debian's `/usr/share/java`.
+    #[arg(long, env = "ZKPILOT_ZOOKEEPER", default_value_os_t = zkpilot_zk::install::default_home())]
     pub zookeeper: std::path::PathBuf,
     /// JVM heap per server, MiB.
     #[arg(long, default_value_t = 128)]
@@ -65,6 +67,10 @@ pub struct UpArgs {
     /// server dead, as EC2 shows a crashed instance.
     #[arg(long, value_name = "SECONDS", default_value_t = 5.0)]
     pub failure_detected_after: f64,
+    /// How leaders sync a learner that is behind (`[server] learner_sync`): `auto` picks per
+    /// ZooKeeper release (docs/versions.md); `snapshot`, `no-log-diff`, `zookeeper` force one.
+    #[arg(long, default_value = "auto", value_name = "auto|snapshot|no-log-diff|zookeeper")]
+    pub learner_sync: LearnerSync,
 }
 
 impl UpArgs {
@@ -86,6 +92,7 @@ impl UpArgs {
             backup_every: Duration::from_secs(self.backup_every),
             failure_detected_after: Duration::try_from_secs_f64(self.failure_detected_after)
                 .map_err(|e| anyhow::anyhow!("--failure-detected-after {}: {e}", self.failure_detected_after))?,
+            learner_sync: self.learner_sync,
             zkpilot: zkpilot_exe()?,
         })
     }
@@ -206,20 +213,31 @@ pub fn render_table(v: &ClusterView) -> String {
         v.connect_string.as_deref().unwrap_or("-"),
     ));
     s.push_str(&format!(
-        "{:>4}  {:<15} {:<9} {:<7} {:<11} {:<8} {}\n",
-        "id", "address", "role", "voting", "mode", "zone", "instance"
+        "{:>4}  {:<15} {:<9} {:<7} {:<11} {:<8} {:<8} {}\n",
+        "id", "address", "role", "voting", "mode", "zone", "version", "instance"
     ));
     for m in &v.members {
         s.push_str(&format!(
-            "{:>4}  {:<15} {:<9} {:<7} {:<11} {:<8} {}\n",
+            "{:>4}  {:<15} {:<9} {:<7} {:<11} {:<8} {:<8} {}\n",
             m.id.0,
             m.address,
             m.role,
             m.voting,
             format!("{:?}", m.mode).to_lowercase(),
             m.zone.as_deref().unwrap_or("-"),
+            m.version.as_deref().unwrap_or("-"),
             m.instance.as_ref().map_or("-".to_string(), InstanceId::to_string)
         ));
+    }
+    let versions = v.versions();
+    if versions.len() > 1 {
+        let each: Vec<String> = versions
+            .iter()
+            .map(|(ver, ids)| {
+                format!("{ver} (servers {})", ids.iter().map(|i| i.0.to_string()).collect::<Vec<_>>().join(", "))
+            })
+            .collect();
+        s.push_str(&format!("\nMIXED ZooKeeper versions: {}\n", each.join("; ")));
     }
     let waiting: Vec<&InstanceView> = v.instances.iter().filter(|i| i.detail.is_some()).collect();
     if !waiting.is_empty() {

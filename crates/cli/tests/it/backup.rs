@@ -17,6 +17,20 @@ fn reasons(all: &[Value]) -> Vec<String> {
     all.iter().map(|m| m["reason"].as_str().unwrap_or_default().to_string()).collect()
 }
 
+/// Asks the agent at `api` for a backup (`POST /backup`) and waits until it is listed.
+fn manual_backup(g: &Group, rt: &tokio::runtime::Runtime, api: &str, token: &str) -> Value {
+    let (code, body) = http(rt, "POST", &format!("http://{api}/backup"), Some(token), None);
+    assert_eq!(code, 202, "{body}");
+    let start = Instant::now();
+    loop {
+        if let Some(m) = backups(g).into_iter().find(|m| m["reason"] == "manual") {
+            return m;
+        }
+        assert!(start.elapsed() < DEADLINE, "no manual backup listed");
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
+}
+
 /// The restore drill: write data, change the membership (a backup is taken before the change),
 /// write more, back up on request, destroy the ensemble (every server and its disk; only the
 /// backup store is left), restore into a new group, and check every key.
@@ -38,16 +52,7 @@ fn restore_drill_recovers_every_key() {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
     let (code, body) = http(&rt, "POST", &format!("http://{api}/backup"), None, None);
     assert_eq!(code, 401, "a backup needs the token: {body}");
-    let (code, body) = http(&rt, "POST", &format!("http://{api}/backup"), Some(&token), None);
-    assert_eq!(code, 202, "{body}");
-    let start = Instant::now();
-    let manual = loop {
-        if let Some(m) = backups(&g).into_iter().find(|m| m["reason"] == "manual") {
-            break m;
-        }
-        assert!(start.elapsed() < DEADLINE, "no manual backup listed");
-        std::thread::sleep(std::time::Duration::from_millis(300));
-    };
+    let manual = manual_backup(&g, &rt, &api, &token);
     assert_eq!(manual["server_id"], leader, "taken from the leader asked: {manual:#}");
 
     // Destroy the ensemble: every process, every server's disk, the ids and the marker.
@@ -60,7 +65,7 @@ fn restore_drill_recovers_every_key() {
         }
     }
 
-    let restored = Group { dir: tempfile::Builder::new().prefix("zkpilot-it-").tempdir().expect("tempdir") };
+    let restored = Group::empty();
     let from = g.path().to_string_lossy().to_string();
     let args = ["restore", "--from", &from, "--net", "127.124.1", "--size", "3", "--timeout", "180"];
     let o = restored.run(&args);
@@ -94,4 +99,34 @@ fn restore_drill_recovers_every_key() {
     assert!(text(&o).contains("already has an ensemble"), "{}", text(&o));
     assert_eq!(read_json(restored.path().join("cluster/marker.json")), marker);
     assert!(restored.processes().is_empty(), "nothing was started");
+}
+
+/// Compressed snapshots (`snapshot.compression.method`, a key of the shared base config): the
+/// backup picks the newest complete `snapshot.<zxid>.gz|.snappy` as ZooKeeper wrote it, and a
+/// group restored from it (its servers writing plain snapshots) loads it and holds every key.
+#[test]
+fn compressed_snapshots_back_up_and_restore() {
+    for (method, net, restored_net) in [("snappy", "127.125.1", "127.125.2"), ("gz", "127.125.3", "127.125.4")] {
+        let g = Group::up_prepared(1, net, &["--backup-every", "0"], |dir| {
+            std::fs::write(dir.join("base.cfg"), format!("snapshot.compression.method={method}\n")).expect("base.cfg");
+        });
+        let data = Data::new(&g);
+        let s = g.wait_converged();
+        data.write(&s, method, 60);
+        let api = members(&s)[0]["api"].as_str().expect("api").to_string();
+        let token = std::fs::read_to_string(g.path().join("api-token")).expect("api-token").trim().to_string();
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        let manual = manual_backup(&g, &rt, &api, &token);
+        let snapshot = manual["files"][0]["name"].as_str().expect("file name").to_string();
+        assert!(snapshot.starts_with("snapshot.") && snapshot.ends_with(&format!(".{method}")), "{manual:#}");
+
+        let o = g.run(&["local", "down"]);
+        assert!(o.status.success(), "{}", text(&o));
+        let restored = Group::empty();
+        let from = g.path().to_string_lossy().to_string();
+        let o = restored.run(&["restore", "--from", &from, "--net", restored_net, "--size", "1", "--timeout", "180"]);
+        assert!(o.status.success(), "restore from {snapshot} failed: {}", text(&o));
+        let s = restored.wait_converged();
+        assert_eq!(data.missing(&s, method, 60), 0, "every key back from {snapshot}");
+    }
 }

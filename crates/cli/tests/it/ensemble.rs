@@ -213,22 +213,13 @@ fn whole_group_restarts_from_disk_with_its_data() {
     assert_eq!(data.missing(&s, "restart", 30), 0);
 }
 
-/// An Apache-tarball layout (`<home>/lib/zookeeper-3.x.y.jar` + dependencies) works as well as
-/// Debian's. No tarball can be downloaded here, so the layout is assembled from Debian's jars.
+/// Debian's package layout (`/usr/share/java/zookeeper.jar` plus the logging and servlet jars
+/// zkpilot adds) still works, and `local status` tells its release from the servers themselves.
+/// The default install is an Apache release home (`lib/*`), which every other test runs on.
 #[test]
-fn tarball_layout_install_runs() {
-    let home = tempfile::tempdir().expect("tempdir");
-    let lib = home.path().join("lib");
-    std::fs::create_dir_all(&lib).expect("mkdir");
-    for (link, target) in [
-        ("zookeeper-3.8.0.jar", "zookeeper.jar"),
-        ("servlet-api.jar", "servlet-api.jar"),
-        ("slf4j-log4j12.jar", "slf4j-log4j12.jar"),
-        ("log4j-1.2.jar", "log4j-1.2.jar"),
-    ] {
-        std::os::unix::fs::symlink(format!("/usr/share/java/{target}"), lib.join(link)).expect("symlink");
-    }
-    let g = Group::up_with(3, "127.109.1", &["--zookeeper", home.path().to_str().expect("utf-8")]);
+fn debian_package_install_runs_and_reports_its_version() {
+    let debian = zkpilot_zk::install::DEBIAN_HOME;
+    let g = Group::up_with(3, "127.109.1", &["--zookeeper", debian]);
     let s = g.wait_converged();
     assert_eq!((members(&s).len(), voters(&s), leaders(&s).len()), (3, 3, 1), "{s:#}");
     let cmdlines: Vec<String> = g
@@ -239,7 +230,12 @@ fn tarball_layout_install_runs() {
         .filter(|c| c.contains("QuorumPeerMain"))
         .collect();
     assert_eq!(cmdlines.len(), 3);
-    assert!(cmdlines.iter().all(|c| c.contains(&format!("{}/*", lib.display()))), "{cmdlines:?}");
+    assert!(cmdlines.iter().all(|c| c.contains(&format!("{debian}/zookeeper.jar:"))), "{cmdlines:?}");
+    let versions: Vec<&str> = members(&s).iter().filter_map(|m| m["version"].as_str()).collect();
+    assert_eq!(versions, vec!["3.8.0"; 3], "{s:#}");
+    let o = g.run(&["local", "status"]);
+    let table = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success() && table.contains("3.8.0") && !table.contains("MIXED"), "{}", text(&o));
 }
 
 #[test]

@@ -28,6 +28,28 @@ pub fn text(o: &Output) -> String {
 /// A running local group; dropped means down (controller, agents, JVMs).
 pub struct Group {
     pub dir: tempfile::TempDir,
+    /// The release every server must report when the test did not name an install: the one the
+    /// suite runs on (`ZKPILOT_ZOOKEEPER`, as the binary reads it, or the default), so a version
+    /// matrix row cannot pass on the wrong version.
+    expect_version: Option<String>,
+}
+
+/// The release of the install the binary uses when no `--zookeeper` is given.
+fn suite_version() -> String {
+    let home =
+        std::env::var_os("ZKPILOT_ZOOKEEPER").map(PathBuf::from).unwrap_or_else(zkpilot_zk::install::default_home);
+    let java = which_java();
+    zkpilot_zk::install::Install::detect(&home, Some(&java))
+        .unwrap_or_else(|e| panic!("the suite's ZooKeeper install: {e}"))
+        .version
+        .unwrap_or_else(|| panic!("no version known for {}", home.display()))
+}
+
+fn which_java() -> PathBuf {
+    std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
+        .map(|d| d.join("java"))
+        .find(|p| p.is_file())
+        .expect("java on PATH")
 }
 
 impl Group {
@@ -43,13 +65,21 @@ impl Group {
     pub fn up_prepared(size: u32, net: &str, extra: &[&str], prepare: impl FnOnce(&Path)) -> Self {
         let dir = tempfile::Builder::new().prefix("zkpilot-it-").tempdir().expect("tempdir");
         prepare(dir.path());
-        let g = Group { dir };
+        let expect_version = (!extra.contains(&"--zookeeper")).then(suite_version);
+        let g = Group { dir, expect_version };
         let size = size.to_string();
         let mut args = vec!["local", "up", "--size", &size, "--net", net, "--timeout", "180"];
         args.extend_from_slice(extra);
         let o = g.run(&args);
         assert!(o.status.success(), "local up failed: {}", text(&o));
         g
+    }
+
+    /// A group directory to be filled by a command other than `local up` (e.g. `restore`), on
+    /// the suite's install.
+    pub fn empty() -> Self {
+        let dir = tempfile::Builder::new().prefix("zkpilot-it-").tempdir().expect("tempdir");
+        Group { dir, expect_version: Some(suite_version()) }
     }
 
     pub fn path(&self) -> &Path {
@@ -80,7 +110,18 @@ impl Group {
     }
 
     pub fn wait_converged(&self) -> Value {
-        self.wait_for("convergence", |s| s["converged"] == true)
+        let s = self.wait_for("convergence", |s| s["converged"] == true);
+        if let Some(want) = &self.expect_version {
+            assert!(members(&s).iter().any(|m| m["version"].is_string()), "no member reported its version: {s:#}");
+            for m in members(&s) {
+                // A member that did not answer `srvr` this time has no version; the others must
+                // all run the suite's release.
+                if let Some(v) = m["version"].as_str() {
+                    assert_eq!(v, want, "server {} runs ZooKeeper {v}, the suite runs on {want}: {s:#}", m["id"]);
+                }
+            }
+        }
+        s
     }
 
     pub fn scale(&self, n: u32) -> Value {

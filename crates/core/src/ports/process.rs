@@ -27,8 +27,8 @@ pub struct Launch {
     /// Name indirection: how long resolved names are cached, so a moved server is found again
     /// within seconds.
     pub dns_ttl_s: Option<u32>,
-    /// As leader, sync every learner with a full snapshot (`zookeeper.forceSnapshotSync`).
-    pub snapshot_sync_only: bool,
+    /// How, as leader, it syncs a learner that is behind.
+    pub learner_sync: crate::version::LearnerSync,
     /// Run as this uid (and gid of the same number) instead of the agent's own.
     pub run_as_uid: Option<u32>,
 }

@@ -37,6 +37,7 @@ pub async fn claims_bench(args: &BenchArgs, out: &mut String) -> anyhow::Result<
         separate_uids: false,
         backup_interval_ms: 0,
         failure_detected_after_ms: zkpilot_local::DEFAULT_FAILURE_DETECTED_MS,
+        learner_sync: Default::default(),
     };
     StateDir::create(&dir, &spec)?;
     // One process per claimer: the lock and link(2) must hold between processes (agents are

@@ -26,7 +26,7 @@ use zkpilot_zk::Install;
 pub use claims::{ClaimOnceArgs, claim_once};
 pub use setup::BenchArgs;
 
-fn machine() -> String {
+fn machine(zookeeper: &std::path::Path) -> String {
     let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default();
     let cpu = read("/proc/cpuinfo")
         .lines()
@@ -39,14 +39,10 @@ fn machine() -> String {
         .find_map(|l| l.strip_prefix("MemTotal:"))
         .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
         .map_or(0.0, |kb| kb / 1024.0 / 1024.0);
-    let zk = std::fs::read_dir("/usr/share/java")
+    let zk = Install::detect(zookeeper, None)
         .ok()
-        .and_then(|d| {
-            d.flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .find(|n| n.starts_with("zookeeper-3") && n.ends_with(".jar"))
-        })
-        .unwrap_or_else(|| "unknown".into());
+        .and_then(|i| i.version)
+        .unwrap_or_else(|| format!("at {}", zookeeper.display()));
     format!(
         "{cores} cores ({cpu}), {mem_gb:.0} GiB RAM, Linux {}, ZooKeeper {zk}, zkpilot {} build",
         read("/proc/sys/kernel/osrelease").trim(),
@@ -67,21 +63,15 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     if !args.only.is_empty() {
         command.push_str(&format!(" --only {}", args.only.join(",")));
     }
+    if !args.versions.is_empty() {
+        return versions(args, command, started).await;
+    }
     let mut body = String::new();
     for b in ["b1", "b2", "b3", "b4", "b5", "b6", "b7", "b8"] {
         if !args.wants(b) {
             continue;
         }
-        match b {
-            "b1" => replace::replace_bench(&args, false, &mut body).await?,
-            "b2" => replace::replace_bench(&args, true, &mut body).await?,
-            "b3" => group::heal_bench(&args, &mut body).await?,
-            "b4" => group::bootstrap_bench(&args, &mut body).await?,
-            "b5" => group::footprint_bench(&args, &mut body).await?,
-            "b6" => claims::claims_bench(&args, &mut body).await?,
-            "b7" => group::scale_bench(&args, &mut body).await?,
-            _ => builds::build_bench(&mut body).await?,
-        }
+        one(&args, b, &mut body).await?;
         // Each result says what produced it, so it still does when a later run keeps it.
         body.push_str(&format!("\nMeasured by `{command}`, {}.\n", date()));
     }
@@ -96,12 +86,60 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     }
     let section = format!(
         "{BEGIN}\n## Side-by-side benchmarks (B1–B8)\n\nMachine: {}. Command: `{command}` ({:.0} s), written {}.{}\n{body}\n{END}\n",
-        machine(),
+        machine(&args.zookeeper),
         started.elapsed().as_secs_f64(),
         date(),
         if args.smoke { " **Smoke mode: one run, small sizes; these figures are not measurements.**" } else { "" }
     );
     write_section(&args.out, &section)?;
+    eprintln!("[bench] wrote {}", args.out.display());
+    Ok(())
+}
+
+/// Runs benchmark `b` and appends its subsection to `body`.
+async fn one(args: &BenchArgs, b: &str, body: &mut String) -> anyhow::Result<()> {
+    match b {
+        "b1" => replace::replace_bench(args, false, body).await,
+        "b2" => replace::replace_bench(args, true, body).await,
+        "b3" => group::heal_bench(args, body).await,
+        "b4" => group::bootstrap_bench(args, body).await,
+        "b5" => group::footprint_bench(args, body).await,
+        "b6" => claims::claims_bench(args, body).await,
+        "b7" => group::scale_bench(args, body).await,
+        _ => builds::build_bench(body).await,
+    }
+}
+
+/// `--versions`: the chosen benchmarks (B1–B4 unless `--only` says) once per ZooKeeper install,
+/// in their own section of the file (`bench-versions`), one subsection per release.
+async fn versions(args: BenchArgs, mut command: String, started: Instant) -> anyhow::Result<()> {
+    let homes: Vec<String> = args.versions.iter().map(|p| p.display().to_string()).collect();
+    command.push_str(&format!(" --versions {}", homes.join(",")));
+    let chosen: Vec<&str> = ["b1", "b2", "b3", "b4", "b5", "b6", "b7"]
+        .into_iter()
+        .filter(|b| if args.only.is_empty() { ["b1", "b2", "b3", "b4"].contains(b) } else { args.wants(b) })
+        .collect();
+    let mut body = String::new();
+    for home in &args.versions {
+        let install = Install::detect(home, None).with_context(|| format!("--versions {}", home.display()))?;
+        let version = install.version.clone().unwrap_or_else(|| "unknown".into());
+        let sync = args.learner_sync.resolve(install.version.as_deref());
+        body.push_str(&format!("\n### ZooKeeper {version}\n\nInstall `{}`, learner sync `{sync}`.\n", home.display()));
+        let a = BenchArgs { zookeeper: home.clone(), ..args.clone() };
+        for b in &chosen {
+            let mut part = String::new();
+            one(&a, b, &mut part).await?;
+            body.push_str(&part.replace("\n### ", "\n#### "));
+        }
+    }
+    let section = format!(
+        "{VBEGIN}\n## The same benchmarks per ZooKeeper release\n\nMachine: {}. Command: `{command}` ({:.0} s), written {}.{}\n{body}\n{VEND}\n",
+        machine(&args.zookeeper),
+        started.elapsed().as_secs_f64(),
+        date(),
+        if args.smoke { " **Smoke mode: one run, small sizes; these figures are not measurements.**" } else { "" }
+    );
+    write_between(&args.out, VBEGIN, VEND, &section)?;
     eprintln!("[bench] wrote {}", args.out.display());
     Ok(())
 }
@@ -121,6 +159,9 @@ fn previous_subsection(text: &str, b: &str) -> Option<String> {
 
 const BEGIN: &str = "<!-- bench:begin (written by `zkpilot-lab bench`; edits inside are overwritten) -->";
 const END: &str = "<!-- bench:end -->";
+const VBEGIN: &str =
+    "<!-- bench-versions:begin (written by `zkpilot-lab bench --versions`; edits inside are overwritten) -->";
+const VEND: &str = "<!-- bench-versions:end -->";
 
 fn date() -> String {
     let out = std::process::Command::new("date").arg("-u").arg("+%Y-%m-%d %H:%M UTC").output();
@@ -129,14 +170,21 @@ fn date() -> String {
 
 /// Replaces the bench section of `out` (or appends one), leaving the rest of the file alone.
 fn write_section(out: &Path, section: &str) -> anyhow::Result<()> {
+    write_between(out, BEGIN, END, section)
+}
+
+/// Replaces what lies from `begin` (up to its parenthesis: older files carry the bare marker) to
+/// `end` in `out`, or appends it.
+fn write_between(out: &Path, begin: &str, end: &str, section: &str) -> anyhow::Result<()> {
     let existing = match std::fs::read_to_string(out) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => "# Benchmarks\n".to_string(),
         Err(e) => return Err(e).with_context(|| out.display().to_string()),
     };
-    let text = match (existing.find("<!-- bench:begin"), existing.find(END)) {
+    let marker = begin.split_once(" (").map_or(begin, |(m, _)| m);
+    let text = match (existing.find(marker), existing.find(end)) {
         (Some(a), Some(b)) if b > a => {
-            format!("{}{section}{}", &existing[..a], existing[b + END.len()..].trim_start_matches('\n'))
+            format!("{}{section}{}", &existing[..a], existing[b + end.len()..].trim_start_matches('\n'))
         }
         _ => format!("{}\n{section}", existing.trim_end()),
     };

@@ -31,9 +31,17 @@ pub struct BenchArgs {
     /// First octets of the loopback nets used (`127.X`; benchmark N uses `127.X.N`).
     #[arg(long, default_value = "127.150")]
     pub net: String,
-    /// ZooKeeper install.
-    #[arg(long, default_value = "/usr/share/java")]
+    /// ZooKeeper install: an Apache release home (`lib/zookeeper-3.x.y.jar`; the default is
+    /// 3.9.5 where `scripts/install-deps.sh` puts it) or Debian's `/usr/share/java`.
+    #[arg(long, env = "ZKPILOT_ZOOKEEPER", default_value_os_t = zkpilot_zk::install::default_home())]
     pub zookeeper: PathBuf,
+    /// Run the benchmarks (B1–B4 unless `--only` says) once per ZooKeeper install listed here
+    /// (comma-separated homes) and write them side by side in their own section.
+    #[arg(long, value_delimiter = ',', value_name = "HOME,HOME")]
+    pub versions: Vec<PathBuf>,
+    /// How leaders sync learners that are behind (`zkpilot local up --learner-sync`).
+    #[arg(long, default_value = "auto", value_name = "auto|snapshot|no-log-diff|zookeeper")]
+    pub learner_sync: zkpilot_core::version::LearnerSync,
 }
 
 impl BenchArgs {
@@ -62,6 +70,7 @@ pub async fn up(args: &BenchArgs, size: u32, dir: &Path, net: &str, mode: &str) 
     u.mode = if mode == "slot" { IdentityMode::Slot } else { IdentityMode::Elastic };
     u.timeout = Duration::from_secs(240);
     u.backup_every = Duration::ZERO;
+    u.learner_sync = args.learner_sync;
     Ok(local::up(&u, None, &mut print).await?)
 }
 

@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use clap::Args;
 use serde::Serialize;
+use zkpilot_core::version::LearnerSync;
 use zkpilot_ops::local::{self, UpOptions};
 use zkpilot_ops::progress::print;
 use zkpilot_runtime::config::IdentityMode;
@@ -52,8 +53,9 @@ pub struct ChaosArgs {
     /// State directory [default: a fresh directory under $TMPDIR].
     #[arg(long)]
     pub dir: Option<PathBuf>,
-    /// ZooKeeper install.
-    #[arg(long, default_value = "/usr/share/java")]
+    /// ZooKeeper install: an Apache release home (`lib/zookeeper-3.x.y.jar`; the default is
+    /// 3.9.5 where `scripts/install-deps.sh` puts it) or Debian's `/usr/share/java`.
+    #[arg(long, env = "ZKPILOT_ZOOKEEPER", default_value_os_t = zkpilot_zk::install::default_home())]
     pub zookeeper: PathBuf,
     /// Seconds the ensemble has to converge after each fault before it counts as a failure.
     #[arg(long, default_value_t = 60)]
@@ -62,6 +64,9 @@ pub struct ChaosArgs {
     /// `zkpilot local up --failure-detected-after`).
     #[arg(long, default_value_t = 5.0)]
     pub failure_detected_after: f64,
+    /// How leaders sync learners that are behind (`zkpilot local up --learner-sync`).
+    #[arg(long, default_value = "auto", value_name = "auto|snapshot|no-log-diff|zookeeper")]
+    pub learner_sync: zkpilot_core::version::LearnerSync,
     /// Also write the JSON report here (it is always written to `<dir>/chaos-report.json`).
     #[arg(long)]
     pub report: Option<PathBuf>,
@@ -145,6 +150,13 @@ pub struct Report {
     pub agent_health: AgentHealth,
     /// Longest time without a successful write, seconds.
     pub longest_write_gap_s: f64,
+    /// The ZooKeeper release the group ran and how its leaders synced learners.
+    pub zookeeper: Option<String>,
+    /// `--learner-sync`.
+    pub learner_sync: String,
+    /// Learner syncs, read from every server's log at the end (`diff_to_empty_learner`: an
+    /// empty learner sent a DIFF, which it cannot restart from).
+    pub learner_syncs: zkpilot_zk::synclog::SyncTally,
 }
 
 /// Runs a chaos profile and prints the report; fails if any acknowledged write was lost, a read
@@ -164,16 +176,22 @@ pub async fn run(args: ChaosArgs) -> anyhow::Result<()> {
     }
     print!("{}", render(&report));
     println!("report: {}", dir.join("chaos-report.json").display());
+    // A DIFF to an empty learner under the strategy zkpilot runs with is a zkpilot bug; under an
+    // explicit `--learner-sync zookeeper|no-log-diff` it is what the run is measuring.
+    let unsafe_sync = matches!(args.learner_sync.resolve(report.zookeeper.as_deref()), LearnerSync::Snapshot)
+        && (report.learner_syncs.diff_to_empty_learner > 0 || report.learner_syncs.no_snapshot_with_log > 0);
     if report.writes_lost > 0
+        || unsafe_sync
         || report.stale_reads > 0
         || report.convergence_failures > 0
         || report.faults_not_injected > 0
         || !report.agent_health.is_clean()
     {
         bail!(
-            "chaos found problems: {} writes lost, {} stale reads, {} convergence failures, {} faults not injected, \
-             agents: {}",
+            "chaos found problems: {} writes lost, {} DIFFs to an empty learner, {} stale reads, {} convergence \
+             failures, {} faults not injected, agents: {}",
             report.writes_lost,
+            report.learner_syncs.diff_to_empty_learner,
             report.stale_reads,
             report.convergence_failures,
             report.faults_not_injected,
@@ -203,6 +221,7 @@ async fn campaign(args: &ChaosArgs, dir: &Path) -> anyhow::Result<Report> {
         separate_uids: partitions_ok,
         failure_detected_after: Duration::try_from_secs_f64(args.failure_detected_after)
             .with_context(|| format!("--failure-detected-after {}", args.failure_detected_after))?,
+        learner_sync: args.learner_sync,
         ..UpOptions::new(3, dir, &args.net, &args.zookeeper, &crate::sibling::zkpilot()?)
     };
     local::up(&opts, None, &mut print).await?;
@@ -313,6 +332,9 @@ async fn campaign(args: &ChaosArgs, dir: &Path) -> anyhow::Result<Report> {
         eprintln!("LOST: write {n}");
     }
     let agent_health = zkpilot_ops::local::agent_health(dir)?;
+    let learner_syncs =
+        zkpilot_zk::synclog::scan_dir(dir).with_context(|| format!("server logs under {}", dir.display()))?;
+    let zookeeper = zkpilot_zk::Install::detect(&args.zookeeper, None).ok().and_then(|i| i.version);
     let mut times: Vec<f64> = records.iter().filter_map(|r| r.converged_after_s).collect();
     times.sort_by(f64::total_cmp);
     let mut by_kind = BTreeMap::new();
@@ -345,6 +367,9 @@ async fn campaign(args: &ChaosArgs, dir: &Path) -> anyhow::Result<Report> {
         partitions_skipped: !partitions_ok,
         agent_health,
         longest_write_gap_s: stats.longest_gap.as_secs_f64(),
+        zookeeper,
+        learner_sync: args.learner_sync.to_string(),
+        learner_syncs,
     })
 }
 
@@ -379,7 +404,9 @@ pub fn render(r: &Report) -> String {
          stale reads            {} ({} reads after sync checked; {} excused with a lost majority)\n\
          deposed-leader reads   {} (after sync, answered by a cut-off leader: ZOOKEEPER-1675)\n\
          faults not injected    {}{}\n\
-         agents                 {}\n",
+         agents                 {}\n\
+         ZooKeeper              {} (learner sync {}): learners synced by snapshot {}, DIFF {}, TRUNC {};\n\
+         \x20                      DIFF to an empty learner {}, servers unable to start (no snapshot, log) {}\n",
         r.profile,
         r.mode,
         r.seed,
@@ -405,6 +432,13 @@ pub fn render(r: &Report) -> String {
             "no panic, no unexpected exit, no plan refused".to_string()
         } else {
             r.agent_health.problems().join("; ")
-        }
+        },
+        r.zookeeper.as_deref().unwrap_or("unknown"),
+        r.learner_sync,
+        r.learner_syncs.snapshot,
+        r.learner_syncs.diff,
+        r.learner_syncs.trunc,
+        r.learner_syncs.diff_to_empty_learner,
+        r.learner_syncs.no_snapshot_with_log,
     )
 }

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use zkpilot_core::model::{EnsembleConfig, ServerId};
 use zkpilot_core::observed::Mode;
 use zkpilot_core::rollout::{Step, Strategy, fixed_rollout};
+use zkpilot_core::version::LearnerSync;
 use zkpilot_supervisor::{Spec, Supervisor};
 use zkpilot_zk::files::{Layout, ZooCfg, write_atomic};
 use zkpilot_zk::install::{Install, JvmSettings, write_logging_config};
@@ -124,8 +125,8 @@ impl FixedEnsemble {
         let (program, args) = self.install.server_command(
             &layout.conf_dir(),
             &layout.zoo_cfg(),
-            // As zkpilot's default (`[server] snapshot_sync_only`): learners synced by snapshot.
-            &JvmSettings { heap_mb: self.heap_mb, hosts_file: None, dns_ttl_s: None, snapshot_sync_only: true },
+            // As zkpilot's default (`[server] learner_sync = "auto"`).
+            &JvmSettings { heap_mb: self.heap_mb, hosts_file: None, dns_ttl_s: None, learner_sync: LearnerSync::Auto },
         );
         let mut sup = Supervisor::new(Spec {
             program,

@@ -36,8 +36,9 @@ pub struct ReplaceArgs {
     /// `rolling` (one server at a time, leader last) or `all-at-once`.
     #[arg(long, default_value = "rolling", value_parser = ["rolling", "all-at-once"])]
     pub strategy: String,
-    /// ZooKeeper install.
-    #[arg(long, default_value = "/usr/share/java")]
+    /// ZooKeeper install: an Apache release home (`lib/zookeeper-3.x.y.jar`; the default is
+    /// 3.9.5 where `scripts/install-deps.sh` puts it) or Debian's `/usr/share/java`.
+    #[arg(long, env = "ZKPILOT_ZOOKEEPER", default_value_os_t = zkpilot_zk::install::default_home())]
     pub zookeeper: PathBuf,
     /// JSON instead of text.
     #[arg(long)]

@@ -52,6 +52,9 @@ pub struct GroupSpec {
     /// terminates it; until then it is listed as running, with its server dead.
     #[serde(default = "default_failure_detected_ms")]
     pub failure_detected_after_ms: u64,
+    /// `[server] learner_sync` of every agent.
+    #[serde(default)]
+    pub learner_sync: zkpilot_core::version::LearnerSync,
 }
 
 /// Local groups notice a failed instance after 5 s: long enough that the agents face a dead

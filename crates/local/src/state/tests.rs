@@ -23,6 +23,7 @@ fn spec() -> GroupSpec {
         quorum_loss_after_ms: 10_000,
         backup_interval_ms: 3_600_000,
         failure_detected_after_ms: 5_000,
+        learner_sync: Default::default(),
         separate_uids: false,
     }
 }

@@ -40,7 +40,7 @@ pub fn render_agent_config(group: &GroupSpec, rec: &InstanceRecord, state: &Stat
             election_port: 3888,
             admin_port: 8080,
             run_as_uid: group.separate_uids.then_some(SEPARATE_UID_BASE + rec.seq),
-            snapshot_sync_only: true,
+            learner_sync: group.learner_sync,
         },
         cluster: ClusterSection {
             secret_file: state.secret_path(),

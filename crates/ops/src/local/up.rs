@@ -7,6 +7,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use zkpilot_core::version::LearnerSync;
 use zkpilot_local::{GroupSpec, LocalBackend, StateDir};
 use zkpilot_runtime::config::IdentityMode;
 use zkpilot_runtime::view::ClusterView;
@@ -49,6 +50,8 @@ pub struct UpOptions {
     pub backup_every: Duration,
     /// How long after an instance fails the group notices and replaces it.
     pub failure_detected_after: Duration,
+    /// How leaders sync learners that are behind.
+    pub learner_sync: LearnerSync,
     /// The `zkpilot` binary the controller and the agents run as.
     pub zkpilot: PathBuf,
 }
@@ -71,6 +74,7 @@ impl UpOptions {
             separate_uids: false,
             backup_every: Duration::from_secs(3600),
             failure_detected_after: Duration::from_millis(zkpilot_local::DEFAULT_FAILURE_DETECTED_MS),
+            learner_sync: LearnerSync::Auto,
             zkpilot: zkpilot.to_path_buf(),
         }
     }
@@ -94,6 +98,7 @@ impl UpOptions {
             quorum_loss_after_ms: self.quorum_loss_after.as_millis() as u64,
             backup_interval_ms: self.backup_every.as_millis() as u64,
             failure_detected_after_ms: self.failure_detected_after.as_millis() as u64,
+            learner_sync: self.learner_sync,
         }
     }
 }
@@ -144,11 +149,24 @@ pub async fn up(opts: &UpOptions, seed: Option<Seed<'_>>, progress: &mut Sink<'_
     {
         return Err(GroupError::BadNames { domain: d.clone() });
     }
-    Install::detect(&opts.zookeeper, None).map_err(GroupError::Install)?;
+    let install = Install::detect(&opts.zookeeper, None).map_err(GroupError::Install)?;
     if opts.separate_uids && !nix::unistd::Uid::effective().is_root() {
         return Err(GroupError::NotRoot);
     }
     let dir = &opts.dir;
+    let mut opts = std::borrow::Cow::Borrowed(opts);
+    let uid = super::agent_config::SEPARATE_UID_BASE + 1;
+    if opts.separate_uids
+        && let Some(closed) = zkpilot_zk::install::closed_to(&install.jars, uid, uid)
+        && control::controller_pid(dir).is_none()
+    {
+        // The servers' own uids cannot read an install below a private home (the default one is
+        // under $HOME/.cache): they get a copy inside the group directory.
+        let staged = stage_install(&install, dir)?;
+        progress(Progress::InstallStaged { from: &opts.zookeeper, to: &staged, closed: &closed });
+        opts.to_mut().zookeeper = staged;
+    }
+    let opts = opts.as_ref();
     if let Some(pid) = control::controller_pid(dir) {
         return Err(GroupError::ControllerRunning { pid, dir: dir.clone() });
     }
@@ -176,6 +194,36 @@ pub async fn up(opts: &UpOptions, seed: Option<Seed<'_>>, progress: &mut Sink<'_
     start_controller(&state, &opts.zkpilot)?;
     progress(Progress::ControllerStarted { dir, size: opts.size });
     view::wait_converged(dir, opts.timeout, progress).await
+}
+
+/// Copies (hard-links where it can) a release's `lib/` into `<dir>/zookeeper-<version>/lib`, open
+/// to every uid, and returns that home. Debian's layout is world-readable already and never needs
+/// this.
+fn stage_install(install: &Install, dir: &Path) -> Result<PathBuf, GroupError> {
+    use std::os::unix::fs::PermissionsExt;
+    let version = install.version.clone().unwrap_or_else(|| "unknown".into());
+    let home = dir.join(format!("zookeeper-{version}"));
+    let lib = home.join("lib");
+    std::fs::create_dir_all(&lib).map_err(GroupError::io("creating", &lib))?;
+    for d in [dir, home.as_path(), lib.as_path()] {
+        let mut p = std::fs::metadata(d).map_err(GroupError::io("reading", d))?.permissions();
+        p.set_mode(p.mode() | 0o755);
+        std::fs::set_permissions(d, p).map_err(GroupError::io("opening", d))?;
+    }
+    for e in std::fs::read_dir(&install.jars).map_err(GroupError::io("reading", &install.jars))?.flatten() {
+        let from = e.path();
+        let to = lib.join(e.file_name());
+        if to.exists() || !from.is_file() {
+            continue;
+        }
+        if std::fs::hard_link(&from, &to).is_err() {
+            std::fs::copy(&from, &to).map_err(GroupError::io("copying", &from))?;
+        }
+        let mut p = std::fs::metadata(&to).map_err(GroupError::io("reading", &to))?.permissions();
+        p.set_mode(p.mode() | 0o444);
+        std::fs::set_permissions(&to, p).map_err(GroupError::io("opening", &to))?;
+    }
+    Ok(home)
 }
 
 /// A random 24-byte hex secret in a new 0600 file, unless the file exists.

@@ -53,7 +53,24 @@ pub async fn cluster_view(dir: &Path) -> Result<ClusterView, GroupError> {
     let policy = effective_policy(&group, operator.as_ref());
     let statuses: Vec<AgentStatus> =
         backend.state().statuses()?.into_iter().filter_map(|(_, v)| serde_json::from_value(v).ok()).collect();
-    Ok(view::build(&obs, &statuses, group.desired, policy.target_voters))
+    let mut v = view::build(&obs, &statuses, group.desired, policy.target_voters);
+    // Probed where the observation probed them: the instance's address (a name in the server line
+    // resolves only through the group's hosts file), else the config's client address.
+    let targets: Vec<String> = v
+        .members
+        .iter()
+        .map(|m| {
+            m.instance
+                .as_ref()
+                .and_then(|id| v.instances.iter().find(|i| &i.id == id))
+                .map_or_else(|| m.client_address.clone(), |i| format!("{}:2181", i.address))
+        })
+        .collect();
+    let versions = futures::future::join_all(targets.iter().map(|a| zkpilot_zk::probe::version(a))).await;
+    for (m, version) in v.members.iter_mut().zip(versions) {
+        m.version = version;
+    }
+    Ok(v)
 }
 
 /// Polls the group until it is converged; reports each new reason it is not, and the end.

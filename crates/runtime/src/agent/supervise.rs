@@ -27,7 +27,7 @@ impl<B: Backend, Z: Zookeeper, P: ServerProcess, C: Clock> Agent<B, Z, P, C> {
             // With name indirection a moved server is found again within seconds (the JVM
             // caches names for 30 s by default).
             dns_ttl_s: self.cfg.names.as_ref().map(|_| 5),
-            snapshot_sync_only: self.cfg.server.snapshot_sync_only,
+            learner_sync: self.cfg.server.learner_sync,
             run_as_uid: self.cfg.server.run_as_uid,
         }
     }

@@ -12,9 +12,9 @@ pub(super) const fn yes() -> bool {
 
 // [server]
 
-/// Debian's package layout.
+/// The Apache release `scripts/install-deps.sh` installs (3.9.5 under `$HOME/.cache/zkpilot`).
 pub(super) fn install() -> PathBuf {
-    PathBuf::from("/usr/share/java")
+    zkpilot_zk::install::default_home()
 }
 pub(super) const fn heap_mb() -> u32 {
     256

@@ -26,7 +26,8 @@ pub struct InstanceSection {
 pub struct ServerSection {
     /// conf/, data/ and logs/ live below it (persistent, writable).
     pub base_dir: PathBuf,
-    /// ZooKeeper install (Debian `/usr/share/java`, or a tarball's home).
+    /// ZooKeeper install: an Apache release home (`lib/zookeeper-3.x.y.jar`; default 3.9.5 under
+    /// `$HOME/.cache/zkpilot`, where `scripts/install-deps.sh` puts it) or Debian's `/usr/share/java`.
     #[serde(default = "defaults::install")]
     pub install: PathBuf,
     /// java binary; first on PATH if unset.
@@ -61,11 +62,11 @@ pub struct ServerSection {
     /// servers apart on one host; the local group's partition tests use it.
     #[serde(default)]
     pub run_as_uid: Option<u32>,
-    /// Leaders sync every learner by full snapshot instead of a diff (see docs: a diff sent to
-    /// an empty learner can leave it unable to start). Turn off only for very large data sets,
-    /// where a snapshot per reconnect costs more than the risk.
-    #[serde(default = "defaults::yes")]
-    pub snapshot_sync_only: bool,
+    /// How a leader syncs a learner that is behind: `auto` (chosen per release; docs/versions.md),
+    /// `snapshot`, `no-log-diff` or `zookeeper` (its own choice). A DIFF sent to an empty learner
+    /// can leave it unable to start; override `auto` only with that evidence in hand.
+    #[serde(default)]
+    pub learner_sync: zkpilot_core::version::LearnerSync,
 }
 
 /// How a server's identity relates to its instance.
