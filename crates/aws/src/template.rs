@@ -51,14 +51,30 @@ fn member_ingress(port: u16, description: &str) -> Value {
     })
 }
 
-/// The agent's user data: install ZooKeeper and zkpilot, fetch the secret, write the agent
-/// config (the agent takes its identity from IMDSv2), start the systemd unit.
+/// The agent's user data: install ZooKeeper (Apache's release, `ZooKeeperVersion`) and zkpilot,
+/// fetch the secret, write the agent config (the agent takes its identity from IMDSv2), start the
+/// systemd unit.
 const USER_DATA: &str = r#"#!/bin/bash
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -q
-apt-get install -y -q zookeeper default-jre-headless awscli
+apt-get install -y -q default-jre-headless awscli curl
 install -d -m 0755 /opt/zkpilot /etc/zkpilot /var/lib/zkpilot
+# Apache's release (Debian's package is 3.8.0, without the data-loss and CVE fixes of 3.8.6/3.9.5),
+# checked against the pinned SHA-512 when one is given, else against the one published beside it.
+ZK_HOME="/opt/zookeeper-${ZooKeeperVersion}"
+if [ ! -f "$ZK_HOME/lib/zookeeper-${ZooKeeperVersion}.jar" ]; then
+  url="https://archive.apache.org/dist/zookeeper/zookeeper-${ZooKeeperVersion}/apache-zookeeper-${ZooKeeperVersion}-bin.tar.gz"
+  curl -fsSL --retry 5 -o /tmp/zookeeper.tgz "$url"
+  want="${ZooKeeperSha512}"
+  if [ -z "$want" ]; then
+    want=$(curl -fsSL --retry 5 "$url.sha512" | sed 's/^[^:]*://' | tr -d ' \n\r' | tr 'A-F' 'a-f' | grep -oE '[0-9a-f]{128}' | head -n 1)
+  fi
+  echo "$want  /tmp/zookeeper.tgz" | sha512sum -c -
+  install -d -m 0755 "$ZK_HOME"
+  tar -xzf /tmp/zookeeper.tgz -C "$ZK_HOME" --strip-components=1
+  rm -f /tmp/zookeeper.tgz
+fi
 aws s3 cp "${ZkpilotBinaryS3Uri}" /opt/zkpilot/zkpilot
 chmod 0755 /opt/zkpilot/zkpilot
 umask 077
@@ -68,6 +84,7 @@ umask 022
 cat > /etc/zkpilot/agent.toml <<EOF
 [server]
 base_dir = "/var/lib/zkpilot/zk"
+install = "/opt/zookeeper-${ZooKeeperVersion}"
 heap_mb = ${HeapMb}
 
 [cluster]
@@ -136,6 +153,15 @@ pub fn render(opts: &TemplateOptions) -> Value {
         "MaxSize": { "Type": "Number", "Default": 9, "MinValue": 1, "MaxValue": 255, "Description": "Upper bound for scaling" },
         "TargetVoters": { "Type": "Number", "Default": 3, "AllowedValues": [1, 3, 5, 7], "Description": "Voters; further members are observers" },
         "HeapMb": { "Type": "Number", "Default": 512, "MinValue": 64, "Description": "ZooKeeper heap, MiB" },
+        "ZooKeeperVersion": {
+            "Type": "String", "Default": zkpilot_core::version::DEFAULT_VERSION,
+            "AllowedPattern": "^3\\.([5-9]|1[0-9])\\.[0-9]+$",
+            "Description": "Apache ZooKeeper release the instances install (archive.apache.org binary tarball) into /opt/zookeeper-<version>"
+        },
+        "ZooKeeperSha512": {
+            "Type": "String", "Default": "", "AllowedPattern": "^([0-9a-f]{128})?$",
+            "Description": "SHA-512 of that tarball (lowercase hex); empty checks against the .sha512 published beside it"
+        },
         "ClientCidr": { "Type": "String", "Default": "10.0.0.0/8", "AllowedPattern": "^[0-9./]+$", "Description": "Who may reach the client port 2181" },
         "ZkpilotBinaryS3Uri": { "Type": "String", "AllowedPattern": "^s3://.+", "Description": "s3:// URI of the zkpilot release binary" },
         "ZkpilotBinaryBucket": { "Type": "String", "Description": "Bucket of ZkpilotBinaryS3Uri (for the read permission)" },
@@ -482,5 +508,58 @@ mod tests {
             t["Resources"]["MemberRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"].to_string();
         assert!(stmts.contains(r#""Fn::If":["HasNames""#), "{stmts}");
         assert!(t.to_string().contains("route53_zone"), "user data writes [names] when a zone is given");
+    }
+
+    /// The user data is valid bash once CloudFormation has substituted it, installs Apache's
+    /// release (checked by SHA-512) rather than Debian's package, and names that install in the
+    /// agent config: an agent started by systemd has no `$HOME`, so the config's default would
+    /// not find it.
+    #[test]
+    fn user_data_installs_the_apache_release_and_names_it() {
+        for identity in [Identity::Elastic, Identity::Slot { slots: 3 }] {
+            let t = render(&TemplateOptions { identity });
+            let ud = &t["Resources"]["LaunchTemplate"]["Properties"]["LaunchTemplateData"]["UserData"]["Fn::Base64"]["Fn::Sub"];
+            let script =
+                ud.as_str().map(str::to_string).or_else(|| ud[0].as_str().map(str::to_string)).expect("user data");
+            assert!(script.contains("install = \"/opt/zookeeper-${ZooKeeperVersion}\""), "{script}");
+            assert!(script.contains("sha512sum -c") && !script.contains("apt-get install -y -q zookeeper"), "{script}");
+            // What CloudFormation hands the instance: every ${Param} replaced.
+            let mut sub = script.clone();
+            for (k, v) in [
+                ("${ZooKeeperVersion}", "3.9.5"),
+                ("${ZooKeeperSha512}", ""),
+                ("${AWS::Region}", "eu-west-1"),
+                ("${AWS::StackName}", "s"),
+            ] {
+                sub = sub.replace(k, v);
+            }
+            let sub = substitute_rest(&sub);
+            let dir = tempfile::tempdir().expect("tempdir");
+            let f = dir.path().join("user-data.sh");
+            std::fs::write(&f, &sub).expect("write");
+            let o = std::process::Command::new("bash").arg("-n").arg(&f).output().expect("bash");
+            assert!(o.status.success(), "bash -n: {}\n{sub}", String::from_utf8_lossy(&o.stderr));
+        }
+    }
+
+    /// Replaces every remaining `${Name}` (a template parameter or resource) with `x`.
+    fn substitute_rest(s: &str) -> String {
+        let mut out = String::new();
+        let mut rest = s;
+        while let Some(i) = rest.find("${") {
+            out.push_str(&rest[..i]);
+            match rest[i..].find('}') {
+                Some(j) => {
+                    out.push('x');
+                    rest = &rest[i + j + 1..];
+                }
+                None => {
+                    out.push_str(&rest[i..]);
+                    rest = "";
+                }
+            }
+        }
+        out.push_str(rest);
+        out
     }
 }

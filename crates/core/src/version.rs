@@ -5,12 +5,20 @@ use std::cmp::Ordering;
 
 use serde::{Deserialize, Serialize};
 
+/// The ZooKeeper release zkpilot uses when none is named (the local default install, the AWS
+/// template's default), and tests first.
+pub const DEFAULT_VERSION: &str = "3.9.5";
+
 /// Compares two release numbers by number (`3.8.6` < `3.9.5` < `3.10.0`); a part that is not a
 /// number (the tail of `3.9.5-SNAPSHOT`) counts as 0.
 pub fn compare(a: &str, b: &str) -> Ordering {
     let parts = |v: &str| -> Vec<u32> { v.split(['.', '-']).take(3).map(|p| p.parse().unwrap_or(0)).collect() };
     parts(a).cmp(&parts(b))
 }
+
+/// The first release with ZOOKEEPER-4925 (an observer's committed log carries real zxids):
+/// from here on ZooKeeper's own sync choice never sends an empty learner a DIFF.
+pub const FIRST_WITH_ZOOKEEPER_4925: &str = "3.9.4";
 
 /// How a leader brings a learner that is behind up to date (ZooKeeper's
 /// `LearnerHandler.syncFollower` picks DIFF, TRUNC or SNAP unless told otherwise).
@@ -33,23 +41,27 @@ pub enum LearnerSync {
 
 impl LearnerSync {
     /// The strategy a server on `version` (`None`: unknown) runs with. Everything but `Auto` is
-    /// the operator's explicit choice and kept. `Auto` is a full snapshot on every release: the
-    /// chaos suite caught a 3.8.0 leader whose in-memory committed log reported
-    /// `minCommittedLog=0xffffffffffffffff` sending an empty learner (its disk lost;
-    /// `db.autocreate=false` makes its last zxid -1) a DIFF of only the tail of the history
-    /// ("Using committedLog"); the learner exited ("Committing zxid 0x0 but next pending txn")
-    /// and could never start again ("No snapshot found, but there are log entries";
-    /// ZOOKEEPER-3781 fixed only the `snapshot.trust.empty` case). That branch of
-    /// `LearnerHandler.syncFollower` is unchanged in 3.8.6 and 3.9.5, and neither
-    /// `no-log-diff` (it closes only the transaction-log branch) nor a snapshot taken on the
-    /// learner afterwards (it would make the missing history permanent) closes it;
-    /// docs/versions.md has the per-release evidence.
+    /// the operator's explicit choice and kept.
+    ///
+    /// `Auto` is a full snapshot before 3.9.4 and ZooKeeper's own choice from 3.9.4 on. Before
+    /// 3.9.4 an observer's in-memory committed log records zxid 0 (every `INFORM`) and -1 (the
+    /// proposals it commits after a DIFF), and keeps them when a reconfig promotes it; once it
+    /// leads, `minCommittedLog` can become -1 and a learner whose disk came back empty (last
+    /// zxid -1 under `db.autocreate=false`) is sent a DIFF of only the tail of the history, after
+    /// which it cannot start ("No snapshot found, but there are log entries"). The chaos suite
+    /// caught it on 3.8.0. ZOOKEEPER-4925 (3.9.4) records the real zxids and refuses a
+    /// discontinuous committed log, so an empty learner always falls outside the committed log,
+    /// finds nothing in the transaction log for zxid -1, and gets a snapshot from ZooKeeper
+    /// itself. Neither `no-log-diff` (it closes only the transaction-log branch) nor a snapshot
+    /// taken on the learner afterwards (it would make the missing history permanent) closes the
+    /// older releases' hole. An unknown release gets the snapshot. docs/versions.md has the
+    /// evidence.
     pub fn resolve(self, version: Option<&str>) -> LearnerSync {
         match self {
-            LearnerSync::Auto => {
-                let _ = version;
-                LearnerSync::Snapshot
-            }
+            LearnerSync::Auto => match version {
+                Some(v) if compare(v, FIRST_WITH_ZOOKEEPER_4925) != Ordering::Less => LearnerSync::Zookeeper,
+                _ => LearnerSync::Snapshot,
+            },
             other => other,
         }
     }
@@ -61,6 +73,64 @@ impl LearnerSync {
             LearnerSync::NoLogDiff => vec!["-Dzookeeper.snapshotSizeFactor=-1".into()],
             LearnerSync::Zookeeper | LearnerSync::Auto => Vec::new(),
         }
+    }
+}
+
+/// A ZooKeeper install a server can be started on: its home and, when known, its release.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Release {
+    /// The install's home (`[server] install`).
+    pub home: std::path::PathBuf,
+    /// Its release number (`3.9.5`), when the install tells it.
+    pub version: Option<String>,
+}
+
+/// Why an agent will not start its server on an install.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum InstallRefusal {
+    /// Asked to go back to an older release than the server last ran.
+    #[error(
+        "{requested} ({home}) is older than {last}, which this server last ran: ZooKeeper does not promise that an older release reads a newer one's data, so downgrades are refused",
+        home = .home.display()
+    )]
+    Downgrade {
+        /// The release asked for.
+        requested: String,
+        /// Its home.
+        home: std::path::PathBuf,
+        /// The release the server last ran.
+        last: String,
+    },
+}
+
+/// The install an agent starts its server on. `requested` (a rolling upgrade's, through the API)
+/// wins if it is not older than what the server last ran; without one, the configured install,
+/// unless the server last ran a newer release: a config that still names the old install after
+/// an upgrade (an agent restarted before its config was updated) must not downgrade the server,
+/// so the newer one is kept. A release that cannot be told (`None`) is not compared.
+pub fn choose_install(
+    configured: &Release,
+    last_started: Option<&Release>,
+    requested: Option<&Release>,
+) -> Result<Release, InstallRefusal> {
+    let older = |a: &Release, b: &Release| match (&a.version, &b.version) {
+        (Some(x), Some(y)) => compare(x, y) == Ordering::Less,
+        _ => false,
+    };
+    if let Some(r) = requested {
+        if let Some(last) = last_started.filter(|l| older(r, l)) {
+            return Err(InstallRefusal::Downgrade {
+                requested: r.version.clone().unwrap_or_default(),
+                home: r.home.clone(),
+                last: last.version.clone().unwrap_or_default(),
+            });
+        }
+        return Ok(r.clone());
+    }
+    match last_started {
+        Some(last) if older(configured, last) => Ok(last.clone()),
+        _ => Ok(configured.clone()),
     }
 }
 
@@ -108,7 +178,19 @@ mod tests {
     }
 
     #[test]
-    fn an_explicit_strategy_is_kept_and_auto_never_leaves_zookeeper_to_choose() {
+    fn auto_forces_snapshots_before_zookeeper_4925_and_leaves_the_choice_to_zookeeper_after() {
+        for v in [None, Some("3.5.10"), Some("3.8.0"), Some("3.8.6"), Some("3.8.7"), Some("3.9.3")] {
+            assert_eq!(LearnerSync::Auto.resolve(v), LearnerSync::Snapshot, "{v:?}");
+        }
+        for v in ["3.9.4", "3.9.5", "3.10.0"] {
+            assert_eq!(LearnerSync::Auto.resolve(Some(v)), LearnerSync::Zookeeper, "{v}");
+        }
+        assert!(LearnerSync::Auto.jvm_properties(Some("3.9.5")).is_empty());
+        assert_eq!(LearnerSync::Auto.jvm_properties(Some("3.8.6")), vec!["-Dzookeeper.forceSnapshotSync=true"]);
+    }
+
+    #[test]
+    fn an_explicit_strategy_is_kept_and_auto_always_resolves() {
         for v in [None, Some("3.8.0"), Some("3.8.6"), Some("3.9.5")] {
             assert_eq!(LearnerSync::Zookeeper.resolve(v), LearnerSync::Zookeeper);
             assert_eq!(LearnerSync::NoLogDiff.resolve(v), LearnerSync::NoLogDiff);
@@ -117,6 +199,34 @@ mod tests {
         assert_eq!(LearnerSync::Snapshot.jvm_properties(None), vec!["-Dzookeeper.forceSnapshotSync=true"]);
         assert_eq!(LearnerSync::NoLogDiff.jvm_properties(None), vec!["-Dzookeeper.snapshotSizeFactor=-1"]);
         assert!(LearnerSync::Zookeeper.jvm_properties(None).is_empty());
+    }
+
+    fn rel(home: &str, v: Option<&str>) -> Release {
+        Release { home: home.into(), version: v.map(str::to_string) }
+    }
+
+    #[test]
+    fn an_upgrade_is_taken_a_downgrade_refused_and_an_old_config_never_downgrades() {
+        let old = rel("/opt/zk-3.8.6", Some("3.8.6"));
+        let new = rel("/opt/zk-3.9.5", Some("3.9.5"));
+        // First start: the config.
+        assert_eq!(choose_install(&old, None, None), Ok(old.clone()));
+        // A rolling upgrade asks for the newer release.
+        assert_eq!(choose_install(&old, Some(&old), Some(&new)), Ok(new.clone()));
+        // The agent restarts, its config still naming the old install: the newer one is kept.
+        assert_eq!(choose_install(&old, Some(&new), None), Ok(new.clone()));
+        // Once the config names it (or a newer one), the config is followed.
+        let newer = rel("/opt/zk-3.10.0", Some("3.10.0"));
+        assert_eq!(choose_install(&newer, Some(&new), None), Ok(newer.clone()));
+        // Asking for an older release than the last one is refused, naming both.
+        let e = choose_install(&new, Some(&new), Some(&old)).expect_err("downgrade");
+        assert!(e.to_string().contains("3.8.6") && e.to_string().contains("3.9.5"), "{e}");
+        // The same release elsewhere (a reinstall) is no downgrade.
+        let moved = rel("/srv/zk-3.9.5", Some("3.9.5"));
+        assert_eq!(choose_install(&new, Some(&new), Some(&moved)), Ok(moved));
+        // Unknown releases are not compared.
+        let unknown = rel("/opt/zk", None);
+        assert_eq!(choose_install(&unknown, Some(&new), None), Ok(unknown.clone()));
     }
 
     #[test]

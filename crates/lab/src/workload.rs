@@ -165,6 +165,9 @@ pub struct Stats {
     pub longest_gap: Duration,
     /// When that gap began, ms since the Unix epoch: lines it up with a change's events.
     pub longest_gap_from_ms: u64,
+    /// Sessions of the reader that ended under it (expired, closed): it keeps its session
+    /// through connection loss, so each is a session a client lost.
+    pub reader_sessions_ended: u64,
 }
 
 /// The writer's figures as reports have always shown them.
@@ -208,6 +211,7 @@ struct Shared {
     acked: AtomicU64,
     acks: Mutex<Vec<Ack>>,
     gap: Mutex<(Duration, u64)>,
+    reader_sessions_ended: AtomicU64,
 }
 
 /// A running workload; [`Workload::stop`] ends it.
@@ -270,6 +274,7 @@ impl Workload {
             acks: s.acks.lock().map(|a| a.clone()).unwrap_or_default(),
             longest_gap,
             longest_gap_from_ms,
+            reader_sessions_ended: s.reader_sessions_ended.load(Ordering::SeqCst),
         }
     }
 }
@@ -466,12 +471,14 @@ async fn read_loop(spec: Arc<Spec>, w: Arc<Shared>, stop: Arc<AtomicBool>) {
                     zk::Error::SessionExpired | zk::Error::ClientClosed | zk::Error::AuthFailed | zk::Error::NoHosts
                 ) || c.state().is_terminated()
                 {
+                    w.reader_sessions_ended.fetch_add(1, Ordering::SeqCst);
                     client = None;
                 }
             }
             Err(_) => {
                 w.failed.fetch_add(1, Ordering::SeqCst);
                 if c.state().is_terminated() {
+                    w.reader_sessions_ended.fetch_add(1, Ordering::SeqCst);
                     client = None;
                 }
             }

@@ -21,6 +21,8 @@ pub struct ServerLine {
     pub mode: Mode,
     /// Its last zxid, hex.
     pub zxid: Option<String>,
+    /// The ZooKeeper release it runs (`srvr`).
+    pub version: Option<String>,
 }
 
 /// The ensemble's status.
@@ -82,8 +84,10 @@ pub async fn ensemble_status(connect: &str) -> Result<EnsembleStatus, EnsembleEr
     let text = String::from_utf8_lossy(&data);
     let config = EnsembleConfig::parse(&text).map_err(|e| EnsembleError::NotDynamic(text.to_string(), e))?;
     let probes = config.servers.values().map(|s| async move {
-        let h = zkpilot_zk::probe::srvr(&s.client_address()).await;
+        let text = zkpilot_zk::probe::four_letter_word(&s.client_address(), "srvr").await;
+        let h = text.as_deref().map_or(zkpilot_core::observed::Health::UNREACHABLE, zkpilot_zk::probe::parse_srvr);
         ServerLine {
+            version: text.as_deref().ok().and_then(zkpilot_zk::probe::parse_version),
             id: s.id,
             client_address: s.client_address(),
             role: s.role,

@@ -23,5 +23,6 @@ pub mod ensemble;
 pub mod kafka;
 pub mod local;
 pub mod progress;
+pub mod rolling;
 
 pub use progress::{Progress, Sink};

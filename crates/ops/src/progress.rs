@@ -96,6 +96,22 @@ pub enum Progress<'a> {
         /// Already restarted.
         done: &'a [ServerId],
     },
+    /// A rolling upgrade: every server restarts on another ZooKeeper install.
+    Upgrading {
+        /// The releases the members run now.
+        from: &'a [String],
+        /// The release they move to.
+        to: &'a str,
+        /// Its home.
+        home: &'a Path,
+    },
+    /// A server that did not come back on the new install was restarted on its old one.
+    RolledBack {
+        /// The server.
+        id: ServerId,
+        /// Whether it serves again.
+        back: bool,
+    },
     /// One step of a rolling restart: the server restarted and the ensemble is whole again.
     Restarted {
         /// The server.
@@ -164,6 +180,14 @@ impl fmt::Display for Progress<'_> {
             Self::ControllerKilled { pid } => write!(f, "controller {pid} did not stop in time; killing its group"),
             Self::LeftoversKilled { pids } => write!(f, "killed leftover processes {pids:?}"),
             Self::Down { dir } => write!(f, "group at {} is down", dir.display()),
+            Self::Upgrading { from, to, home } => {
+                write!(f, "upgrading ZooKeeper {} -> {to} ({})", from.join(", "), home.display())
+            }
+            Self::RolledBack { id, back } => write!(
+                f,
+                "server {id} did not come back on the new install; restarted on its old one: {}",
+                if *back { "serving again" } else { "NOT serving" }
+            ),
             Self::Resuming { done } => {
                 write!(f, "resuming: already restarted {:?}", done.iter().map(|i| i.0).collect::<Vec<_>>())
             }

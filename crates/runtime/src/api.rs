@@ -34,7 +34,7 @@ use tokio::sync::watch;
 use crate::status::{AgentStatus, Phase};
 
 /// A change the operator asked for through this agent's API.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {
     /// Stop executing plans, ensemble-wide.
     Pause,
@@ -42,8 +42,9 @@ pub enum Change {
     Resume,
     /// Override (or with `None` restore) the voter target.
     TargetVoters(Option<usize>),
-    /// Restart this agent's ZooKeeper gracefully (one step of a rolling restart); agent-local.
-    RestartServer,
+    /// Restart this agent's ZooKeeper gracefully (one step of a rolling restart), on another
+    /// install if one is given (a rolling upgrade); agent-local.
+    RestartServer(Option<std::path::PathBuf>),
     /// Back up this agent's server now; agent-local.
     Backup,
 }
@@ -61,7 +62,8 @@ impl Control {
     pub fn take(&self) -> Vec<Change> {
         self.pending.lock().map(|mut p| std::mem::take(&mut *p)).unwrap_or_default()
     }
-    fn push(&self, c: Change) {
+    /// Queues a change, as the API does once a request passed its checks.
+    pub fn push(&self, c: Change) {
         if let Ok(mut p) = self.pending.lock() {
             p.push(c);
         }
@@ -160,13 +162,53 @@ async fn resume(State(api): State<Api>, headers: HeaderMap) -> Response {
     (StatusCode::ACCEPTED, "resuming within a pass\n").into_response()
 }
 
-async fn restart_server(State(api): State<Api>, headers: HeaderMap) -> Response {
+/// `POST /restart-server` body (optional): restart on another ZooKeeper install.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RestartOn {
+    install: std::path::PathBuf,
+}
+
+async fn restart_server(State(api): State<Api>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
     if let Some(r) = refused(&api, &headers) {
         return r;
     }
-    api.control.push(Change::RestartServer);
-    tracing::warn!("server restart requested through the API");
-    (StatusCode::ACCEPTED, "restarting this server on the next pass\n").into_response()
+    if body.iter().all(u8::is_ascii_whitespace) {
+        api.control.push(Change::RestartServer(None));
+        tracing::warn!("server restart requested through the API");
+        return (StatusCode::ACCEPTED, "restarting this server on the next pass\n").into_response();
+    }
+    let req: RestartOn = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => return (StatusCode::BAD_REQUEST, format!("body: {e}\n")).into_response(),
+    };
+    // Checked here so the caller hears of a bad install or a downgrade now, not as an event; the
+    // agent checks again before it starts (`zkpilot_core::version::choose_install`).
+    if !req.install.is_absolute() {
+        return (StatusCode::BAD_REQUEST, format!("install: {} is not an absolute path\n", req.install.display()))
+            .into_response();
+    }
+    let found = match zkpilot_zk::install::Install::detect(&req.install, None) {
+        Ok(i) => zkpilot_core::version::Release { home: req.install.clone(), version: i.version },
+        Err(e) => return (StatusCode::BAD_REQUEST, format!("install: {e}\n")).into_response(),
+    };
+    let current = api.status.borrow().release.clone();
+    if let Some(current) = current
+        && let Err(refusal) = zkpilot_core::version::choose_install(&current, Some(&current), Some(&found))
+    {
+        return (StatusCode::CONFLICT, format!("install: {refusal}\n")).into_response();
+    }
+    api.control.push(Change::RestartServer(Some(req.install.clone())));
+    tracing::warn!(install = %req.install.display(), version = ?found.version, "server restart on another install requested through the API");
+    (
+        StatusCode::ACCEPTED,
+        format!(
+            "restarting this server on {} ({}) on the next pass\n",
+            req.install.display(),
+            found.version.as_deref().unwrap_or("release unknown")
+        ),
+    )
+        .into_response()
 }
 
 async fn backup_now(State(api): State<Api>, headers: HeaderMap) -> Response {

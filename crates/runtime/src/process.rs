@@ -11,6 +11,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use zkpilot_core::ports::{ExitInfo, Launch, PortError, PortResult, ServerProcess};
+use zkpilot_core::version::Release;
 use zkpilot_supervisor::{Spec, Supervisor};
 use zkpilot_zk::files;
 use zkpilot_zk::install::{Install, InstallError, JvmSettings, write_logging_config};
@@ -22,6 +23,9 @@ const GRACE: Duration = Duration::from_secs(10);
 #[derive(Debug)]
 pub struct JvmProcess {
     install: Install,
+    /// Where `install` was detected (a start on another home detects that one).
+    home: std::path::PathBuf,
+    java: Option<std::path::PathBuf>,
     running: Option<Supervisor>,
 }
 
@@ -29,12 +33,14 @@ impl JvmProcess {
     /// Finds the install at `install` and `java` (an explicit path, or the first on `PATH`). Fails
     /// before anything is written, naming what is missing.
     pub fn detect(install: &Path, java: Option<&Path>) -> Result<Self, InstallError> {
-        Ok(Self::new(Install::detect(install, java)?))
+        let mut p = Self::new(Install::detect(install, java)?, install);
+        p.java = java.map(Path::to_path_buf);
+        Ok(p)
     }
 
-    /// A process port over an install already detected.
-    pub fn new(install: Install) -> Self {
-        Self { install, running: None }
+    /// A process port over an install already detected at `home`.
+    pub fn new(install: Install, home: &Path) -> Self {
+        Self { install, home: home.to_path_buf(), java: None, running: None }
     }
 
     /// The install in use.
@@ -47,6 +53,14 @@ impl ServerProcess for JvmProcess {
     fn start(&mut self, launch: &Launch) -> PortResult<()> {
         if self.running.as_ref().is_some_and(|s| s.pid().is_some()) {
             return Ok(());
+        }
+        if launch.install.home != self.home {
+            // A rolling upgrade's new install: detected (and refused, naming what is missing)
+            // before anything is started from it.
+            self.install = Install::detect(&launch.install.home, self.java.as_deref()).map_err(|e| {
+                PortError::new("process", format!("ZooKeeper install {}", launch.install.home.display()), e)
+            })?;
+            self.home = launch.install.home.clone();
         }
         write_logging_config(&launch.conf_dir)
             .map_err(|e| PortError::new("process", format!("logging config in {}", launch.conf_dir.display()), e))?;
@@ -110,5 +124,11 @@ impl ServerProcess for JvmProcess {
 
     fn pid(&self) -> Option<u32> {
         self.running.as_ref().and_then(Supervisor::pid)
+    }
+
+    fn release_at(&self, home: &Path) -> PortResult<Release> {
+        let i = Install::detect(home, self.java.as_deref())
+            .map_err(|e| PortError::new("process", format!("ZooKeeper install {}", home.display()), e))?;
+        Ok(Release { home: home.to_path_buf(), version: i.version })
     }
 }

@@ -99,6 +99,9 @@ pub struct AgentStatus {
     /// The last plan this agent refused because it broke a safety rule (a planner bug).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refused: Option<Refusal>,
+    /// The ZooKeeper install (home and release) the server was last started on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub release: Option<zkpilot_core::version::Release>,
 }
 
 /// A plan refused by the safety check (`zkpilot_core::agent::vet`).

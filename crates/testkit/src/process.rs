@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use zkpilot_core::model::{EnsembleConfig, ServerId};
 use zkpilot_core::ports::{ExitInfo, Launch, PortError, PortResult, ServerProcess};
+use zkpilot_core::version::Release;
 
 use crate::ScriptedZookeeper;
 
@@ -163,6 +164,17 @@ impl ServerProcess for FakeProcess {
     fn pid(&self) -> Option<u32> {
         lock(&self.state).pid
     }
+
+    /// A home's release is read from its last path component (`zookeeper-3.9.5` → `3.9.5`); a
+    /// home whose name says `broken` cannot be used.
+    fn release_at(&self, home: &Path) -> PortResult<Release> {
+        let name = home.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        if name.contains("broken") {
+            return Err(PortError::msg("process", format!("ZooKeeper install {}: scripted failure", home.display())));
+        }
+        let version = name.rsplit('-').next().filter(|v| v.starts_with("3.")).map(str::to_string);
+        Ok(Release { home: home.to_path_buf(), version })
+    }
 }
 
 #[cfg(test)]
@@ -181,6 +193,7 @@ mod tests {
             hosts_file: None,
             dns_ttl_s: None,
             learner_sync: zkpilot_core::version::LearnerSync::Auto,
+            install: Release { home: "/opt/zookeeper-3.9.5".into(), version: Some("3.9.5".into()) },
             run_as_uid: None,
         }
     }

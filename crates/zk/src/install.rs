@@ -17,8 +17,7 @@ use std::path::{Path, PathBuf};
 
 use zkpilot_core::version::LearnerSync;
 
-/// The ZooKeeper release zkpilot uses when none is named, and tests first.
-pub const DEFAULT_VERSION: &str = "3.9.5";
+pub use zkpilot_core::version::DEFAULT_VERSION;
 
 /// Debian's package (`apt install zookeeper`; 3.8.0 on Debian 12).
 pub const DEBIAN_HOME: &str = "/usr/share/java";

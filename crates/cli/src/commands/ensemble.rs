@@ -32,7 +32,7 @@ pub async fn run(cmd: EnsembleCommand) -> anyhow::Result<()> {
 /// Text rendering of [`EnsembleStatus`].
 pub fn render(s: &EnsembleStatus) -> String {
     let mut out = format!(
-        "config {}  leader {}  voters serving {}/{}\n\n{:>4}  {:<22} {:<12} {:<11} {}\n",
+        "config {}  leader {}  voters serving {}/{}\n\n{:>4}  {:<22} {:<12} {:<11} {:<8} {}\n",
         s.config_version,
         s.leader.map_or("-".into(), |l| l.to_string()),
         s.voters_serving,
@@ -41,17 +41,25 @@ pub fn render(s: &EnsembleStatus) -> String {
         "client address",
         "role",
         "mode",
+        "version",
         "zxid"
     );
     for l in &s.servers {
         out.push_str(&format!(
-            "{:>4}  {:<22} {:<12} {:<11} {}\n",
+            "{:>4}  {:<22} {:<12} {:<11} {:<8} {}\n",
             l.id.0,
             l.client_address,
             l.role.to_string(),
             format!("{:?}", l.mode).to_lowercase(),
+            l.version.as_deref().unwrap_or("-"),
             l.zxid.as_deref().unwrap_or("-")
         ));
+    }
+    let mut versions: Vec<&str> = s.servers.iter().filter_map(|l| l.version.as_deref()).collect();
+    versions.sort_unstable();
+    versions.dedup();
+    if versions.len() > 1 {
+        out.push_str(&format!("\nMIXED ZooKeeper versions: {}\n", versions.join(", ")));
     }
     out
 }

@@ -165,3 +165,79 @@ fn api_serves_status_metrics_and_guards_mutations() {
         start.elapsed().as_secs_f64()
     );
 }
+
+/// A rolling upgrade is refused before anything restarts when it would be a downgrade; an install
+/// that looks right but cannot start stops the upgrade at its first server, which comes back on
+/// its old install, the rest untouched; the agents' API refuses a bad install itself. Then the
+/// upgrade 3.8.6 → 3.9.5 runs through the agents alone (`--agents`, as for an AWS ensemble).
+#[test]
+fn rolling_upgrade_refuses_a_downgrade_stops_at_a_server_that_cannot_start_and_runs_through_the_agents() {
+    let old = zkpilot_zk::install::cached_home("3.8.6");
+    let new = zkpilot_zk::install::cached_home("3.9.5");
+    let g = Group::up_with(3, "127.130.1", &["--zookeeper", old.to_str().expect("utf-8")]);
+    let s = g.wait_converged();
+    let before = zk_pids(&g, &s);
+    assert!(members(&s).iter().all(|m| m["version"] == "3.8.6"), "{s:#}");
+    let group_json = std::fs::read_to_string(g.path().join("group.json")).expect("group.json");
+
+    // Older than what the members run: refused, nothing restarted.
+    let older = zkpilot_zk::install::DEBIAN_HOME;
+    let o = g.run(&["rolling-restart", "--zookeeper", older]);
+    assert!(!o.status.success() && text(&o).contains("downgrades are refused"), "{}", text(&o));
+    assert_eq!(zk_pids(&g, &g.wait_converged()), before, "nothing restarted");
+
+    // The agent's API checks the install itself.
+    let token_file = g.path().join("api-token");
+    let token = std::fs::read_to_string(&token_file).expect("api-token").trim().to_string();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let api = apis(&s)[0].clone();
+    let post = |body: &str| http(&rt, "POST", &format!("http://{api}/restart-server"), Some(&token), Some(body));
+    let (code, body) = post(r#"{"install": "relative/zk"}"#);
+    assert_eq!(code, 400, "{body}");
+    let (code, body) = post(r#"{"install": "/opt/no-such-zookeeper"}"#);
+    assert!(code == 400 && body.contains("no ZooKeeper install at /opt/no-such-zookeeper"), "{code} {body}");
+    let (code, body) = post(&format!(r#"{{"install": "{older}"}}"#));
+    assert!(code == 409 && body.contains("downgrades are refused"), "{code} {body}");
+    let (code, body) = post(r#"{"install": "/opt/x", "extra": 1}"#);
+    assert_eq!(code, 400, "unknown fields are refused: {body}");
+    assert_eq!(zk_pids(&g, &g.wait_converged()), before, "nothing restarted by refused requests");
+
+    // A newer-looking install whose JVM cannot start (its only jar is empty).
+    let broken = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir_all(broken.path().join("lib")).expect("mkdir");
+    std::fs::write(broken.path().join("lib/zookeeper-3.99.0.jar"), b"").expect("jar");
+    let o = g.run(&["rolling-restart", "--zookeeper", broken.path().to_str().expect("utf-8"), "--timeout", "90"]);
+    assert!(!o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("not 3.99.0") || text(&o).contains("did not come back"), "{}", text(&o));
+    let s = g.wait_converged();
+    let after = zk_pids(&g, &s);
+    let restarted: Vec<u64> = before.keys().filter(|id| before.get(id) != after.get(id)).copied().collect();
+    assert_eq!(restarted.len(), 1, "only the first server was tried: {before:?} -> {after:?}");
+    assert!(members(&s).iter().all(|m| m["version"] == "3.8.6"), "all back on 3.8.6: {s:#}");
+    assert_eq!(
+        std::fs::read_to_string(g.path().join("group.json")).expect("group.json"),
+        group_json,
+        "new instances still launch on the old install"
+    );
+
+    // The upgrade through the agents alone: no group directory, only their APIs and the token.
+    let agents = apis(&s).join(",");
+    let o = zkpilot(&[
+        "rolling-restart",
+        "--agents",
+        &agents,
+        "--token-file",
+        token_file.to_str().expect("utf-8"),
+        "--zookeeper",
+        new.to_str().expect("utf-8"),
+    ]);
+    let out = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(out.lines().filter(|l| l.starts_with("restarted server")).count(), 3, "{out}");
+    let leader_last = out.lines().rfind(|l| l.starts_with("restarted server")).is_some_and(|l| l.contains("(leader)"));
+    assert!(leader_last, "the leader goes last: {out}");
+    let s = g.wait_converged();
+    assert!(members(&s).iter().all(|m| m["version"] == "3.9.5"), "every member on 3.9.5: {s:#}");
+    let o = g.run(&["local", "status"]);
+    assert!(!String::from_utf8_lossy(&o.stdout).contains("MIXED"), "{}", text(&o));
+}

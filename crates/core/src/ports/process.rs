@@ -29,6 +29,8 @@ pub struct Launch {
     pub dns_ttl_s: Option<u32>,
     /// How, as leader, it syncs a learner that is behind.
     pub learner_sync: crate::version::LearnerSync,
+    /// The ZooKeeper install it starts from (`crate::version::choose_install` decided it).
+    pub install: crate::version::Release,
     /// Run as this uid (and gid of the same number) instead of the agent's own.
     pub run_as_uid: Option<u32>,
 }
@@ -52,4 +54,7 @@ pub trait ServerProcess: Send {
     fn try_exited(&mut self) -> Option<ExitInfo>;
     /// Process id while running.
     fn pid(&self) -> Option<u32>;
+    /// The install at `home` and its release, or why it cannot be used (checked before a start
+    /// on it is decided).
+    fn release_at(&self, home: &std::path::Path) -> PortResult<crate::version::Release>;
 }

@@ -181,7 +181,12 @@ impl Injected {
 }
 
 /// Injects `fault` into the group at `dir`.
-pub async fn inject(fault: Fault, dir: &Path, rng: &mut fastrand::Rng) -> anyhow::Result<Injected> {
+pub async fn inject(
+    fault: Fault,
+    dir: &Path,
+    rng: &mut fastrand::Rng,
+    upgrade_to: Option<&Path>,
+) -> anyhow::Result<Injected> {
     let v = local::cluster_view(dir).await?;
     // Only members whose instance runs: a converged view can still list one whose instance the
     // previous fault's scale-in just terminated.
@@ -213,7 +218,13 @@ pub async fn inject(fault: Fault, dir: &Path, rng: &mut fastrand::Rng) -> anyhow
                     .collect()
             };
             let before = pids(&v);
-            local::rolling::rolling_restart(dir, Duration::from_secs(120), &mut print).await?;
+            zkpilot_ops::rolling::rolling_restart(
+                &zkpilot_ops::rolling::Source::Local(dir.to_path_buf()),
+                Duration::from_secs(120),
+                upgrade_to,
+                &mut print,
+            )
+            .await?;
             let after = pids(&local::cluster_view(dir).await?);
             let mut injected = Injected::hit(ids.iter().map(|i| i.0).collect());
             for (id, pid) in &before {

@@ -67,6 +67,10 @@ pub struct ChaosArgs {
     /// How leaders sync learners that are behind (`zkpilot local up --learner-sync`).
     #[arg(long, default_value = "auto", value_name = "auto|snapshot|no-log-diff|zookeeper")]
     pub learner_sync: zkpilot_core::version::LearnerSync,
+    /// With `--profile rolling-restart`: a rolling upgrade onto this ZooKeeper install
+    /// (`zkpilot rolling-restart --zookeeper`), the group having started on `--zookeeper`.
+    #[arg(long, value_name = "NEW_HOME")]
+    pub upgrade_to: Option<PathBuf>,
     /// Also write the JSON report here (it is always written to `<dir>/chaos-report.json`).
     #[arg(long)]
     pub report: Option<PathBuf>,
@@ -154,6 +158,11 @@ pub struct Report {
     pub zookeeper: Option<String>,
     /// `--learner-sync`.
     pub learner_sync: String,
+    /// Sessions of the reader (which keeps its session through connection loss) that ended:
+    /// expired or closed under it.
+    pub reader_sessions_ended: u64,
+    /// The ZooKeeper release each member reports at the end.
+    pub versions_at_end: BTreeMap<String, Vec<u32>>,
     /// Learner syncs, read from every server's log at the end (`diff_to_empty_learner`: an
     /// empty learner sent a DIFF, which it cannot restart from).
     pub learner_syncs: zkpilot_zk::synclog::SyncTally,
@@ -176,9 +185,10 @@ pub async fn run(args: ChaosArgs) -> anyhow::Result<()> {
     }
     print!("{}", render(&report));
     println!("report: {}", dir.join("chaos-report.json").display());
-    // A DIFF to an empty learner under the strategy zkpilot runs with is a zkpilot bug; under an
-    // explicit `--learner-sync zookeeper|no-log-diff` it is what the run is measuring.
-    let unsafe_sync = matches!(args.learner_sync.resolve(report.zookeeper.as_deref()), LearnerSync::Snapshot)
+    // A DIFF to an empty learner under the strategy zkpilot picks (`auto`, or a forced snapshot)
+    // is a zkpilot bug; under an explicit `--learner-sync zookeeper|no-log-diff` it is what the
+    // run is measuring.
+    let unsafe_sync = matches!(args.learner_sync, LearnerSync::Auto | LearnerSync::Snapshot)
         && (report.learner_syncs.diff_to_empty_learner > 0 || report.learner_syncs.no_snapshot_with_log > 0);
     if report.writes_lost > 0
         || unsafe_sync
@@ -251,7 +261,7 @@ async fn campaign(args: &ChaosArgs, dir: &Path) -> anyhow::Result<Report> {
     let within = Duration::from_secs(args.converge_within);
     for (i, fault) in plan.iter().enumerate() {
         let at_ms = zkpilot_core::ports::epoch_ms();
-        let injected = inject(*fault, dir, &mut rng).await?;
+        let injected = inject(*fault, dir, &mut rng, args.upgrade_to.as_deref()).await?;
         partitions.extend(injected.partition);
         let converged = converge(dir, within).await;
         if converged.is_none() {
@@ -335,6 +345,10 @@ async fn campaign(args: &ChaosArgs, dir: &Path) -> anyhow::Result<Report> {
     let learner_syncs =
         zkpilot_zk::synclog::scan_dir(dir).with_context(|| format!("server logs under {}", dir.display()))?;
     let zookeeper = zkpilot_zk::Install::detect(&args.zookeeper, None).ok().and_then(|i| i.version);
+    let versions_at_end = local::cluster_view(dir)
+        .await
+        .map(|v| v.versions().into_iter().map(|(k, ids)| (k, ids.iter().map(|i| i.0).collect())).collect())
+        .unwrap_or_default();
     let mut times: Vec<f64> = records.iter().filter_map(|r| r.converged_after_s).collect();
     times.sort_by(f64::total_cmp);
     let mut by_kind = BTreeMap::new();
@@ -368,6 +382,8 @@ async fn campaign(args: &ChaosArgs, dir: &Path) -> anyhow::Result<Report> {
         agent_health,
         longest_write_gap_s: stats.longest_gap.as_secs_f64(),
         zookeeper,
+        reader_sessions_ended: stats.reader_sessions_ended,
+        versions_at_end,
         learner_sync: args.learner_sync.to_string(),
         learner_syncs,
     })

@@ -85,6 +85,16 @@ impl StateDir {
         self.read_json(&p)?.ok_or(StateError::NotAGroup(self.root.clone()))
     }
 
+    /// Changes the install new instances' agents start ZooKeeper from (a rolling upgrade's, once
+    /// its first server serves on it).
+    pub fn set_zookeeper_install(&self, home: &std::path::Path) -> Result<(), StateError> {
+        self.locked(|| {
+            let mut g = self.group()?;
+            g.zookeeper_install = home.to_path_buf();
+            self.write_json(&self.root.join("group.json"), &g)
+        })
+    }
+
     /// Changes the desired size.
     pub fn set_desired(&self, desired: usize) -> Result<(), StateError> {
         self.locked(|| {

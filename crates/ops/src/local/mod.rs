@@ -1,6 +1,6 @@
 //! A local group: a state directory (`zkpilot_local::StateDir`) and the controller process that
 //! launches its instances. Modules depend downwards only: [`up`] and [`control`] change the
-//! group, [`view`] observes it, [`plan`] and [`rolling`] build on the view, [`restore`] on `up`
+//! group, [`view`] observes it, [`plan`] and the rolling restart (`crate::rolling`) build on the view, [`restore`] on `up`
 //! and the backup store ([`crate::backups`]); every one reports [`error::GroupError`]. This file
 //! only re-exports; nothing depends back on it or on a caller.
 //!
@@ -14,7 +14,6 @@ pub mod error;
 pub mod health;
 pub mod plan;
 pub mod restore;
-pub mod rolling;
 pub mod up;
 pub mod view;
 

@@ -155,15 +155,8 @@ pub async fn up(opts: &UpOptions, seed: Option<Seed<'_>>, progress: &mut Sink<'_
     }
     let dir = &opts.dir;
     let mut opts = std::borrow::Cow::Borrowed(opts);
-    let uid = super::agent_config::SEPARATE_UID_BASE + 1;
-    if opts.separate_uids
-        && let Some(closed) = zkpilot_zk::install::closed_to(&install.jars, uid, uid)
-        && control::controller_pid(dir).is_none()
-    {
-        // The servers' own uids cannot read an install below a private home (the default one is
-        // under $HOME/.cache): they get a copy inside the group directory.
-        let staged = stage_install(&install, dir)?;
-        progress(Progress::InstallStaged { from: &opts.zookeeper, to: &staged, closed: &closed });
+    if opts.separate_uids && control::controller_pid(dir).is_none() {
+        let staged = readable_install(&install, &opts.zookeeper, dir, progress)?;
         opts.to_mut().zookeeper = staged;
     }
     let opts = opts.as_ref();
@@ -194,6 +187,23 @@ pub async fn up(opts: &UpOptions, seed: Option<Seed<'_>>, progress: &mut Sink<'_
     start_controller(&state, &opts.zkpilot)?;
     progress(Progress::ControllerStarted { dir, size: opts.size });
     view::wait_converged(dir, opts.timeout, progress).await
+}
+
+/// With separate uids: `home` if the servers' uids can read it, else a copy inside the group
+/// directory (the default install is under `$HOME/.cache`, which a private home closes).
+pub(crate) fn readable_install(
+    install: &Install,
+    home: &Path,
+    dir: &Path,
+    progress: &mut Sink<'_>,
+) -> Result<PathBuf, GroupError> {
+    let uid = super::agent_config::SEPARATE_UID_BASE + 1;
+    let Some(closed) = zkpilot_zk::install::closed_to(&install.jars, uid, uid) else {
+        return Ok(home.to_path_buf());
+    };
+    let staged = stage_install(install, dir)?;
+    progress(Progress::InstallStaged { from: home, to: &staged, closed: &closed });
+    Ok(staged)
 }
 
 /// Copies (hard-links where it can) a release's `lib/` into `<dir>/zookeeper-<version>/lib`, open

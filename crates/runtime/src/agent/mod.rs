@@ -130,7 +130,13 @@ impl<B: Backend, Z: Zookeeper, P: ServerProcess, C: Clock> Agent<B, Z, P, C> {
             control: Arc::new(Control::default()),
             status,
             identity: Identity { id: None, slot: None, layout, pid_file },
-            server: Server { process, running: false, restarts: Restarts::default() },
+            server: Server {
+                process,
+                running: false,
+                restarts: Restarts::default(),
+                started_on: None,
+                requested: None,
+            },
             memo,
             recovery: Recovery::new(),
         })
@@ -195,6 +201,7 @@ impl<B: Backend, Z: Zookeeper, P: ServerProcess, C: Clock> Agent<B, Z, P, C> {
         self.sync_operator_settings().await;
         let now = self.clock.now_ms();
         let obs = self.observer.observe(&self.backend, &self.zk, self.cfg.server.client_port, now).await;
+        self.note_served_release(&obs);
         let policy = self.policy();
         let Vetted { plan, refused } = vet(&obs, &policy, zkpilot_core::plan(&obs, &policy, now), now);
         if let Some(v) = refused {

@@ -17,7 +17,7 @@ pub(super) fn apply(mut s: OperatorSettings, changes: &[Change], by: &str, now_m
             Change::Pause => s.paused = true,
             Change::Resume => s.paused = false,
             Change::TargetVoters(t) => s.target_voters = *t,
-            Change::RestartServer | Change::Backup => {}
+            Change::RestartServer(_) | Change::Backup => {}
         }
     }
     s.updated_by = by.to_string();
@@ -31,14 +31,24 @@ impl<B: Backend, Z: Zookeeper, P: ServerProcess, C: Clock> Agent<B, Z, P, C> {
     /// an ensemble.
     pub(super) async fn sync_operator_settings(&mut self) {
         let (local, changes): (Vec<_>, Vec<_>) =
-            self.control.take().into_iter().partition(|c| matches!(c, Change::RestartServer | Change::Backup));
+            self.control.take().into_iter().partition(|c| matches!(c, Change::RestartServer(_) | Change::Backup));
         if local.contains(&Change::Backup) {
             self.take_backup(BackupReason::Manual, None).await;
         }
-        if local.contains(&Change::RestartServer) && self.server.running {
+        let restart = local.iter().rev().find_map(|c| match c {
+            Change::RestartServer(install) => Some(install.clone()),
+            _ => None,
+        });
+        if let Some(install) = restart
+            && self.server.running
+        {
             let started = Instant::now();
-            let outcome = Outcome::of(self.restart_server().await);
-            self.record_event("operator: restart server".into(), outcome, started);
+            let what = match &install {
+                Some(home) => format!("operator: restart server on {}", home.display()),
+                None => "operator: restart server".into(),
+            };
+            let outcome = Outcome::of(self.restart_server(install).await);
+            self.record_event(what, outcome, started);
         }
         if !changes.is_empty() {
             let started = Instant::now();
@@ -63,8 +73,12 @@ mod tests {
         let s = apply(OperatorSettings::default(), &[Change::Pause, Change::TargetVoters(Some(5))], "i-1", 7);
         assert!(s.paused);
         assert_eq!((s.target_voters, s.updated_by.as_str(), s.updated_ms), (Some(5), "i-1", 7));
-        let s =
-            apply(s, &[Change::Resume, Change::RestartServer, Change::Backup, Change::TargetVoters(None)], "i-2", 9);
+        let s = apply(
+            s,
+            &[Change::Resume, Change::RestartServer(None), Change::Backup, Change::TargetVoters(None)],
+            "i-2",
+            9,
+        );
         assert!(!s.paused);
         assert_eq!(s.target_voters, None, "null returns to the config's value");
     }

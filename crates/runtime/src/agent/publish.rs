@@ -40,6 +40,7 @@ pub(super) fn initial_status(cfg: &AgentConfig) -> AgentStatus {
         counters: Counters::default(),
         api: cfg.api.as_ref().map(|a| a.listen.to_string()),
         refused: None,
+        release: None,
     }
 }
 
@@ -88,6 +89,7 @@ impl<B: Backend, Z: Zookeeper, P: ServerProcess, C: Clock> Agent<B, Z, P, C> {
             counters: self.memo.counters,
             api: self.cfg.api.as_ref().map(|a| a.listen.to_string()),
             refused: self.memo.refused.clone(),
+            release: self.server.started_on.clone(),
         };
         match serde_json::to_string_pretty(&status) {
             Ok(json) => {

@@ -50,6 +50,10 @@ pub(super) struct Server<P> {
     pub(super) running: bool,
     /// Restart backoff after unexpected exits.
     pub(super) restarts: Restarts,
+    /// The install the running server was started on.
+    pub(super) started_on: Option<zkpilot_core::version::Release>,
+    /// An install a rolling upgrade asked for (`POST /restart-server`), for the next start.
+    pub(super) requested: Option<std::path::PathBuf>,
 }
 
 /// What the agent remembers between passes (besides recovery).

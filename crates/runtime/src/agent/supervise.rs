@@ -2,13 +2,76 @@
 //! looks like is decided here (a `Launch`); how a JVM is started from it is
 //! `crate::process::JvmProcess`'s. The restart backoff is `zkpilot_core::agent::Restarts`.
 
+use std::path::PathBuf;
+
+use zkpilot_core::observed::Observed;
 use zkpilot_core::ports::{Backend, Clock, Launch, ServerProcess, Zookeeper};
+use zkpilot_core::version::{Release, choose_install};
 
 use super::{Agent, AgentError};
 
 impl<B: Backend, Z: Zookeeper, P: ServerProcess, C: Clock> Agent<B, Z, P, C> {
-    /// Everything the agent decides about a start of its server.
-    pub(super) fn launch(&self) -> Launch {
+    /// Where the agent records the install its server last served on.
+    fn release_file(&self) -> PathBuf {
+        self.identity.layout.base.join("zkpilot-release.json")
+    }
+
+    /// The install the server last served on (none recorded yet, or unreadable: none).
+    fn last_served(&self) -> Option<Release> {
+        let text = std::fs::read_to_string(self.release_file()).ok()?;
+        serde_json::from_str(&text).ok()
+    }
+
+    /// Once the server serves, records the install it was started on: the next start, even from a
+    /// config that still names an older install, never goes back to an older release. Written
+    /// only after it served, so an install that could not start is never recorded and going back
+    /// from it is no downgrade.
+    pub(super) fn note_served_release(&mut self, obs: &Observed) {
+        let Some(started) = &self.server.started_on else { return };
+        let serving = obs.members().iter().any(|m| Some(m.id) == self.identity.id && m.health.mode.is_serving());
+        if !serving || self.last_served().as_ref() == Some(started) {
+            return;
+        }
+        let json = serde_json::to_vec_pretty(started).unwrap_or_default();
+        if let Err(e) = zkpilot_zk::files::write_atomic(&self.release_file(), &json) {
+            tracing::warn!(error = %e, "recording the release the server serves on");
+        }
+    }
+
+    /// The install the next start uses (`zkpilot_core::version::choose_install`): a requested
+    /// one (a rolling upgrade's) unless it is a downgrade, else the configured one unless the
+    /// server last served a newer release.
+    fn decide_install(&mut self) -> Result<Release, AgentError> {
+        let last = self.last_served();
+        let configured = match self.server.process.release_at(&self.cfg.server.install) {
+            Ok(c) => c,
+            // The configured install is gone (removed after an upgrade): the one it last served on.
+            Err(e) => match last.as_ref().and_then(|l| self.server.process.release_at(&l.home).ok()) {
+                Some(l) => l,
+                None => return Err(e.into()),
+            },
+        };
+        let requested = match self.server.requested.take() {
+            Some(home) => match self.server.process.release_at(&home) {
+                Ok(r) => Some(r),
+                Err(e) => {
+                    tracing::error!(error = %e, "the install asked for cannot be used; starting on the current one");
+                    None
+                }
+            },
+            None => None,
+        };
+        match choose_install(&configured, last.as_ref(), requested.as_ref()) {
+            Ok(r) => Ok(r),
+            Err(refusal) => {
+                tracing::error!(%refusal, "not starting on the install asked for");
+                Ok(choose_install(&configured, last.as_ref(), None).unwrap_or(configured))
+            }
+        }
+    }
+
+    /// Everything the agent decides about a start of its server, on `install`.
+    pub(super) fn launch(&self, install: Release) -> Launch {
         let layout = &self.identity.layout;
         Launch {
             base: layout.base.clone(),
@@ -28,14 +91,17 @@ impl<B: Backend, Z: Zookeeper, P: ServerProcess, C: Clock> Agent<B, Z, P, C> {
             // caches names for 30 s by default).
             dns_ttl_s: self.cfg.names.as_ref().map(|_| 5),
             learner_sync: self.cfg.server.learner_sync,
+            install,
             run_as_uid: self.cfg.server.run_as_uid,
         }
     }
 
     /// Starts the server and records its pid for the local controller.
     pub(super) fn start_server(&mut self) -> Result<(), AgentError> {
-        let launch = self.launch();
+        let install = self.decide_install()?;
+        let launch = self.launch(install.clone());
         self.server.process.start(&launch)?;
+        self.server.started_on = Some(install);
         if let Some(pid) = self.server.process.pid()
             && let Err(e) = std::fs::write(&self.identity.pid_file, pid.to_string())
         {
@@ -82,7 +148,10 @@ impl<B: Backend, Z: Zookeeper, P: ServerProcess, C: Clock> Agent<B, Z, P, C> {
 
     /// The operator's `POST /restart-server`: SIGTERM, then start again with the same files; the
     /// ensemble sees one member leave and come back, exactly as in a rolling restart by hand.
-    pub(super) async fn restart_server(&mut self) -> Result<(), AgentError> {
+    /// With `install`, the server comes back on that install (a rolling upgrade's step), unless
+    /// that is a downgrade.
+    pub(super) async fn restart_server(&mut self, install: Option<PathBuf>) -> Result<(), AgentError> {
+        self.server.requested = install;
         self.stop_server().await;
         self.start_server()
     }

@@ -14,3 +14,4 @@ mod reconfig;
 mod recovery;
 mod scale_in;
 mod supervise;
+mod upgrade;
