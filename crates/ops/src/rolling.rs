@@ -577,7 +577,10 @@ async fn step(
     }
     let api = member.api.clone().ok_or(RollingError::NoApi(id))?;
     let role = member.role.clone();
-    let synced_before = seen.synced.filter(|_| role != "leader");
+    // What the leader must have back: its synced learners before the step, but never more than
+    // the other members (its status can still count a learner a change just removed).
+    let others = seen.members.len().saturating_sub(1) as u64;
+    let synced_before = seen.synced.filter(|_| role != "leader").map(|s| s.min(others));
     let t = Instant::now();
     ask_restart(client, token, id, &api, target.map(|t| t.home.as_path())).await?;
     // Seen going down first, so "back" means back after the restart.

@@ -6,6 +6,7 @@ mod api;
 mod aws;
 mod backup;
 mod bad_input;
+mod curator;
 mod ensemble;
 mod harness;
 mod recovery;
