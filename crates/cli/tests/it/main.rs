@@ -1,5 +1,6 @@
-//! End-to-end tests of the `zkpilot` binary against real ZooKeeper (Debian's `zookeeper` package).
-//! One test binary, so the build links once.
+//! End-to-end tests of the `zkpilot` binary against real ZooKeeper (3.9.5 unless a test or the
+//! version matrix, `ZKPILOT_ZOOKEEPER`, names another install). One test binary, so the build
+//! links once.
 
 mod api;
 #[cfg(feature = "aws")]
