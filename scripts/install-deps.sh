@@ -14,6 +14,9 @@ missing=()
 [ -f /usr/share/java/slf4j-log4j12.jar ] || missing+=(libslf4j-java)
 [ -f /usr/share/java/log4j-1.2.jar ] || missing+=(liblog4j1.2-java)
 command -v java >/dev/null 2>&1 || missing+=(default-jre-headless)
+# javac: the Curator test client (crates/cli/tests/it/curator-probe) is compiled by Maven, which
+# needs a JDK; Debian's maven package pulls in only a JRE.
+command -v javac >/dev/null 2>&1 || missing+=(default-jdk-headless)
 # Maven: fetches the Apache releases (scripts/install-zookeeper.sh) and builds the Curator and
 # Kafka test clients.
 command -v mvn >/dev/null 2>&1 || missing+=(maven)

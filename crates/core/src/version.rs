@@ -135,33 +135,48 @@ pub fn choose_install(
 }
 
 impl LearnerSync {
-    /// Every value, as config files and flags spell them.
-    pub const NAMES: [&'static str; 4] = ["auto", "snapshot", "no-log-diff", "zookeeper"];
+    /// Every value.
+    pub const ALL: [LearnerSync; 4] =
+        [LearnerSync::Auto, LearnerSync::Snapshot, LearnerSync::NoLogDiff, LearnerSync::Zookeeper];
+
+    /// As config files and flags spell it.
+    pub fn name(self) -> &'static str {
+        match self {
+            LearnerSync::Auto => "auto",
+            LearnerSync::Snapshot => "snapshot",
+            LearnerSync::NoLogDiff => "no-log-diff",
+            LearnerSync::Zookeeper => "zookeeper",
+        }
+    }
 }
 
 impl std::str::FromStr for LearnerSync {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "auto" => Ok(LearnerSync::Auto),
-            "snapshot" => Ok(LearnerSync::Snapshot),
-            "no-log-diff" => Ok(LearnerSync::NoLogDiff),
-            "zookeeper" => Ok(LearnerSync::Zookeeper),
-            other => Err(format!("'{other}' is not one of {}", Self::NAMES.join(", "))),
-        }
+        Self::ALL.into_iter().find(|v| v.name() == s).ok_or_else(|| {
+            let names: Vec<&str> = Self::ALL.iter().map(|v| v.name()).collect();
+            format!("'{s}' is not one of {}", names.join(", "))
+        })
     }
 }
 
 impl std::fmt::Display for LearnerSync {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let i = match self {
-            LearnerSync::Auto => 0,
-            LearnerSync::Snapshot => 1,
-            LearnerSync::NoLogDiff => 2,
-            LearnerSync::Zookeeper => 3,
-        };
-        f.write_str(Self::NAMES[i])
+        f.write_str(self.name())
     }
+}
+
+/// A member that runs a newer release than `target`, if any: moving the ensemble to `target`
+/// would downgrade it (a rolling upgrade refuses before restarting anything). Members whose
+/// release is unknown, or an unknown target, are not compared.
+pub fn runs_newer<'a>(
+    target: &str,
+    running: impl IntoIterator<Item = (crate::ServerId, &'a str)>,
+) -> Option<(crate::ServerId, &'a str)> {
+    if target.is_empty() {
+        return None;
+    }
+    running.into_iter().find(|(_, v)| compare(target, v) == Ordering::Less)
 }
 
 #[cfg(test)]
@@ -230,8 +245,17 @@ mod tests {
     }
 
     #[test]
+    fn an_upgrade_target_older_than_a_member_is_named() {
+        use crate::ServerId;
+        let running = [(ServerId(1), "3.8.6"), (ServerId(2), "3.9.5")];
+        assert_eq!(runs_newer("3.9.5", running), None);
+        assert_eq!(runs_newer("3.8.6", running), Some((ServerId(2), "3.9.5")));
+        assert_eq!(runs_newer("", running), None, "an unknown target is not compared");
+    }
+
+    #[test]
     fn names_round_trip_as_flags_and_config_spell_them() {
-        for name in LearnerSync::NAMES {
+        for name in ["auto", "snapshot", "no-log-diff", "zookeeper"] {
             let v: LearnerSync = name.parse().expect("parses");
             assert_eq!(v.to_string(), name);
             assert_eq!(serde_json::to_value(v).expect("json"), serde_json::Value::String(name.into()));

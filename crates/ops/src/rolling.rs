@@ -210,7 +210,7 @@ impl Source {
     /// The ensemble now.
     pub async fn seen(&self, client: &reqwest::Client) -> Result<Seen, RollingError> {
         match self {
-            Source::Local(dir) => Ok(from_view(dir, &view::cluster_view(dir).await?)),
+            Source::Local(dir) => Ok(from_view(&view::cluster_view(dir).await?)),
             Source::Agents { apis, .. } => {
                 let gets = apis.iter().map(|api| async move {
                     let r = client.get(format!("http://{api}/status")).timeout(Duration::from_secs(3)).send().await;
@@ -228,7 +228,7 @@ impl Source {
 }
 
 /// A local group's view: what `local status` shows.
-fn from_view(dir: &Path, v: &ClusterView) -> Seen {
+fn from_view(v: &ClusterView) -> Seen {
     Seen {
         members: v
             .members
@@ -243,7 +243,7 @@ fn from_view(dir: &Path, v: &ClusterView) -> Seen {
             .collect(),
         whole: v.converged,
         why: v.not_converged.clone(),
-        synced: synced_followers(dir, v),
+        synced: v.synced_learners,
     }
 }
 
@@ -296,10 +296,7 @@ pub fn from_statuses(answers: &[(String, Result<AgentStatus, reqwest::Error>)]) 
             version: s.release.as_ref().and_then(|r| r.version.clone()),
         });
         if Some(id) == leader {
-            seen.synced = s.server.as_ref().and_then(|d| {
-                let v = serde_json::to_value(d).ok()?;
-                Some(v["synced_followers"].as_u64()? + v["synced_observers"].as_u64().unwrap_or(0))
-            });
+            seen.synced = s.server.as_ref().and_then(|d| d.synced_learners());
         }
     }
     // Every member of the committed config must be one of the agents named.
@@ -334,18 +331,9 @@ fn upgrade_target(source: &Source, home: &Path, seen: &Seen) -> Result<Target, R
             .map(|n| n.to_string_lossy().rsplit('-').next().unwrap_or_default().to_string())
             .unwrap_or_default(),
     };
-    for m in &seen.members {
-        if let Some(running) = &m.version
-            && !version.is_empty()
-            && zkpilot_core::version::compare(&version, running) == std::cmp::Ordering::Less
-        {
-            return Err(RollingError::Downgrade {
-                home: home.to_path_buf(),
-                target: version,
-                id: m.id,
-                running: running.clone(),
-            });
-        }
+    let running = seen.members.iter().filter_map(|m| Some((m.id, m.version.as_deref()?)));
+    if let Some((id, newer)) = zkpilot_core::version::runs_newer(&version, running) {
+        return Err(RollingError::Downgrade { home: home.to_path_buf(), target: version, id, running: newer.into() });
     }
     Ok(Target { home: home.to_path_buf(), version })
 }
@@ -361,20 +349,6 @@ fn order(seen: &Seen) -> Vec<ServerId> {
         })
         .collect();
     restart_order(&members)
-}
-
-/// The leader's synced learners (followers, voting or not, and observers), from its agent's
-/// status in a local group.
-fn synced_followers(dir: &Path, v: &ClusterView) -> Option<u64> {
-    let leader = v.leader?;
-    let instance = v.members.iter().find(|m| m.id == leader)?.instance.clone()?;
-    let text = std::fs::read_to_string(dir.join("status").join(format!("{instance}.json"))).ok()?;
-    let s: serde_json::Value = serde_json::from_str(&text).ok()?;
-    // Every synced learner: a joiner counted as a (non-voting) follower when the step began may be
-    // an observer by the time it ends, and must not look like a lost follower. ZooKeeper's
-    // `synced_followers` already includes the non-voting ones.
-    let server = &s["server"];
-    Some(server["synced_followers"].as_u64()? + server["synced_observers"].as_u64().unwrap_or(0))
 }
 
 /// Polls until the ensemble is whole; reports each new reason it is not.

@@ -33,14 +33,13 @@ impl JvmProcess {
     /// Finds the install at `install` and `java` (an explicit path, or the first on `PATH`). Fails
     /// before anything is written, naming what is missing.
     pub fn detect(install: &Path, java: Option<&Path>) -> Result<Self, InstallError> {
-        let mut p = Self::new(Install::detect(install, java)?, install);
-        p.java = java.map(Path::to_path_buf);
-        Ok(p)
+        Ok(Self::new(Install::detect(install, java)?, install, java))
     }
 
-    /// A process port over an install already detected at `home`.
-    pub fn new(install: Install, home: &Path) -> Self {
-        Self { install, home: home.to_path_buf(), java: None, running: None }
+    /// A process port over an install already detected at `home`; `java` as `detect` takes it
+    /// (used again when a start names another install).
+    pub fn new(install: Install, home: &Path, java: Option<&Path>) -> Self {
+        Self { install, home: home.to_path_buf(), java: java.map(Path::to_path_buf), running: None }
     }
 
     /// The install in use.

@@ -87,6 +87,9 @@ pub struct ClusterView {
     /// Each agent's last refusal, `instance: violation`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub refusals: Vec<String>,
+    /// The leader's synced learners, from its agent's status (a rolling restart waits for them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub synced_learners: Option<u64>,
 }
 
 impl ClusterView {
@@ -156,6 +159,9 @@ pub fn build(obs: &Observed, statuses: &[AgentStatus], desired: usize, target_vo
         .filter(|s| !s.plan.actions.is_empty() || !s.plan.skipped.is_empty() || s.lease_holder)
         .max_by_key(|s| (s.lease_holder, s.updated_ms))
         .or_else(|| statuses.iter().filter(alive).max_by_key(|s| s.updated_ms));
+    let synced_learners = leader
+        .and_then(|l| statuses.iter().filter(alive).find(|s| s.server_id == Some(l)))
+        .and_then(|s| s.server.as_ref()?.synced_learners());
     let voters = members.iter().filter(|m| m.voting).count();
     let mut why = Vec::new();
     let running: Vec<&InstanceView> = instances.iter().filter(|i| i.state == InstanceState::Running).collect();
@@ -198,6 +204,7 @@ pub fn build(obs: &Observed, statuses: &[AgentStatus], desired: usize, target_vo
         voters,
         converged: why.is_empty(),
         not_converged: why,
+        synced_learners,
         plans_refused: statuses.iter().map(|s| s.counters.plans_refused).sum(),
         refusals: statuses
             .iter()

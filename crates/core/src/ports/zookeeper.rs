@@ -48,6 +48,15 @@ pub struct ServerDetail {
     pub synced_observers: Option<u64>,
 }
 
+impl ServerDetail {
+    /// Leader only: every synced learner (followers, voting or not, and observers). ZooKeeper's
+    /// `synced_followers` already counts the non-voting ones, so a joiner counted as a follower
+    /// that becomes an observer does not look like a lost learner.
+    pub fn synced_learners(&self) -> Option<u64> {
+        Some(self.synced_followers? + self.synced_observers.unwrap_or(0))
+    }
+}
+
 /// The ZooKeeper ensemble.
 pub trait Zookeeper: Send + Sync {
     /// `srvr` on one server's client address; never fails, an unanswered probe is `Unreachable`.

@@ -84,14 +84,27 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             body.push_str(&format!("\n{old}\n(Kept from an earlier run: not part of this command.)\n"));
         }
     }
+    write_report(&args, (BEGIN, END), "Side-by-side benchmarks (B1–B8)", &command, started, &body)
+}
+
+/// Writes a section of the report between `markers`: its title, the machine, the command and
+/// how long it took, then `body`.
+fn write_report(
+    args: &BenchArgs,
+    (begin, end): (&str, &str),
+    title: &str,
+    command: &str,
+    started: Instant,
+    body: &str,
+) -> anyhow::Result<()> {
     let section = format!(
-        "{BEGIN}\n## Side-by-side benchmarks (B1–B8)\n\nMachine: {}. Command: `{command}` ({:.0} s), written {}.{}\n{body}\n{END}\n",
+        "{begin}\n## {title}\n\nMachine: {}. Command: `{command}` ({:.0} s), written {}.{}\n{body}\n{end}\n",
         machine(&args.zookeeper),
         started.elapsed().as_secs_f64(),
         date(),
         if args.smoke { " **Smoke mode: one run, small sizes; these figures are not measurements.**" } else { "" }
     );
-    write_section(&args.out, &section)?;
+    write_between(&args.out, begin, end, &section)?;
     eprintln!("[bench] wrote {}", args.out.display());
     Ok(())
 }
@@ -132,16 +145,7 @@ async fn versions(args: BenchArgs, mut command: String, started: Instant) -> any
             body.push_str(&part.replace("\n### ", "\n#### "));
         }
     }
-    let section = format!(
-        "{VBEGIN}\n## The same benchmarks per ZooKeeper release\n\nMachine: {}. Command: `{command}` ({:.0} s), written {}.{}\n{body}\n{VEND}\n",
-        machine(&args.zookeeper),
-        started.elapsed().as_secs_f64(),
-        date(),
-        if args.smoke { " **Smoke mode: one run, small sizes; these figures are not measurements.**" } else { "" }
-    );
-    write_between(&args.out, VBEGIN, VEND, &section)?;
-    eprintln!("[bench] wrote {}", args.out.display());
-    Ok(())
+    write_report(&args, (VBEGIN, VEND), "The same benchmarks per ZooKeeper release", &command, started, &body)
 }
 
 /// The `### Bn ...` subsection of the bench section in `text`, up to the next `### ` or the end
@@ -168,13 +172,8 @@ fn date() -> String {
     out.map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string()).unwrap_or_default()
 }
 
-/// Replaces the bench section of `out` (or appends one), leaving the rest of the file alone.
-fn write_section(out: &Path, section: &str) -> anyhow::Result<()> {
-    write_between(out, BEGIN, END, section)
-}
-
 /// Replaces what lies from `begin` (up to its parenthesis: older files carry the bare marker) to
-/// `end` in `out`, or appends it.
+/// `end` in `out`, or appends it, leaving the rest of the file alone.
 fn write_between(out: &Path, begin: &str, end: &str, section: &str) -> anyhow::Result<()> {
     let existing = match std::fs::read_to_string(out) {
         Ok(t) => t,

@@ -51,14 +51,19 @@ fn chaos_short_profile_loses_nothing() {
     assert!(processes_mentioning(dir.path()).is_empty(), "leftover processes");
 }
 
-/// A rolling restart (observers, followers, the leader last, each step waiting for the ensemble)
-/// under the chaos workload: every server restarted, no acknowledged write lost, no stale read.
-#[test]
-fn rolling_restart_under_load_loses_nothing() {
+/// Runs the lab's rolling-restart profile on `net` with `extra` arguments and checks its steps:
+/// all 3 servers restarted, the leader last. Returns the report, stderr and the directory.
+fn rolling_profile(
+    net: &str,
+    seed: &str,
+    extra: &[&std::ffi::OsStr],
+) -> (serde_json::Value, String, tempfile::TempDir) {
     let dir = tempfile::Builder::new().prefix("zkpilot-rolling-it-").tempdir().expect("tempdir");
     let report = dir.path().join("report.json");
     let o = lab_command()
-        .args(["chaos", "--profile", "rolling-restart", "--net", "127.122.1", "--seed", "3", "--dir"])
+        .args(["chaos", "--profile", "rolling-restart", "--net", net, "--seed", seed])
+        .args(extra)
+        .arg("--dir")
         .arg(dir.path().join("group"))
         .arg("--report")
         .arg(&report)
@@ -69,7 +74,14 @@ fn rolling_restart_under_load_loses_nothing() {
     assert_eq!(out.lines().filter(|l| l.starts_with("restarted server")).count(), 3, "{out}");
     let leader_last = out.lines().rfind(|l| l.starts_with("restarted server")).is_some_and(|l| l.contains("(leader)"));
     assert!(leader_last, "the leader goes last: {out}");
-    let r = read_json(report);
+    (read_json(report), format!("{out}\n{}", String::from_utf8_lossy(&o.stderr)), dir)
+}
+
+/// A rolling restart (observers, followers, the leader last, each step waiting for the ensemble)
+/// under the chaos workload: every server restarted, no acknowledged write lost, no stale read.
+#[test]
+fn rolling_restart_under_load_loses_nothing() {
+    let (r, _, _dir) = rolling_profile("127.122.1", "3", &[]);
     assert_eq!(r["faults_not_injected"], 0, "every server is a new process afterwards: {r:#}");
     assert_eq!((r["writes_lost"].as_u64(), r["stale_reads"].as_u64()), (Some(0), Some(0)), "{r:#}");
     assert!(r["writes_acked"].as_u64().unwrap_or(0) > 20, "{r:#}");
@@ -82,30 +94,9 @@ fn rolling_restart_under_load_loses_nothing() {
 fn rolling_upgrade_under_load_loses_nothing() {
     let old = zkpilot_zk::install::cached_home("3.8.6");
     let new = zkpilot_zk::install::cached_home("3.9.5");
-    let dir = tempfile::Builder::new().prefix("zkpilot-upgrade-it-").tempdir().expect("tempdir");
-    let report = dir.path().join("report.json");
-    let o = lab_command()
-        .args(["chaos", "--profile", "rolling-restart", "--net", "127.129.1", "--seed", "5", "--zookeeper"])
-        .arg(&old)
-        .arg("--upgrade-to")
-        .arg(&new)
-        .arg("--dir")
-        .arg(dir.path().join("group"))
-        .arg("--report")
-        .arg(&report)
-        .output()
-        .expect("run chaos");
-    assert!(o.status.success(), "rolling upgrade under load failed: {}", text(&o));
-    let out = String::from_utf8_lossy(&o.stdout);
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert!(
-        err.contains("upgrading ZooKeeper 3.8.6 -> 3.9.5") || out.contains("upgrading ZooKeeper 3.8.6 -> 3.9.5"),
-        "{out}\n{err}"
-    );
-    assert_eq!(out.lines().filter(|l| l.starts_with("restarted server")).count(), 3, "{out}");
-    let leader_last = out.lines().rfind(|l| l.starts_with("restarted server")).is_some_and(|l| l.contains("(leader)"));
-    assert!(leader_last, "the leader goes last: {out}");
-    let r = read_json(report);
+    let extra = ["--zookeeper".as_ref(), old.as_os_str(), "--upgrade-to".as_ref(), new.as_os_str()];
+    let (r, output, dir) = rolling_profile("127.129.1", "5", &extra);
+    assert!(output.contains("upgrading ZooKeeper 3.8.6 -> 3.9.5"), "{output}");
     assert_eq!((r["writes_lost"].as_u64(), r["stale_reads"].as_u64()), (Some(0), Some(0)), "{r:#}");
     assert_eq!(r["reader_sessions_ended"], 0, "no session lost: {r:#}");
     let at_end = r["versions_at_end"].as_object().expect("versions");

@@ -136,6 +136,7 @@ impl<B: Backend, Z: Zookeeper, P: ServerProcess, C: Clock> Agent<B, Z, P, C> {
                 restarts: Restarts::default(),
                 started_on: None,
                 requested: None,
+                recorded: None,
             },
             memo,
             recovery: Recovery::new(),

@@ -54,6 +54,9 @@ pub(super) struct Server<P> {
     pub(super) started_on: Option<zkpilot_core::version::Release>,
     /// An install a rolling upgrade asked for (`POST /restart-server`), for the next start.
     pub(super) requested: Option<std::path::PathBuf>,
+    /// What `<base_dir>/zkpilot-release.json` says, as last read or written (read at each
+    /// start, not each pass).
+    pub(super) recorded: Option<zkpilot_core::version::Release>,
 }
 
 /// What the agent remembers between passes (besides recovery).

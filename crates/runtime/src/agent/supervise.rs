@@ -29,12 +29,13 @@ impl<B: Backend, Z: Zookeeper, P: ServerProcess, C: Clock> Agent<B, Z, P, C> {
     pub(super) fn note_served_release(&mut self, obs: &Observed) {
         let Some(started) = &self.server.started_on else { return };
         let serving = obs.members().iter().any(|m| Some(m.id) == self.identity.id && m.health.mode.is_serving());
-        if !serving || self.last_served().as_ref() == Some(started) {
+        if !serving || self.server.recorded.as_ref() == Some(started) {
             return;
         }
         let json = serde_json::to_vec_pretty(started).unwrap_or_default();
-        if let Err(e) = zkpilot_zk::files::write_atomic(&self.release_file(), &json) {
-            tracing::warn!(error = %e, "recording the release the server serves on");
+        match zkpilot_zk::files::write_atomic(&self.release_file(), &json) {
+            Ok(()) => self.server.recorded = Some(started.clone()),
+            Err(e) => tracing::warn!(error = %e, "recording the release the server serves on"),
         }
     }
 
@@ -43,6 +44,7 @@ impl<B: Backend, Z: Zookeeper, P: ServerProcess, C: Clock> Agent<B, Z, P, C> {
     /// server last served a newer release.
     fn decide_install(&mut self) -> Result<Release, AgentError> {
         let last = self.last_served();
+        self.server.recorded.clone_from(&last);
         let configured = match self.server.process.release_at(&self.cfg.server.install) {
             Ok(c) => c,
             // The configured install is gone (removed after an upgrade): the one it last served on.
