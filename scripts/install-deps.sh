@@ -14,7 +14,7 @@ missing=()
 [ -f /usr/share/java/slf4j-log4j12.jar ] || missing+=(libslf4j-java)
 [ -f /usr/share/java/log4j-1.2.jar ] || missing+=(liblog4j1.2-java)
 command -v java >/dev/null 2>&1 || missing+=(default-jre-headless)
-# javac: the Curator test client (crates/cli/tests/it/curator-probe) is compiled by Maven, which
+# javac: the Curator test client (crates/cli/tests/it/clients/curator-probe) is compiled by Maven, which
 # needs a JDK; Debian's maven package pulls in only a JRE.
 command -v javac >/dev/null 2>&1 || missing+=(default-jdk-headless)
 # Maven: fetches the Apache releases (scripts/install-zookeeper.sh) and builds the Curator and
@@ -31,17 +31,18 @@ if [ "${#missing[@]}" -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# moto (the AWS emulator the AWS backend is tested against) and cfn-lint, in a venv of our own.
+# moto (the AWS emulator the AWS backend is tested against), cfn-lint, and kazoo (the Python
+# ZooKeeper client the upgrade test loads the ensemble with), in a venv of our own.
 VENV="${ZKPILOT_VENV:-$HOME/.cache/zkpilot/venv}"
-if [ ! -x "$VENV/bin/moto_server" ] || [ ! -x "$VENV/bin/cfn-lint" ]; then
+if [ ! -x "$VENV/bin/moto_server" ] || [ ! -x "$VENV/bin/cfn-lint" ] || ! "$VENV/bin/python" -c 'import kazoo' 2>/dev/null; then
   # Debian's python3 has the venv module but needs python3-venv (ensurepip) to create one.
   if ! command -v python3 >/dev/null 2>&1 || ! python3 -c 'import ensurepip' >/dev/null 2>&1; then
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends python3 python3-venv >/dev/null
   fi
-  echo "installing moto[server] and cfn-lint into $VENV" >&2
+  echo "installing moto[server], cfn-lint and kazoo into $VENV" >&2
   python3 -m venv "$VENV"
-  PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 "$VENV/bin/pip" install -q 'moto[server]' cfn-lint
+  PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 "$VENV/bin/pip" install -q 'moto[server]' cfn-lint 'kazoo>=2.10'
 fi
 
 # Apache's releases, from Maven Central into $HOME/.cache/zkpilot/zookeeper-<version>/.

@@ -247,7 +247,7 @@ impl AwsBackend {
                 return Err(PortError::msg(
                     "backend",
                     format!(
-                        "slot {}: interface on {:?}, volume on {:?} after {}s",
+                        "slot {} for {instance}: interface on {:?}, volume on {:?} after {}s",
                         slot.id,
                         now.interface_on,
                         now.volume_on,

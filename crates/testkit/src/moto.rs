@@ -4,6 +4,11 @@
 //! moto is found at `$ZKPILOT_MOTO_SERVER`, else `$HOME/.cache/zkpilot/venv/bin/moto_server`
 //! (what `scripts/install-deps.sh` installs). A missing moto fails the test with that message: an
 //! AWS test never silently passes without its emulator.
+//!
+//! moto runs under `moto_serial.py` (with the Python beside `moto_server`), which answers one
+//! request at a time: moto's own threaded server checks a conditional S3 put and then writes, so
+//! two racing claims could both win, where real S3 lets exactly one (the slot and lease tests
+//! race eight claimants and caught it).
 
 use std::net::TcpListener;
 use std::path::PathBuf;
@@ -27,6 +32,8 @@ pub const ENV: [(&str, &str); 4] = [
     ("AWS_EC2_METADATA_DISABLED", "true"),
 ];
 
+const SERIAL_LAUNCHER: &str = include_str!("moto_serial.py");
+
 /// A moto server on 127.0.0.1, killed on drop.
 #[derive(Debug)]
 pub struct Moto {
@@ -46,14 +53,16 @@ impl Moto {
     pub fn start() -> Self {
         let exe = moto_server();
         assert!(exe.is_file(), "moto_server not found at {}; run scripts/install-deps.sh", exe.display());
+        let python = exe.with_file_name("python");
+        assert!(python.is_file(), "no python beside {} (moto's venv)", exe.display());
         let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port").port();
-        let child = Command::new(&exe)
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        let child = Command::new(&python)
+            .args(["-c", SERIAL_LAUNCHER, "127.0.0.1", &port.to_string()])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .unwrap_or_else(|e| panic!("starting {}: {e}", exe.display()));
+            .unwrap_or_else(|e| panic!("starting moto with {}: {e}", python.display()));
         let moto = Moto { child, endpoint: format!("http://127.0.0.1:{port}") };
         let deadline = Instant::now() + Duration::from_secs(60);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {

@@ -7,7 +7,7 @@ mod api;
 mod aws;
 mod backup;
 mod bad_input;
-mod curator;
+mod clients;
 mod ensemble;
 mod harness;
 mod recovery;
