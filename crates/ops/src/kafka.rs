@@ -32,6 +32,22 @@ pub struct BrokerSettings {
     pub zookeeper_connect: String,
     /// `broker.id`.
     pub broker_id: u64,
+    /// Set when the ensemble's addresses will not outlive its servers (a local group in elastic
+    /// mode without names): Kafka's ZooKeeper client keeps `zookeeper.connect` for the broker's
+    /// life and never reads `/zookeeper/config`, so once every listed server is replaced the
+    /// broker loses ZooKeeper.
+    pub warning: Option<String>,
+}
+
+/// The warning for a group whose replacements get new addresses under no stable name.
+pub fn unstable_addresses(spec: &zkpilot_local::state::GroupSpec) -> Option<String> {
+    (!spec.slot_mode && spec.names_domain.is_none()).then(|| {
+        "this group runs in elastic mode without names: a replaced server gets a new address, and \
+         Kafka never updates zookeeper.connect; once every listed server is replaced the broker \
+         loses ZooKeeper. Run the group with --mode slot or --names, or run kafka-config again and \
+         restart the brokers one by one after replacements"
+            .to_string()
+    })
 }
 
 /// Broker settings that could not be worked out.
@@ -50,6 +66,9 @@ pub enum KafkaError {
     /// No secret to authenticate with.
     #[error("--secret-file is required with --connect")]
     NoSecret,
+    /// The group directory cannot be read.
+    #[error(transparent)]
+    Group(#[from] zkpilot_local::state::StateError),
     /// The group's connection string cannot be read.
     #[error("reading {0}")]
     ConnectString(PathBuf, #[source] std::io::Error),
@@ -97,9 +116,12 @@ pub async fn broker_settings(req: &KafkaRequest) -> Result<BrokerSettings, Kafka
     if req.name.is_empty() || req.name.contains('/') {
         return Err(KafkaError::BadName(req.name.clone()));
     }
+    let mut warning = None;
     let (connect, secret_path) = match (&req.connect, &req.dir) {
         (Some(c), _) => (c.trim().to_string(), req.secret_file.clone()),
         (None, Some(dir)) => {
+            let state = zkpilot_local::state::StateDir::open(dir)?;
+            warning = unstable_addresses(&state.group()?);
             let p = dir.join("connect-string");
             let text = std::fs::read_to_string(&p).map_err(|e| KafkaError::ConnectString(p.clone(), e))?;
             (text.trim().to_string(), req.secret_file.clone().or_else(|| Some(dir.join("secret"))))
@@ -111,7 +133,7 @@ pub async fn broker_settings(req: &KafkaRequest) -> Result<BrokerSettings, Kafka
         Secret::from_file(&path).map_err(|e| KafkaError::Secret { path: path.clone(), reason: e.to_string() })?;
     let client = ZkClient::new(secret).session(&connect).await?;
     let broker_id = broker_id(&client, &req.name).await?;
-    Ok(BrokerSettings { zookeeper_connect: format!("{connect}{}", req.chroot), broker_id })
+    Ok(BrokerSettings { zookeeper_connect: format!("{connect}{}", req.chroot), broker_id, warning })
 }
 
 /// The id recorded for `name`, or the next value of the counter, recorded for `name`.

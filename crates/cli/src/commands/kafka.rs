@@ -30,6 +30,9 @@ pub struct KafkaArgs {
 pub async fn run(args: KafkaArgs) -> anyhow::Result<()> {
     let KafkaArgs { connect, dir, chroot, name, secret_file } = args;
     let s = broker_settings(&KafkaRequest { connect, dir, chroot, name, secret_file }).await?;
+    if let Some(w) = &s.warning {
+        eprintln!("warning: {w}");
+    }
     println!("zookeeper.connect={}", s.zookeeper_connect);
     println!("broker.id={}", s.broker_id);
     Ok(())

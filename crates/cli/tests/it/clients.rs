@@ -7,36 +7,44 @@
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
 use crate::harness::*;
 
-/// Builds the probe (once per content of its sources) and returns its classpath.
-fn probe_classpath() -> String {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/clients/curator-probe");
-    let files = [src.join("pom.xml"), src.join("src/main/java/zkpilot/CuratorProbe.java")];
+/// Builds the Maven project `clients/<name>` (its `pom.xml` and `java`, one class) once per
+/// content of those files, into `$HOME/.cache/zkpilot/<name>-<hash>`, and returns that directory:
+/// `target/classes` and `target/dependency/*` make the classpath.
+fn maven_project(name: &str, java: &str) -> PathBuf {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/clients").join(name);
+    let files = [PathBuf::from("pom.xml"), Path::new("src/main/java/zkpilot").join(java)];
     let mut h = std::collections::hash_map::DefaultHasher::new();
     for f in &files {
-        std::hash::Hash::hash(&std::fs::read(f).expect("probe source"), &mut h);
+        std::hash::Hash::hash(&std::fs::read(src.join(f)).expect("probe source"), &mut h);
     }
     let cache = PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/zkpilot");
-    let dir = cache.join(format!("curator-probe-{:016x}", std::hash::Hasher::finish(&h)));
-    let cp = format!("{}/target/classes:{}/target/dependency/*", dir.display(), dir.display());
-    if dir.join("target/classes/zkpilot/CuratorProbe.class").is_file() {
-        return cp;
+    let dir = cache.join(format!("{name}-{:016x}", std::hash::Hasher::finish(&h)));
+    let class = Path::new("target/classes/zkpilot").join(java.replace(".java", ".class"));
+    if dir.join(&class).is_file() {
+        return dir;
     }
-    std::fs::create_dir_all(dir.join("src/main/java/zkpilot")).expect("probe dir");
-    std::fs::copy(&files[0], dir.join("pom.xml")).expect("pom");
-    std::fs::copy(&files[1], dir.join("src/main/java/zkpilot/CuratorProbe.java")).expect("java");
+    for f in &files {
+        std::fs::create_dir_all(dir.join(f).parent().expect("parent")).expect("probe dir");
+        std::fs::copy(src.join(f), dir.join(f)).expect("probe source");
+    }
     let o = Command::new("mvn")
         .args(["-q", "-B", "-ntp", "package", "dependency:copy-dependencies", "-DincludeScope=runtime"])
         .arg(format!("-Dmaven.repo.local={}", cache.join("m2").display()))
         .current_dir(&dir)
         .output()
         .expect("mvn (scripts/install-deps.sh installs Maven)");
-    assert!(o.status.success(), "building the Curator probe: {}", text(&o));
-    cp
+    assert!(o.status.success(), "building {name}: {}", text(&o));
+    dir
+}
+
+fn classpath(project: &Path) -> String {
+    format!("{}/target/classes:{}/target/dependency/*", project.display(), project.display())
 }
 
 /// A client process driven over stdin/stdout, one JSON object per line: it says `ready`, runs
@@ -57,6 +65,12 @@ impl Driven {
         Driven { child, stdin, out }
     }
 
+    /// Sends `line` and returns the answer.
+    fn ask(&mut self, line: &str) -> Value {
+        writeln!(self.stdin, "{line}").expect("ask");
+        read_line(&mut self.out)
+    }
+
     fn stop(mut self) -> Value {
         writeln!(self.stdin, "stop").expect("stop");
         let summary = read_line(&mut self.out);
@@ -75,8 +89,13 @@ impl Drop for Driven {
 /// The Curator probe: `sessions` sessions, each with an ephemeral node and a data watch.
 fn curator(connect: &str, sessions: usize) -> Driven {
     let mut cmd = Command::new("java");
-    cmd.args(["-Dorg.slf4j.simpleLogger.defaultLogLevel=warn", "-cp", &probe_classpath(), "zkpilot.CuratorProbe"])
-        .args([connect, &sessions.to_string(), "10000"]);
+    cmd.args([
+        "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn",
+        "-cp",
+        &classpath(&maven_project("curator-probe", "CuratorProbe.java")),
+        "zkpilot.CuratorProbe",
+    ])
+    .args([connect, &sessions.to_string(), "10000"]);
     Driven::spawn(cmd)
 }
 
@@ -191,4 +210,196 @@ fn rolling_upgrade_under_curator_and_kazoo_load_loses_nothing() {
     assert_eq!(k["states"]["lost"], 0, "kazoo's session never expired: {k}");
     assert_eq!((k["same_session"].as_bool(), k["ephemeral_owned"].as_bool()), (Some(true), Some(true)), "{k}");
     assert_curator_rode_through(&r);
+}
+
+/// A Kafka 3.9 broker in ZooKeeper mode, from the probe project's dependencies (the same jars
+/// as a release's `libs/`), its `broker.id` and `zookeeper.connect` from `zkpilot kafka-config`.
+struct Broker {
+    child: Child,
+    name: String,
+    id: u64,
+}
+
+impl Broker {
+    fn start(g: &Group, project: &Path, name: &str, address: &str) -> Self {
+        let o = g.run(&["kafka-config", "--name", name]);
+        // Slot mode keeps the addresses Kafka is given: no warning.
+        assert!(o.status.success() && o.stderr.is_empty(), "{}", text(&o));
+        let settings = String::from_utf8_lossy(&o.stdout).to_string();
+        let id = settings
+            .lines()
+            .find_map(|l| l.strip_prefix("broker.id="))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no broker.id in {settings:?}"));
+        let dir = g.path().join("kafka").join(name);
+        std::fs::create_dir_all(dir.join("logs")).expect("broker dir");
+        let props = dir.join("server.properties");
+        // Replicated three ways, two in sync for an acknowledged write: one broker may be down
+        // without losing or refusing a write. Unclean election off: no acknowledged message may
+        // be given up for availability.
+        std::fs::write(
+            &props,
+            format!(
+                "{settings}listeners=PLAINTEXT://{address}:9092\nlog.dirs={}\nnum.partitions=3\n\
+                 default.replication.factor=3\nmin.insync.replicas=2\noffsets.topic.replication.factor=3\n\
+                 transaction.state.log.replication.factor=3\ntransaction.state.log.min.isr=2\n\
+                 unclean.leader.election.enable=false\nauto.create.topics.enable=false\n\
+                 zookeeper.session.timeout.ms=18000\ngroup.initial.rebalance.delay.ms=0\n",
+                dir.join("data").display()
+            ),
+        )
+        .expect("server.properties");
+        let child = Command::new("java")
+            .args(["-Xmx256m", "-Xms128m"])
+            .arg(format!("-Dkafka.logs.dir={}", dir.join("logs").display()))
+            .arg(format!("-Dlog4j.configuration=file:{}", broker_log4j().display()))
+            .arg("-cp")
+            .arg(format!("{}/target/dependency/*", project.display()))
+            .arg("kafka.Kafka")
+            .arg(&props)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.join("logs/stderr.txt")).expect("stderr file"))
+            .spawn()
+            .expect("java");
+        Broker { child, name: name.to_string(), id }
+    }
+
+    /// Stops the broker the way an operator does (SIGTERM: a controlled shutdown, which moves
+    /// its partition leaderships away first); killed if it has not exited after a minute.
+    fn stop(mut self) {
+        let _ignored = Command::new("kill").arg(self.child.id().to_string()).status();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ignored = self.child.kill();
+        let _ignored = self.child.wait();
+    }
+}
+
+/// The instance serving server `id`, if one does (a slot between holders has none).
+fn holder(s: &Value, id: u64) -> Option<&str> {
+    members(s).iter().find(|m| m["id"] == id).and_then(|m| m["instance"].as_str())
+}
+
+/// Kafka's log4j settings: everything into `${kafka.logs.dir}/server.log`.
+fn broker_log4j() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/clients/kafka-probe/broker-log4j.properties")
+}
+
+/// The Kafka probe: a producer (`acks=all`, idempotent) and a consumer on one topic.
+fn kafka_probe(project: &Path, logs: &Path, bootstrap: &str) -> Driven {
+    let mut cmd = Command::new("java");
+    cmd.args(["-Xmx256m"])
+        .arg(format!("-Dkafka.logs.dir={}", logs.display()))
+        .arg(format!("-Dlog4j.configuration=file:{}", broker_log4j().display()))
+        .args(["-cp", &classpath(project), "zkpilot.KafkaProbe", bootstrap, "zkpilot"]);
+    Driven::spawn(cmd)
+}
+
+/// Kafka 3.9 in ZooKeeper mode on a zkpilot ensemble in slot mode: Kafka's ZooKeeper client uses
+/// its static `zookeeper.connect` for good (it never reads `/zookeeper/config`), so the ensemble
+/// keeps its servers' addresses through replacements. Three brokers, configured by
+/// `kafka-config`, and a producer with `acks=all` plus a consumer, while the ensemble scales
+/// 3 → 5 → 3, loses its leader, and has every server replaced one by one; then the controller
+/// broker restarts and must come back with the same `broker.id`. No acknowledged message is
+/// lost, the brokers keep their ZooKeeper sessions (the same owners of `/kafka/brokers/ids/*`
+/// throughout), and the controller move is handled.
+#[test]
+fn kafka_brokers_ride_through_every_change_and_lose_no_acknowledged_message() {
+    let project = maven_project("kafka-probe", "KafkaProbe.java");
+    let g = Group::up_with(3, "127.131.3", &["--mode", "slot"]);
+    g.wait_converged();
+    let data = Data::new(&g);
+    let addresses: Vec<String> = (1..=3).map(|n| format!("127.131.3.{}", 100 + n)).collect();
+    let mut brokers: Vec<Broker> =
+        addresses.iter().enumerate().map(|(i, a)| Broker::start(&g, &project, &format!("broker-{i}"), a)).collect();
+    let mut broker_ids: Vec<u64> = brokers.iter().map(|b| b.id).collect();
+    broker_ids.sort_unstable();
+    broker_ids.dedup();
+    assert_eq!(broker_ids.len(), 3, "kafka-config gave three different ids: {broker_ids:?}");
+    let registered = |s: &Value| data.owners(s, "/kafka/brokers/ids");
+    let s = g.wait_for("three brokers registered", |v| registered(v).len() == 3 && v["converged"] == true);
+    let sessions = registered(&s);
+    let epoch = |s: &Value| data.get(s, "/kafka/controller_epoch").and_then(|e| e.trim().parse::<u64>().ok());
+    let first_epoch = epoch(&s).expect("a controller epoch");
+
+    let bootstrap: Vec<String> = addresses.iter().map(|a| format!("{a}:9092")).collect();
+    let logs = g.path().join("kafka/probe");
+    std::fs::create_dir_all(&logs).expect("probe logs");
+    let mut probe = kafka_probe(&project, &logs, &bootstrap.join(","));
+    let mut acked = 0;
+    // After each change: the producer's acknowledgements advance and every broker is still
+    // registered with the session it started with.
+    let mut still_working = |what: &str, probe: &mut Driven, s: &Value| {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let now = probe.ask("status")["acked"].as_u64().unwrap_or(0);
+            if now > acked + 20 {
+                acked = now;
+                break;
+            }
+            assert!(Instant::now() < deadline, "{what}: acknowledgements stuck at {now}");
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        assert_eq!(registered(s), sessions, "{what}: every broker registered with its first session");
+    };
+    still_working("start", &mut probe, &s);
+    g.scale(5);
+    still_working("scaled to 5", &mut probe, &g.wait_converged());
+    g.scale(3);
+    let s = g.wait_converged();
+    still_working("scaled back to 3", &mut probe, &s);
+    let leader = leaders(&s)[0];
+    let was = instance_of(&s, leader);
+    g.kill(leader, false);
+    let s = g.wait_for("the leader's slot taken over", |v| v["converged"] == true && holder(v, leader) != Some(&was));
+    still_working("leader killed", &mut probe, &s);
+    for id in ids(&s) {
+        let was = instance_of(&g.wait_converged(), id);
+        let o = g.run(&["local", "terminate", &id.to_string()]);
+        assert!(o.status.success(), "{}", text(&o));
+        let s = g.wait_for("the server replaced", |v| v["converged"] == true && holder(v, id) != Some(&was));
+        still_working(&format!("server {id} replaced"), &mut probe, &s);
+    }
+
+    // The controller broker restarts: it asks kafka-config again under its name, gets the id its
+    // log directory records (Kafka refuses to start on another), and the controller moves.
+    let s = g.wait_converged();
+    let controller: Value =
+        serde_json::from_str(&data.get(&s, "/kafka/controller").expect("a controller")).expect("controller json");
+    let cid = controller["brokerid"].as_u64().expect("brokerid");
+    let at = brokers.iter().position(|b| b.id == cid).expect("the controller is one of ours");
+    let old = brokers.remove(at);
+    let name = old.name.clone();
+    old.stop();
+    let again = Broker::start(&g, &project, &name, &addresses[at]);
+    assert_eq!(again.id, cid, "the same name gets the same broker.id");
+    brokers.push(again);
+    let s = g.wait_for("the restarted broker registered", |v| registered(v).len() == 3);
+    let moved = epoch(&s).expect("controller epoch");
+    assert!(moved > first_epoch, "the controller moved: epoch {first_epoch} -> {moved}");
+    let now = registered(&s);
+    for (id, owner) in sessions.iter().filter(|(id, _)| **id != cid.to_string()) {
+        assert_eq!(now.get(id), Some(owner), "broker {id} kept its session through the restart: {now:?}");
+    }
+    let before = probe.ask("status")["acked"].as_u64().unwrap_or(0);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while probe.ask("status")["acked"].as_u64().unwrap_or(0) < before + 20 {
+        assert!(Instant::now() < deadline, "acknowledgements stuck after the controller's restart");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+
+    let r = probe.stop();
+    eprintln!("kafka probe: {r}\ncontroller epoch {first_epoch} -> {moved}");
+    assert_eq!(r["done"], true, "{r}");
+    assert_eq!(r["acked_not_received"], 0, "no acknowledged message lost: {r}");
+    assert!(r["acked"].as_u64().unwrap_or(0) > 200, "{r}");
+    drop(brokers);
 }

@@ -273,6 +273,8 @@ fn kafka_config_allocates_stable_unique_broker_ids() {
     // The same name keeps its id.
     let o = zkpilot(&["kafka-config", "--dir", &dir, "--name", "broker-3"]);
     assert!(String::from_utf8_lossy(&o.stdout).contains(&format!("broker.id={}", ids[&3])), "{}", text(&o));
+    // An elastic group's addresses do not outlive its servers, and Kafka never updates its list.
+    assert!(String::from_utf8_lossy(&o.stderr).contains("warning: this group runs in elastic mode"), "{}", text(&o));
 }
 
 /// The group's shared base config reaches every member's zoo.cfg and ZooKeeper itself, but cannot

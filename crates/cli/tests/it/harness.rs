@@ -286,6 +286,35 @@ impl Data {
     }
 }
 
+impl Data {
+    /// The children of `path` with the session owning each (0 for a persistent node), read
+    /// after a `sync`: which clients are registered, and whether their sessions are the same.
+    pub fn owners(&self, s: &Value, path: &str) -> std::collections::BTreeMap<String, i64> {
+        let connect = instance_connect(s);
+        self.rt.block_on(async {
+            let c = self.client(&connect).await;
+            c.sync(path).await.expect("sync");
+            let mut out = std::collections::BTreeMap::new();
+            for child in c.list_children(path).await.unwrap_or_default() {
+                if let Ok(Some(stat)) = c.check_stat(&format!("{path}/{child}")).await {
+                    out.insert(child, stat.ephemeral_owner);
+                }
+            }
+            out
+        })
+    }
+
+    /// The data of `path`, if it exists.
+    pub fn get(&self, s: &Value, path: &str) -> Option<String> {
+        let connect = instance_connect(s);
+        self.rt.block_on(async {
+            let c = self.client(&connect).await;
+            c.sync(path).await.expect("sync");
+            c.get_data(path).await.ok().map(|(d, _)| String::from_utf8_lossy(&d).to_string())
+        })
+    }
+}
+
 /// The members' client addresses by the address their instance runs on (the published
 /// connection string may use names only the servers' hosts file resolves).
 pub fn instance_connect(s: &Value) -> String {
