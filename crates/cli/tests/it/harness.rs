@@ -247,7 +247,12 @@ impl Data {
     }
 
     pub fn write(&self, s: &Value, prefix: &str, n: usize) {
-        let connect = instance_connect(s);
+        self.write_via(&instance_connect(s), prefix, n)
+    }
+
+    /// Like `write`, through `connect` only.
+    pub fn write_via(&self, connect: &str, prefix: &str, n: usize) {
+        let connect = connect.to_string();
         self.rt.block_on(async {
             let c = self.client(&connect).await;
             let opts = zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all());

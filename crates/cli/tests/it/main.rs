@@ -11,3 +11,4 @@ mod clients;
 mod ensemble;
 mod harness;
 mod recovery;
+mod sync;
