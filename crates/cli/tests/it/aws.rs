@@ -1,11 +1,14 @@
 //! End to end through the AWS backend: agents, each acting as one instance of a moto Auto Scaling
-//! group (instance id injected, advertised address 127.110.1.K), form a real ZooKeeper ensemble
-//! and reshape it as the group's desired capacity changes. moto launches and terminates the
+//! group (instance id injected, advertised address `<net>.K`), form a real ZooKeeper ensemble
+//! and reshape it as the group's desired capacity changes, and are upgraded to another ZooKeeper
+//! release through their own API. moto launches and terminates the
 //! instances; this harness starts an agent for each new instance and SIGKILLs the agent of each
 //! terminated one, as the instance's death would.
 
 use std::collections::BTreeMap;
+use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -23,20 +26,32 @@ struct Fleet {
     group: zkpilot_testkit::Group,
     dir: tempfile::TempDir,
     agents: BTreeMap<String, (Child, String)>,
+    net: &'static str,
     next: u32,
     zk: ZkClient,
+    /// The ZooKeeper install new agents' configs name (what the launch template's user data
+    /// would install).
+    install: PathBuf,
 }
 
+/// Bearer token of every agent's API.
+const API_TOKEN: &str = "aws-e2e-api-token-0123";
+/// Port of every agent's API, on its instance's address.
+const API_PORT: u16 = 9181;
+
 impl Fleet {
-    fn new(name: &str, n: i32) -> Self {
+    fn new(name: &str, n: i32, net: &'static str, install: PathBuf) -> Self {
         let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
         let moto = Moto::start();
         let conf = rt.block_on(moto.sdk_config());
         let group = rt.block_on(create_group(&conf, name, n));
         let dir = tempfile::Builder::new().prefix("zkpilot-aws-").tempdir().expect("tempdir");
         std::fs::write(dir.path().join("secret"), "aws-e2e-secret\n").expect("secret");
+        let token = dir.path().join("api-token");
+        std::fs::write(&token, format!("{API_TOKEN}\n")).expect("token");
+        std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o600)).expect("token mode");
         let zk = ZkClient::new(Secret::new("aws-e2e-secret"));
-        Fleet { rt, moto, conf, group, dir, agents: BTreeMap::new(), next: 1, zk }
+        Fleet { rt, moto, conf, group, dir, agents: BTreeMap::new(), net, next: 1, zk, install }
     }
 
     /// One agent per running instance of the group; instances gone from the group lose theirs.
@@ -58,17 +73,20 @@ impl Fleet {
             if self.agents.contains_key(&id) {
                 continue;
             }
-            let address = format!("127.110.1.{}", self.next);
+            let address = format!("{}.{}", self.net, self.next);
             self.next += 1;
             let base = self.dir.path().join(&id);
             std::fs::create_dir_all(&base).expect("instance dir");
             let cfg = format!(
                 "[instance]\nid = \"{id}\"\naddress = \"{address}\"\nzone = \"{zone}\"\n\
-                 [server]\nbase_dir = \"{base}/zk\"\nheap_mb = 128\n\
+                 [server]\nbase_dir = \"{base}/zk\"\nheap_mb = 128\ninstall = \"{install}\"\n\
                  [cluster]\nsecret_file = \"{secret}\"\n\
+                 [api]\nlisten = \"{address}:{API_PORT}\"\ntoken_file = \"{token}\"\n\
                  [backend]\nkind = \"aws\"\ngroup = \"{group}\"\nbucket = \"{bucket}\"\nregion = \"us-east-1\"\nendpoint_url = \"{endpoint}\"\n",
                 base = base.display(),
                 secret = self.dir.path().join("secret").display(),
+                install = self.install.display(),
+                token = self.dir.path().join("api-token").display(),
                 group = self.group.name,
                 bucket = self.group.bucket,
                 endpoint = self.moto.endpoint,
@@ -212,7 +230,7 @@ impl Drop for Fleet {
 
 #[test]
 fn agents_on_an_auto_scaling_group_form_and_reshape_an_ensemble() {
-    let mut f = Fleet::new("e2e", 3);
+    let mut f = Fleet::new("e2e", 3, "127.110.1", zkpilot_zk::install::default_home());
     let cfg = f.wait_converged(3, 3);
     f.wait_published(&cfg.connect_string());
     f.write_keys(&cfg.connect_string(), 40);
@@ -250,4 +268,40 @@ fn agents_on_an_auto_scaling_group_form_and_reshape_an_ensemble() {
     }
     assert_eq!(f.count_keys(&cfg.connect_string()), 40, "no data lost");
     f.wait_published(&cfg.connect_string());
+}
+
+/// The rolling upgrade of an AWS ensemble, through nothing but its agents' API (what an operator
+/// has on AWS): three agents of a moto group run 3.8.6; `rolling-restart --agents` moves every
+/// server to 3.9.5 in the safe order, each agent checking the install on its own machine; every
+/// server then reports 3.9.5 and no key is lost.
+#[test]
+fn agents_on_an_auto_scaling_group_are_upgraded_through_their_api() {
+    let old = zkpilot_zk::install::cached_home("3.8.6");
+    let new = zkpilot_zk::install::cached_home("3.9.5");
+    let mut f = Fleet::new("upgrade", 3, "127.110.2", old);
+    let cfg = f.wait_converged(3, 3);
+    f.write_keys(&cfg.connect_string(), 40);
+    let versions = |f: &Fleet| -> Vec<Option<String>> {
+        f.rt.block_on(async {
+            let mut out = Vec::new();
+            for (_, address) in f.agents.values() {
+                out.push(zkpilot_zk::probe::version(&format!("{address}:2181")).await);
+            }
+            out
+        })
+    };
+    assert!(versions(&f).iter().all(|v| v.as_deref() == Some("3.8.6")), "{:?}", versions(&f));
+
+    let apis: Vec<String> = f.agents.values().map(|(_, a)| format!("{a}:{API_PORT}")).collect();
+    let o = Command::new(EXE)
+        .args(["rolling-restart", "--agents", &apis.join(","), "--token-file"])
+        .arg(f.dir.path().join("api-token"))
+        .arg("--zookeeper")
+        .arg(&new)
+        .output()
+        .expect("rolling-restart");
+    assert!(o.status.success(), "{}\n{}", crate::harness::text(&o), f.logs());
+    let cfg = f.wait_converged(3, 3);
+    assert!(versions(&f).iter().all(|v| v.as_deref() == Some("3.9.5")), "every server on 3.9.5: {:?}", versions(&f));
+    assert_eq!(f.count_keys(&cfg.connect_string()), 40, "no data lost");
 }

@@ -7,23 +7,25 @@ use std::time::Duration;
 use tokio::time::Instant;
 use zkpilot_core::agent::{InFlight, Outcome, Settled};
 use zkpilot_core::backup::BackupReason;
+use zkpilot_core::model::ServerId;
 use zkpilot_core::observed::Observed;
 use zkpilot_core::plan::{Action, MembershipChange, Plan};
 use zkpilot_core::ports::{Backend, Clock, ReconfigError, ServerProcess, Zookeeper};
 
 use super::Agent;
 
-/// Attempts of the confirming write after a reconfig, [`CONFIRM_PAUSE`] apart (15 s in all):
-/// removing the leader breaks sessions for a moment. A count, not a wall-clock deadline, so a
-/// test clock that does not move cannot hang it.
-const CONFIRM_ATTEMPTS: u32 = 75;
-/// Pause between confirming-write attempts.
-const CONFIRM_PAUSE: Duration = Duration::from_millis(200);
+/// Attempts of the confirming write after a reconfig, [`CONFIRM_PAUSE`] apart (15 s of pauses
+/// in all): removing the leader breaks sessions for a moment. A count, not a wall-clock
+/// deadline, so a test clock that does not move cannot hang it.
+const CONFIRM_ATTEMPTS: u32 = 300;
+/// Pause between confirming-write attempts: short, because each attempt after a failure opens a
+/// fresh session, whose first pass over the servers the client makes without backoff, and the
+/// removed server is stopped only once a write has confirmed its removal.
+const CONFIRM_PAUSE: Duration = Duration::from_millis(50);
 
 impl<B: Backend, Z: Zookeeper, P: ServerProcess, C: Clock> Agent<B, Z, P, C> {
     /// Executes the plan's actions (at most one reconfig) and records each outcome.
     pub(super) async fn execute(&mut self, obs: &Observed, plan: &Plan) {
-        let connect = serving_connect_string(obs);
         for action in &plan.actions {
             let started = Instant::now();
             let now = self.clock.now_ms();
@@ -33,7 +35,7 @@ impl<B: Backend, Z: Zookeeper, P: ServerProcess, C: Clock> Agent<B, Z, P, C> {
                         self.take_backup(BackupReason::BeforeChange, obs.config.as_ref().map(|c| c.version)).await;
                     }
                     let started = Instant::now();
-                    let outcome = self.reconfig(&connect, change).await;
+                    let outcome = self.reconfig(obs, change).await;
                     self.memo.counters.reconfig(&outcome, started.elapsed().as_millis() as u64);
                     outcome
                 }
@@ -69,19 +71,24 @@ impl<B: Backend, Z: Zookeeper, P: ServerProcess, C: Clock> Agent<B, Z, P, C> {
     /// One conditional reconfig, its outcome settled by reading the config back, then confirmed by
     /// a committed write (only then is it active on every server, and safe to stop a removed one;
     /// ZooKeeper admin guide, "Dynamic Reconfiguration": progress guarantees).
-    async fn reconfig(&mut self, connect: &str, change: &MembershipChange) -> Outcome {
+    async fn reconfig(&mut self, obs: &Observed, change: &MembershipChange) -> Outcome {
         let failed = |why: String| Outcome::Failed { why };
+        let connect = &serving_connect_string(obs, &[]);
+        // Everything after the request goes through the servers that stay: a removed leader
+        // keeps accepting sessions until its next tick's quorum check (up to tickTime) and stalls
+        // every request sent to it until then, and it is stopped only after the confirming write.
+        let after = &staying_connect_string(obs, &change.leaving);
         match self.zk.reconfig(connect, change).await {
             Ok(cfg) if change.is_reflected_in(&cfg) => {}
             // A version set too high makes ZooKeeper "succeed" without changing anything.
             Ok(cfg) => {
                 return failed(format!("ZooKeeper answered with config {:x} that lacks the change", cfg.version));
             }
-            Err(ReconfigError::Unknown(why)) => match self.zk.committed_config(connect).await {
+            Err(ReconfigError::Unknown(why)) => match self.zk.committed_config(after).await {
                 Ok(cfg) if change.is_reflected_in(&cfg) => {}
                 _ => {
                     let inflight = InFlight { change: change.clone() };
-                    return match self.settle(connect, &inflight).await {
+                    return match self.settle(after, &inflight).await {
                         Settled::Applied => Outcome::Applied,
                         Settled::Dead => failed(format!("outcome unknown ({why}); a later write committed without it")),
                         Settled::Open => {
@@ -104,7 +111,7 @@ impl<B: Backend, Z: Zookeeper, P: ServerProcess, C: Clock> Agent<B, Z, P, C> {
         // Removing the leader breaks sessions for a moment; the confirming write retries briefly.
         let mut attempt = 1;
         loop {
-            match self.zk.confirm_write(connect).await {
+            match self.zk.confirm_write(after).await {
                 Ok(()) => return Outcome::Applied,
                 Err(e) if attempt >= CONFIRM_ATTEMPTS => return Outcome::AppliedUnconfirmed { why: e.to_string() },
                 Err(_) => tokio::time::sleep(CONFIRM_PAUSE).await,
@@ -131,7 +138,7 @@ impl<B: Backend, Z: Zookeeper, P: ServerProcess, C: Clock> Agent<B, Z, P, C> {
     pub(super) async fn hold_for_inflight(&mut self, obs: &Observed, plan: Plan) -> Plan {
         let Some(inflight) = self.memo.inflight.clone() else { return plan };
         let settled = match obs.config.as_ref().map(|c| inflight.settled_by(c, false)) {
-            Some(Settled::Open) => self.settle(&serving_connect_string(obs), &inflight).await,
+            Some(Settled::Open) => self.settle(&staying_connect_string(obs, &inflight.change.leaving), &inflight).await,
             Some(s) => s,
             None => Settled::Open,
         };
@@ -144,11 +151,11 @@ impl<B: Backend, Z: Zookeeper, P: ServerProcess, C: Clock> Agent<B, Z, P, C> {
     }
 }
 
-/// Client addresses of the servers that serve, for the reconfig session.
-pub fn serving_connect_string(obs: &Observed) -> String {
+/// Client addresses of the servers that serve, except `leaving`, for the reconfig session.
+pub fn serving_connect_string(obs: &Observed, leaving: &[ServerId]) -> String {
     let mut addrs = Vec::new();
     for m in obs.members() {
-        if !m.is_serving() {
+        if !m.is_serving() || leaving.contains(&m.id) {
             continue;
         }
         // By the address the instance runs on: with name indirection the config says names,
@@ -162,4 +169,11 @@ pub fn serving_connect_string(obs: &Observed) -> String {
         }
     }
     addrs.join(",")
+}
+
+/// The serving servers that `leaving` does not remove, or all serving ones if it removes every
+/// one (then nothing better is known).
+fn staying_connect_string(obs: &Observed, leaving: &[ServerId]) -> String {
+    let staying = serving_connect_string(obs, leaving);
+    if staying.is_empty() { serving_connect_string(obs, &[]) } else { staying }
 }

@@ -255,4 +255,9 @@ async fn terminating_voter_is_swapped_for_a_synced_joiner_in_one_reconfig() {
         (vec![ServerId(2)], vec![spec(4, Role::Participant)])
     );
     assert_eq!(w.zk.config().voter_count(), 3);
+    // The confirming write goes through servers that stay: a removed leader stalls requests sent
+    // to it until its next quorum check, and it is stopped only once this write has committed.
+    let confirms: Vec<String> =
+        w.zk.calls().into_iter().filter(|c| c.method == "confirm_write").map(|c| c.args).collect();
+    assert!(!confirms.is_empty() && confirms.iter().all(|c| !c.contains(&format!("{}:", addr(2)))), "{confirms:?}");
 }
