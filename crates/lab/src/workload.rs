@@ -67,6 +67,11 @@ pub struct Pace {
     pub after_failed_connect: Duration,
     /// Limit of one connect attempt, beyond the client's own connection timeout.
     pub connect_limit: Option<Duration>,
+    /// A connect makes one pass over the servers and fails, so the next attempt (after
+    /// `after_failed_connect`) starts a fresh pass at once; otherwise the client keeps cycling
+    /// with its own backoff (300–400 ms after the first pass in zookeeper-client 0.11), which a
+    /// measurement would count as the ensemble's gap.
+    pub eager_reconnect: bool,
 }
 
 impl Pace {
@@ -78,6 +83,7 @@ impl Pace {
         after_failed_write: Duration::ZERO,
         after_failed_connect: Duration::from_millis(50),
         connect_limit: Some(Duration::from_secs(5)),
+        eager_reconnect: true,
     };
     /// Chaos: a write every 20 ms, 8 s limit, backing off while the ensemble is being hit.
     pub const CHAOS: Self = Self {
@@ -86,6 +92,7 @@ impl Pace {
         after_failed_write: Duration::from_millis(100),
         after_failed_connect: Duration::from_millis(200),
         connect_limit: None,
+        eager_reconnect: false,
     };
     /// Keys written back to back (the demo's data).
     pub const KEYS: Self = Self {
@@ -94,6 +101,7 @@ impl Pace {
         after_failed_write: Duration::from_millis(100),
         after_failed_connect: Duration::from_millis(200),
         connect_limit: None,
+        eager_reconnect: false,
     };
 }
 
@@ -279,11 +287,12 @@ impl Workload {
     }
 }
 
-async fn session(target: &Target, auth: Option<&str>, limit: Option<Duration>) -> Option<zk::Client> {
+async fn session(target: &Target, auth: Option<&str>, limit: Option<Duration>, eager: bool) -> Option<zk::Client> {
     let connect = target.connect_string()?;
     let c = zk::Client::connector()
         .with_session_timeout(Duration::from_secs(6))
         .with_connection_timeout(Duration::from_secs(2));
+    let c = if eager { c.with_fail_eagerly() } else { c };
     let c = match auth {
         Some(a) => c.with_auth("digest", a.as_bytes()),
         None => c,
@@ -330,7 +339,7 @@ async fn write_loop(spec: Arc<Spec>, w: Arc<Shared>, stop: Arc<AtomicBool>) {
     };
     while !stop.load(Ordering::SeqCst) && spec.limit.is_none_or(|l| w.acked.load(Ordering::SeqCst) < l) {
         let Some(c) = client.as_ref() else {
-            client = session(&spec.target, spec.auth.as_deref(), pace.connect_limit).await;
+            client = session(&spec.target, spec.auth.as_deref(), pace.connect_limit, pace.eager_reconnect).await;
             if client.is_none() {
                 w.failed.fetch_add(1, Ordering::SeqCst);
                 pause(pace.after_failed_connect).await;
@@ -420,7 +429,9 @@ async fn read_loop(spec: Arc<Spec>, w: Arc<Shared>, stop: Arc<AtomicBool>) {
     while !stop.load(Ordering::SeqCst) {
         let Some((c, seen, seen_zxid)) = client.as_mut() else {
             // A new session starts with no history of its own; the sync check below still holds.
-            client = session(&spec.target, spec.auth.as_deref(), spec.pace.connect_limit).await.map(|c| (c, 0, 0));
+            client = session(&spec.target, spec.auth.as_deref(), spec.pace.connect_limit, spec.pace.eager_reconnect)
+                .await
+                .map(|c| (c, 0, 0));
             if client.is_none() {
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
@@ -493,7 +504,7 @@ pub async fn present(target: &Target, auth: Option<&str>, root: &str) -> anyhow:
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let attempt = async {
-            let c = session(target, auth, Some(Duration::from_secs(10))).await.context("no session")?;
+            let c = session(target, auth, Some(Duration::from_secs(10)), false).await.context("no session")?;
             c.sync(root).await?;
             let mut out = BTreeSet::new();
             let (buckets, _) = c.get_children(root).await?;
@@ -528,7 +539,7 @@ pub enum MemberRead {
 pub async fn read_through(address: &str, auth: Option<&str>, root: &str) -> MemberRead {
     let last = format!("{root}/last");
     let attempt = async {
-        let c = session(&Target::Fixed(address.to_string()), auth, Some(Duration::from_secs(5)))
+        let c = session(&Target::Fixed(address.to_string()), auth, Some(Duration::from_secs(5)), false)
             .await
             .context("no session")?;
         c.sync(&last).await?;

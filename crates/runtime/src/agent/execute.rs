@@ -84,8 +84,8 @@ impl<B: Backend, Z: Zookeeper, P: ServerProcess, C: Clock> Agent<B, Z, P, C> {
             Ok(cfg) => {
                 return failed(format!("ZooKeeper answered with config {:x} that lacks the change", cfg.version));
             }
-            Err(ReconfigError::Unknown(why)) => match self.zk.committed_config(after).await {
-                Ok(cfg) if change.is_reflected_in(&cfg) => {}
+            Err(ReconfigError::Unknown(why)) => match self.read_back(after).await {
+                Some(cfg) if change.is_reflected_in(&cfg) => {}
                 _ => {
                     let inflight = InFlight { change: change.clone() };
                     return match self.settle(after, &inflight).await {
@@ -122,6 +122,20 @@ impl<B: Backend, Z: Zookeeper, P: ServerProcess, C: Clock> Agent<B, Z, P, C> {
 }
 
 impl<B: Backend, Z: Zookeeper, P: ServerProcess, C: Clock> Agent<B, Z, P, C> {
+    /// The committed config read through `connect`, retried like the confirming write: a lost
+    /// answer usually means the change removed the leader and every session broke, and the
+    /// servers that stay answer again once their new leader serves, a moment later.
+    async fn read_back(&self, connect: &str) -> Option<zkpilot_core::model::EnsembleConfig> {
+        for attempt in 1..=CONFIRM_ATTEMPTS {
+            match self.zk.committed_config(connect).await {
+                Ok(cfg) => return Some(cfg),
+                Err(_) if attempt < CONFIRM_ATTEMPTS => tokio::time::sleep(CONFIRM_PAUSE).await,
+                Err(_) => {}
+            }
+        }
+        None
+    }
+
     /// Settles a reconfig whose answer was lost: a write that commits, then the committed config
     /// (see `zkpilot_core::agent::inflight` for why that is conclusive).
     async fn settle(&self, connect: &str, inflight: &InFlight) -> Settled {

@@ -80,6 +80,23 @@ async fn connection_loss_that_committed_is_settled_as_applied() {
     assert_eq!(w.zk.reconfigs().len(), 1);
 }
 
+/// Removing the leader breaks every session for a moment: the read-back after a lost answer is
+/// retried until the servers that stay answer, so the change is settled as applied in the same
+/// pass instead of held for a later one (which would keep the removed server running longer).
+#[tokio::test(start_paused = true)]
+async fn lost_answer_is_read_back_once_the_staying_servers_answer() {
+    let (w, mut node) = leader_and_joiner();
+    w.zk.answer_next([ReconfigAnswer::CommitThenConnectionLoss]);
+    // From the reconfig on, the next five config reads fail (the pass's own read came before).
+    let zk = w.zk.clone();
+    w.zk.on_next("reconfig", move || zk.fail_next("committed_config", 5));
+    node.pass().await;
+    assert!(has_four(&w));
+    assert!(w.zk.calls().iter().filter(|c| c.method == "committed_config" && c.failed).count() >= 5);
+    let s = node.status();
+    assert_eq!((s.counters.reconfigs_applied, s.counters.reconfigs_failed), (1, 0), "{:?}", node.outcomes(""));
+}
+
 /// A reconfig answered ConnectionLoss that did not commit is settled by a write that commits
 /// without it (it never will then), counted failed, and retried.
 #[tokio::test(start_paused = true)]
