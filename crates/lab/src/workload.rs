@@ -322,6 +322,15 @@ async fn ensure(c: &zk::Client, path: &str) -> Result<(), zk::Error> {
     }
 }
 
+/// A write of the reader's own session (`set_data`, or `create` the first time).
+async fn barrier(c: &zk::Client, path: &str) -> Result<(), zk::Error> {
+    match c.set_data(path, b"", None).await {
+        Ok(_) => Ok(()),
+        Err(zk::Error::NoNode) => ensure(c, path).await,
+        Err(e) => Err(e),
+    }
+}
+
 async fn write_loop(spec: Arc<Spec>, w: Arc<Shared>, stop: Arc<AtomicBool>) {
     let pace = spec.pace;
     let (root, last) = (spec.root.as_str(), format!("{}/last", spec.root));
@@ -416,6 +425,7 @@ async fn write_loop(spec: Arc<Spec>, w: Arc<Shared>, stop: Arc<AtomicBool>) {
 
 async fn read_loop(spec: Arc<Spec>, w: Arc<Shared>, stop: Arc<AtomicBool>) {
     let last = format!("{}/last", spec.root);
+    let barrier_path = format!("{}/reader", spec.root);
     // The session, the highest value it has seen and the zxid that wrote it.
     let mut client: Option<(zk::Client, u64, i64)> = None;
     let mut reads: u64 = 0;
@@ -444,6 +454,12 @@ async fn read_loop(spec: Arc<Spec>, w: Arc<Shared>, stop: Arc<AtomicBool>) {
         let read = async {
             if synced {
                 c.sync(&last).await?;
+                // `sync` orders a follower's next read after what the leader had committed, but
+                // on the leader itself it is no barrier (its CommitProcessor runs with
+                // `matchSyncs=false`) and the leader may still be applying a commit a follower
+                // has already acknowledged: a write of this session is ordered after every
+                // earlier commit on every server, and the read queues behind it.
+                barrier(c, &barrier_path).await?;
             }
             c.get_data(&last).await
         };
@@ -543,6 +559,8 @@ pub async fn read_through(address: &str, auth: Option<&str>, root: &str) -> Memb
             .await
             .context("no session")?;
         c.sync(&last).await?;
+        // As the reader does: `sync` alone is no barrier when `address` is the leader.
+        barrier(&c, &format!("{root}/reader")).await?;
         let (data, _) = c.get_data(&last).await?;
         anyhow::Ok(String::from_utf8_lossy(&data).parse::<u64>().unwrap_or(0))
     };
