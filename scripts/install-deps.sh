@@ -31,8 +31,9 @@ if [ "${#missing[@]}" -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# moto (the AWS emulator the AWS backend is tested against), cfn-lint, and kazoo (the Python
-# ZooKeeper client the upgrade test loads the ensemble with), in a venv of our own.
+# moto (the AWS emulator the AWS backend is tested against; pinned: the tests run it through a
+# wrapper around its WSGI app, crates/testkit/src/moto_serial.py), cfn-lint, and kazoo (the
+# Python ZooKeeper client the upgrade test loads the ensemble with), in a venv of our own.
 VENV="${ZKPILOT_VENV:-$HOME/.cache/zkpilot/venv}"
 if [ ! -x "$VENV/bin/moto_server" ] || [ ! -x "$VENV/bin/cfn-lint" ] || ! "$VENV/bin/python" -c 'import kazoo' 2>/dev/null; then
   # Debian's python3 has the venv module but needs python3-venv (ensurepip) to create one.
@@ -42,7 +43,7 @@ if [ ! -x "$VENV/bin/moto_server" ] || [ ! -x "$VENV/bin/cfn-lint" ] || ! "$VENV
   fi
   echo "installing moto[server], cfn-lint and kazoo into $VENV" >&2
   python3 -m venv "$VENV"
-  PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 "$VENV/bin/pip" install -q 'moto[server]' cfn-lint 'kazoo>=2.10'
+  PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 "$VENV/bin/pip" install -q 'moto[server]==5.2.5' cfn-lint 'kazoo>=2.10'
 fi
 
 # Apache's releases, from Maven Central into $HOME/.cache/zkpilot/zookeeper-<version>/.

@@ -69,8 +69,9 @@ pub struct Pace {
     pub connect_limit: Option<Duration>,
     /// A connect makes one pass over the servers and fails, so the next attempt (after
     /// `after_failed_connect`) starts a fresh pass at once; otherwise the client keeps cycling
-    /// with its own backoff (300–400 ms after the first pass in zookeeper-client 0.11), which a
-    /// measurement would count as the ensemble's gap.
+    /// with its own backoff (zookeeper-client 0.11: min(1 s, 100 ms × servers) plus up to 100 ms
+    /// after the first pass, doubling each pass), which a measurement would count as the
+    /// ensemble's gap.
     pub eager_reconnect: bool,
 }
 

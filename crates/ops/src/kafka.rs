@@ -66,9 +66,6 @@ pub enum KafkaError {
     /// No secret to authenticate with.
     #[error("--secret-file is required with --connect")]
     NoSecret,
-    /// The group directory cannot be read.
-    #[error(transparent)]
-    Group(#[from] zkpilot_local::state::StateError),
     /// The group's connection string cannot be read.
     #[error("reading {0}")]
     ConnectString(PathBuf, #[source] std::io::Error),
@@ -120,8 +117,12 @@ pub async fn broker_settings(req: &KafkaRequest) -> Result<BrokerSettings, Kafka
     let (connect, secret_path) = match (&req.connect, &req.dir) {
         (Some(c), _) => (c.trim().to_string(), req.secret_file.clone()),
         (None, Some(dir)) => {
-            let state = zkpilot_local::state::StateDir::open(dir)?;
-            warning = unstable_addresses(&state.group()?);
+            // Advice only: a directory whose group settings cannot be read still has its
+            // connection string and secret, which is all a broker needs.
+            warning = zkpilot_local::state::StateDir::open(dir)
+                .ok()
+                .and_then(|state| state.group().ok())
+                .and_then(|spec| unstable_addresses(&spec));
             let p = dir.join("connect-string");
             let text = std::fs::read_to_string(&p).map_err(|e| KafkaError::ConnectString(p.clone(), e))?;
             (text.trim().to_string(), req.secret_file.clone().or_else(|| Some(dir.join("secret"))))

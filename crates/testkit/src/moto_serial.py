@@ -4,7 +4,9 @@ moto checks S3's conditional writes (If-None-Match: *, If-Match) and then writes
 under a threaded HTTP server, so two racing conditional puts can both succeed. Real S3 makes
 the check and the write one atomic step ("Conditional writes", S3 User Guide), and zkpilot's
 leases and slot claims rely on exactly that. Serialising the requests gives moto the same
-per-key atomicity; the server stays threaded so a slow client never blocks the accept loop.
+per-key atomicity. The server stays threaded so connections are accepted while a request is
+answered; a request's body is read inside the lock, so a slow upload holds the others back,
+which loopback tests do not notice.
 
 Usage: python moto_serial.py HOST PORT
 """
@@ -31,8 +33,15 @@ def main() -> None:
 
     def serial(environ, start_response):
         with one_at_a_time:
-            # Drain the response inside the lock: moto may compute it lazily.
-            return list(app(environ, start_response))
+            # Drain the response inside the lock (moto may compute it lazily) and close it, as
+            # WSGI asks of whoever consumes an app's iterable.
+            body = app(environ, start_response)
+            try:
+                return list(body)
+            finally:
+                close = getattr(body, "close", None)
+                if close is not None:
+                    close()
 
     run_simple(host, port, serial, threaded=True, request_handler=MotoRequestHandler)
 

@@ -272,8 +272,9 @@ fn agents_on_an_auto_scaling_group_form_and_reshape_an_ensemble() {
 
 /// The rolling upgrade of an AWS ensemble, through nothing but its agents' API (what an operator
 /// has on AWS): three agents of a moto group run 3.8.6; `rolling-restart --agents` moves every
-/// server to 3.9.5 in the safe order, each agent checking the install on its own machine; every
-/// server then reports 3.9.5 and no key is lost.
+/// server to 3.9.5, each agent checking the install on its own machine; every server then
+/// reports 3.9.5 and no key is lost. (The order of the steps is the rolling restart's own,
+/// tested on local groups.)
 #[test]
 fn agents_on_an_auto_scaling_group_are_upgraded_through_their_api() {
     let old = zkpilot_zk::install::cached_home("3.8.6");

@@ -25,21 +25,34 @@ fn maven_project(name: &str, java: &str) -> PathBuf {
     }
     let cache = PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/zkpilot");
     let dir = cache.join(format!("{name}-{:016x}", std::hash::Hasher::finish(&h)));
-    let class = Path::new("target/classes/zkpilot").join(java.replace(".java", ".class"));
-    if dir.join(&class).is_file() {
+    // Written last: a directory without it is not (completely) built.
+    let built = dir.join(".built");
+    if built.is_file() {
         return dir;
     }
+    // Tests building at once (two use the Curator probe) must not share a build, and Maven's
+    // local repository is not safe for two processes: one build at a time, machine-wide.
+    let lock = std::fs::File::create(cache.join("maven-build.lock")).expect("lock file");
+    let _held = nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusive).map_err(|(_, e)| e).expect("lock");
+    if built.is_file() {
+        return dir;
+    }
+    let tmp = cache.join(format!("{name}-building"));
+    let _ignored = std::fs::remove_dir_all(&tmp);
     for f in &files {
-        std::fs::create_dir_all(dir.join(f).parent().expect("parent")).expect("probe dir");
-        std::fs::copy(src.join(f), dir.join(f)).expect("probe source");
+        std::fs::create_dir_all(tmp.join(f).parent().expect("parent")).expect("probe dir");
+        std::fs::copy(src.join(f), tmp.join(f)).expect("probe source");
     }
     let o = Command::new("mvn")
         .args(["-q", "-B", "-ntp", "package", "dependency:copy-dependencies", "-DincludeScope=runtime"])
         .arg(format!("-Dmaven.repo.local={}", cache.join("m2").display()))
-        .current_dir(&dir)
+        .current_dir(&tmp)
         .output()
         .expect("mvn (scripts/install-deps.sh installs Maven)");
     assert!(o.status.success(), "building {name}: {}", text(&o));
+    std::fs::write(tmp.join(".built"), b"").expect("marker");
+    let _ignored = std::fs::remove_dir_all(&dir);
+    std::fs::rename(&tmp, &dir).expect("move the build in place");
     dir
 }
 
@@ -59,10 +72,12 @@ impl Driven {
     fn spawn(mut cmd: Command) -> Self {
         let mut child = cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().expect("client process");
         let stdin = child.stdin.take().expect("stdin");
-        let mut out = BufReader::new(child.stdout.take().expect("stdout"));
-        let ready = read_line(&mut out);
+        let out = BufReader::new(child.stdout.take().expect("stdout"));
+        // From here on Drop kills the process, whatever the first line says.
+        let mut d = Driven { child, stdin, out };
+        let ready = read_line(&mut d.out);
         assert_eq!(ready["ready"], true, "{ready}");
-        Driven { child, stdin, out }
+        d
     }
 
     /// Sends `line` and returns the answer.
@@ -102,7 +117,10 @@ fn curator(connect: &str, sessions: usize) -> Driven {
 /// kazoo writing under `prefix` (`kazoo-load.py`, run by the venv `scripts/install-deps.sh`
 /// makes).
 fn kazoo(connect: &str, prefix: &str) -> Driven {
-    let python = PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/zkpilot/venv/bin/python");
+    let venv = std::env::var_os("ZKPILOT_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/zkpilot/venv"));
+    let python = venv.join("bin/python");
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/clients/kazoo-load.py");
     let mut cmd = Command::new(&python);
     cmd.arg(script).args([connect, prefix]);
@@ -266,11 +284,13 @@ impl Broker {
     }
 
     /// Stops the broker the way an operator does (SIGTERM: a controlled shutdown, which moves
-    /// its partition leaderships away first); killed if it has not exited after a minute.
+    /// its partition leaderships away first); a broker still running a minute later fails the
+    /// test (Drop then kills it).
     fn stop(mut self) {
         let _ignored = Command::new("kill").arg(self.child.id().to_string()).status();
         let deadline = Instant::now() + Duration::from_secs(60);
-        while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < deadline {
+        while matches!(self.child.try_wait(), Ok(None)) {
+            assert!(Instant::now() < deadline, "broker {} did not stop within a minute of SIGTERM", self.name);
             std::thread::sleep(Duration::from_millis(200));
         }
     }
@@ -281,6 +301,20 @@ impl Drop for Broker {
         let _ignored = self.child.kill();
         let _ignored = self.child.wait();
     }
+}
+
+/// The end of every broker's stderr and its log's errors, for a failure message.
+fn broker_logs(g: &Group) -> String {
+    let mut out = String::new();
+    for e in std::fs::read_dir(g.path().join("kafka")).into_iter().flatten().flatten() {
+        for f in ["logs/stderr.txt", "logs/server.log"] {
+            let text = std::fs::read_to_string(e.path().join(f)).unwrap_or_default();
+            let lines: Vec<&str> = text.lines().filter(|l| f.ends_with("stderr.txt") || l.contains("ERROR")).collect();
+            let tail = lines[lines.len().saturating_sub(10)..].join("\n");
+            out.push_str(&format!("--- {}/{f}\n{tail}\n", e.path().display()));
+        }
+    }
+    out
 }
 
 /// The instance serving server `id`, if one does (a slot between holders has none).
@@ -315,7 +349,12 @@ fn kafka_probe(project: &Path, logs: &Path, bootstrap: &str) -> Driven {
 fn kafka_brokers_ride_through_every_change_and_lose_no_acknowledged_message() {
     let project = maven_project("kafka-probe", "KafkaProbe.java");
     let g = Group::up_with(3, "127.131.3", &["--mode", "slot"]);
-    g.wait_converged();
+    let s = g.wait_converged();
+    // kafka-config reads the connection string the agents publish a pass after converging.
+    let connect = s["connect_string"].as_str().expect("connect").to_string();
+    g.wait_for("connection string published", |_| {
+        std::fs::read_to_string(g.path().join("connect-string")).is_ok_and(|c| c.trim() == connect)
+    });
     let data = Data::new(&g);
     let addresses: Vec<String> = (1..=3).map(|n| format!("127.131.3.{}", 100 + n)).collect();
     let mut brokers: Vec<Broker> =
@@ -325,7 +364,15 @@ fn kafka_brokers_ride_through_every_change_and_lose_no_acknowledged_message() {
     broker_ids.dedup();
     assert_eq!(broker_ids.len(), 3, "kafka-config gave three different ids: {broker_ids:?}");
     let registered = |s: &Value| data.owners(s, "/kafka/brokers/ids");
-    let s = g.wait_for("three brokers registered", |v| registered(v).len() == 3 && v["converged"] == true);
+    let deadline = Instant::now() + Duration::from_secs(180);
+    let s = loop {
+        let v = g.status();
+        if v["converged"] == true && registered(&v).len() == 3 {
+            break v;
+        }
+        assert!(Instant::now() < deadline, "three brokers registered: {:?}\n{}", registered(&v), broker_logs(&g));
+        std::thread::sleep(Duration::from_millis(500));
+    };
     let sessions = registered(&s);
     let epoch = |s: &Value| data.get(s, "/kafka/controller_epoch").and_then(|e| e.trim().parse::<u64>().ok());
     let first_epoch = epoch(&s).expect("a controller epoch");
@@ -382,11 +429,18 @@ fn kafka_brokers_ride_through_every_change_and_lose_no_acknowledged_message() {
     let again = Broker::start(&g, &project, &name, &addresses[at]);
     assert_eq!(again.id, cid, "the same name gets the same broker.id");
     brokers.push(again);
-    let s = g.wait_for("the restarted broker registered", |v| registered(v).len() == 3);
+    let s = g.wait_for("the restarted broker registered anew", |v| {
+        registered(v).get(&cid.to_string()).is_some_and(|o| Some(o) != sessions.get(&cid.to_string()))
+    });
     let moved = epoch(&s).expect("controller epoch");
     assert!(moved > first_epoch, "the controller moved: epoch {first_epoch} -> {moved}");
     let now = registered(&s);
-    for (id, owner) in sessions.iter().filter(|(id, _)| **id != cid.to_string()) {
+    let cid_key = cid.to_string();
+    assert!(
+        now.get(&cid_key).is_some_and(|o| Some(o) != sessions.get(&cid_key)),
+        "the restarted broker registered with a new session: {now:?} vs {sessions:?}"
+    );
+    for (id, owner) in sessions.iter().filter(|(id, _)| **id != cid_key) {
         assert_eq!(now.get(id), Some(owner), "broker {id} kept its session through the restart: {now:?}");
     }
     let before = probe.ask("status")["acked"].as_u64().unwrap_or(0);
@@ -400,6 +454,7 @@ fn kafka_brokers_ride_through_every_change_and_lose_no_acknowledged_message() {
     eprintln!("kafka probe: {r}\ncontroller epoch {first_epoch} -> {moved}");
     assert_eq!(r["done"], true, "{r}");
     assert_eq!(r["acked_not_received"], 0, "no acknowledged message lost: {r}");
+    assert_eq!(r["duplicates"], 0, "the idempotent producer wrote nothing twice: {r}");
     assert!(r["acked"].as_u64().unwrap_or(0) > 200, "{r}");
     drop(brokers);
 }

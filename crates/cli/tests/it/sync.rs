@@ -40,6 +40,23 @@ struct Found {
 /// The log line of a learner given a DIFF that is not the leader's history.
 const BAD_DIFF: &str = "but next pending txn";
 
+/// Resumes a SIGSTOPped process when dropped, so a failing assertion in between does not leave
+/// a stopped JVM behind for the group's shutdown to wait on.
+struct Stopped(u32);
+
+impl Stopped {
+    fn new(pid: u32) -> Self {
+        signal(pid, "-STOP");
+        Stopped(pid)
+    }
+}
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        let _ignored = std::process::Command::new("kill").args(["-CONT", &self.0.to_string()]).output();
+    }
+}
+
 fn signal(pid: u32, sig: &str) {
     let o = std::process::Command::new("kill").args([sig, &pid.to_string()]).output().expect("kill");
     assert!(o.status.success(), "kill {sig} {pid}: {}", text(&o));
@@ -78,7 +95,7 @@ fn reproduce(net: &str, install: &Path, learner_sync: &str) -> Found {
     let pid = zk_pids(&g, &s)[&observer];
     let leader = leaders(&s)[0];
     let leader_client = format!("{}:2181", member(&s, leader).and_then(|m| m["address"].as_str()).expect("address"));
-    signal(pid, "-STOP");
+    let stopped = Stopped::new(pid);
     let deadline = Instant::now() + Duration::from_secs(90);
     while mntr(&rt, &leader_client).get("synced_observers").map(String::as_str) != Some("0") {
         assert!(Instant::now() < deadline, "the leader still counts the stopped observer");
@@ -86,7 +103,7 @@ fn reproduce(net: &str, install: &Path, learner_sync: &str) -> Found {
     }
     // Through the leader alone: a session must not try the stopped server.
     data.write_via(&leader_client, "missed", MISSED);
-    signal(pid, "-CONT");
+    drop(stopped);
     let deadline = Instant::now() + Duration::from_secs(90);
     while mntr(&rt, &leader_client).get("synced_observers").map(String::as_str) != Some("1") {
         assert!(Instant::now() < deadline, "the observer did not sync again");

@@ -33,12 +33,12 @@ fn check(r: &Value, dir: &std::path::Path) {
 
 #[test]
 fn fixed_rolling_replacement_of_follower_and_leader_loses_no_write() {
-    let (r, dir) = replace("127.125.1", "follower", "rolling");
+    let (r, dir) = replace("127.133.1", "follower", "rolling");
     check(&r, dir.path());
     let steps: Vec<String> =
         r["steps"].as_array().expect("steps").iter().map(|s| s["step"]["step"].to_string()).collect();
     assert_eq!(steps.last().map(String::as_str), Some("\"stop\""), "the old follower is stopped last: {steps:?}");
-    let (r, dir) = replace("127.125.1", "leader", "rolling");
+    let (r, dir) = replace("127.133.1", "leader", "rolling");
     check(&r, dir.path());
     assert_eq!(r["steps"][0]["step"]["step"], "stop", "a leaving leader is stopped first: {r:#}");
 }

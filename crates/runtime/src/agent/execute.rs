@@ -14,10 +14,14 @@ use zkpilot_core::ports::{Backend, Clock, ReconfigError, ServerProcess, Zookeepe
 
 use super::Agent;
 
-/// Attempts of the confirming write after a reconfig, [`CONFIRM_PAUSE`] apart (15 s of pauses
-/// in all): removing the leader breaks sessions for a moment. A count, not a wall-clock
-/// deadline, so a test clock that does not move cannot hang it.
+/// Attempts of the read-back and the confirming write after a reconfig, together, at most
+/// [`CONFIRM_PAUSE`] apart: removing the leader breaks sessions for a moment. A count as well as
+/// [`CONFIRM_BUDGET`], so a test clock that does not move cannot hang it.
 const CONFIRM_ATTEMPTS: u32 = 300;
+/// Time the read-back and the confirming write may take together (tokio's clock, which a paused
+/// test clock advances with the pauses): the lease (15 s by default) must not run out while one
+/// pass waits here, and a status that is not published for long reads as a dead agent.
+const CONFIRM_BUDGET: Duration = Duration::from_secs(10);
 /// Pause between confirming-write attempts: short, because each attempt after a failure opens a
 /// fresh session, whose first pass over the servers the client makes without backoff, and the
 /// removed server is stopped only once a write has confirmed its removal.
@@ -73,6 +77,7 @@ impl<B: Backend, Z: Zookeeper, P: ServerProcess, C: Clock> Agent<B, Z, P, C> {
     /// ZooKeeper admin guide, "Dynamic Reconfiguration": progress guarantees).
     async fn reconfig(&mut self, obs: &Observed, change: &MembershipChange) -> Outcome {
         let failed = |why: String| Outcome::Failed { why };
+        let mut budget = Budget::new();
         let connect = &serving_connect_string(obs, &[]);
         // Everything after the request goes through the servers that stay: a removed leader
         // keeps accepting sessions until its next tick's quorum check (up to tickTime) and stalls
@@ -84,7 +89,7 @@ impl<B: Backend, Z: Zookeeper, P: ServerProcess, C: Clock> Agent<B, Z, P, C> {
             Ok(cfg) => {
                 return failed(format!("ZooKeeper answered with config {:x} that lacks the change", cfg.version));
             }
-            Err(ReconfigError::Unknown(why)) => match self.read_back(after).await {
+            Err(ReconfigError::Unknown(why)) => match self.read_back(after, &mut budget).await {
                 Some(cfg) if change.is_reflected_in(&cfg) => {}
                 _ => {
                     let inflight = InFlight { change: change.clone() };
@@ -109,14 +114,12 @@ impl<B: Backend, Z: Zookeeper, P: ServerProcess, C: Clock> Agent<B, Z, P, C> {
             Err(e) => return Outcome::failed(e),
         }
         // Removing the leader breaks sessions for a moment; the confirming write retries briefly.
-        let mut attempt = 1;
         loop {
             match self.zk.confirm_write(after).await {
                 Ok(()) => return Outcome::Applied,
-                Err(e) if attempt >= CONFIRM_ATTEMPTS => return Outcome::AppliedUnconfirmed { why: e.to_string() },
+                Err(e) if !budget.another() => return Outcome::AppliedUnconfirmed { why: e.to_string() },
                 Err(_) => tokio::time::sleep(CONFIRM_PAUSE).await,
             }
-            attempt += 1;
         }
     }
 }
@@ -125,15 +128,14 @@ impl<B: Backend, Z: Zookeeper, P: ServerProcess, C: Clock> Agent<B, Z, P, C> {
     /// The committed config read through `connect`, retried like the confirming write: a lost
     /// answer usually means the change removed the leader and every session broke, and the
     /// servers that stay answer again once their new leader serves, a moment later.
-    async fn read_back(&self, connect: &str) -> Option<zkpilot_core::model::EnsembleConfig> {
-        for attempt in 1..=CONFIRM_ATTEMPTS {
+    async fn read_back(&self, connect: &str, budget: &mut Budget) -> Option<zkpilot_core::model::EnsembleConfig> {
+        loop {
             match self.zk.committed_config(connect).await {
                 Ok(cfg) => return Some(cfg),
-                Err(_) if attempt < CONFIRM_ATTEMPTS => tokio::time::sleep(CONFIRM_PAUSE).await,
-                Err(_) => {}
+                Err(_) if budget.another() => tokio::time::sleep(CONFIRM_PAUSE).await,
+                Err(_) => return None,
             }
         }
-        None
     }
 
     /// Settles a reconfig whose answer was lost: a write that commits, then the committed config
@@ -190,4 +192,23 @@ pub fn serving_connect_string(obs: &Observed, leaving: &[ServerId]) -> String {
 fn staying_connect_string(obs: &Observed, leaving: &[ServerId]) -> String {
     let staying = serving_connect_string(obs, leaving);
     if staying.is_empty() { serving_connect_string(obs, &[]) } else { staying }
+}
+
+/// What is left of one reconfig's retries: [`CONFIRM_ATTEMPTS`] and [`CONFIRM_BUDGET`], shared by
+/// the read-back and the confirming write.
+struct Budget {
+    attempts: u32,
+    until: Instant,
+}
+
+impl Budget {
+    fn new() -> Self {
+        Self { attempts: 1, until: Instant::now() + CONFIRM_BUDGET }
+    }
+
+    /// Whether one more attempt may follow the one that just failed.
+    fn another(&mut self) -> bool {
+        self.attempts += 1;
+        self.attempts <= CONFIRM_ATTEMPTS && Instant::now() < self.until
+    }
 }

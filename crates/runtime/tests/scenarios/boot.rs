@@ -240,6 +240,29 @@ async fn slot_replacement_restarts_the_same_server_on_the_slot_storage() {
     assert!(w.zk.reconfigs().is_empty());
 }
 
+/// A swap whose answer was lost (what removing the leader looks like): it is read back and
+/// confirmed through the servers that stay only, never through the one leaving.
+#[tokio::test(start_paused = true)]
+async fn lost_answer_of_a_swap_is_read_back_and_confirmed_without_the_leaving_server() {
+    let w = World::serving(3, 0);
+    w.joiner(4);
+    w.backend.set_state(&inst(2), InstanceState::Terminating);
+    w.zk.answer_next([zkpilot_testkit::ReconfigAnswer::CommitThenConnectionLoss]);
+    let mut node = w.member(1);
+    node.pass().await;
+    assert_eq!(w.zk.config().voter_count(), 3);
+    let calls = w.zk.calls();
+    let from = calls.iter().position(|c| c.method == "reconfig").expect("a reconfig");
+    let after: Vec<_> = calls[from + 1..]
+        .iter()
+        .filter(|c| c.method == "committed_config" || c.method == "confirm_write")
+        .map(|c| (c.method, c.args.clone()))
+        .collect();
+    assert!(after.iter().any(|(m, _)| *m == "committed_config"), "read back: {after:?}");
+    assert!(after.iter().any(|(m, _)| *m == "confirm_write"), "confirmed: {after:?}");
+    assert!(after.iter().all(|(_, a)| !a.contains(&format!("{}:", addr(2)))), "{after:?}");
+}
+
 /// A terminating voter is swapped for a synced joiner in one reconfig: the voter count never dips.
 #[tokio::test(start_paused = true)]
 async fn terminating_voter_is_swapped_for_a_synced_joiner_in_one_reconfig() {
