@@ -49,6 +49,16 @@ fi
 # Apache's releases, from Maven Central into $HOME/.cache/zkpilot/zookeeper-<version>/.
 "$(dirname "$0")/install-zookeeper.sh" 3.9.5 3.8.6
 
+# The Java test clients' dependencies and build plugins (Curator 5.9, Kafka 3.9.1), into the same
+# Maven repository, so that a test run downloads nothing; the tests only compile them.
+for pom in "$(dirname "$0")"/../crates/cli/tests/it/clients/*/pom.xml; do
+  if ! mvn -q -B -ntp -f "$pom" -Dmaven.repo.local="$HOME/.cache/zkpilot/m2" dependency:go-offline >/tmp/zkpilot-mvn-offline.log 2>&1; then
+    echo "error: fetching the dependencies of $pom failed:" >&2
+    tail -n 30 /tmp/zkpilot-mvn-offline.log >&2
+    exit 1
+  fi
+done
+
 if ! command -v cargo >/dev/null 2>&1; then
   echo "error: the Rust toolchain (cargo) is required; install it with rustup (https://rustup.rs)" >&2
   exit 1

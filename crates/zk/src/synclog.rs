@@ -83,10 +83,10 @@ pub fn scan(text: &str) -> SyncTally {
     t
 }
 
-/// Tallies every `zookeeper.log` under `dir` (every server that ever ran in a local group keeps
-/// its log there, terminated ones included).
-pub fn scan_dir(dir: &Path) -> std::io::Result<SyncTally> {
-    let mut total = SyncTally::default();
+/// Every `zookeeper.log` under `dir`, in path order (every server that ever ran in a local group
+/// keeps its log there, terminated ones included).
+pub fn logs_under(dir: &Path) -> std::io::Result<Vec<std::path::PathBuf>> {
+    let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
         for e in std::fs::read_dir(&d)?.flatten() {
@@ -95,10 +95,19 @@ pub fn scan_dir(dir: &Path) -> std::io::Result<SyncTally> {
             if ft.is_dir() {
                 stack.push(p);
             } else if ft.is_file() && p.file_name().is_some_and(|n| n == "zookeeper.log") {
-                let bytes = std::fs::read(&p)?;
-                total.add(&scan(&String::from_utf8_lossy(&bytes)));
+                out.push(p);
             }
         }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Tallies every `zookeeper.log` under `dir`.
+pub fn scan_dir(dir: &Path) -> std::io::Result<SyncTally> {
+    let mut total = SyncTally::default();
+    for p in logs_under(dir)? {
+        total.add(&scan(&String::from_utf8_lossy(&std::fs::read(&p)?)));
     }
     Ok(total)
 }

@@ -205,11 +205,8 @@ fn curator_sessions_ride_through_every_change_with_the_original_connection_strin
 /// session of either client expires, every ephemeral survives, and every member ends on 3.9.5.
 #[test]
 fn rolling_upgrade_under_curator_and_kazoo_load_loses_nothing() {
-    let old = zkpilot_zk::install::cached_home("3.8.6");
     let new = zkpilot_zk::install::cached_home("3.9.5");
-    let g = Group::up_with(3, "127.131.2", &["--zookeeper", old.to_str().expect("utf-8")]);
-    let s = g.wait_converged();
-    assert!(members(&s).iter().all(|m| m["version"] == "3.8.6"), "{s:#}");
+    let (g, s) = Group::up_on_release("3.8.6", "127.131.2");
     let connect = s["connect_string"].as_str().expect("connect").to_string();
     let probe = curator(&connect, 16);
     let load = kazoo(&connect, "/kazoo-load");
@@ -317,11 +314,6 @@ fn broker_logs(g: &Group) -> String {
     out
 }
 
-/// The instance serving server `id`, if one does (a slot between holders has none).
-fn holder(s: &Value, id: u64) -> Option<&str> {
-    members(s).iter().find(|m| m["id"] == id).and_then(|m| m["instance"].as_str())
-}
-
 /// Kafka's log4j settings: everything into `${kafka.logs.dir}/server.log`.
 fn broker_log4j() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/clients/kafka-probe/broker-log4j.properties")
@@ -349,12 +341,7 @@ fn kafka_probe(project: &Path, logs: &Path, bootstrap: &str) -> Driven {
 fn kafka_brokers_ride_through_every_change_and_lose_no_acknowledged_message() {
     let project = maven_project("kafka-probe", "KafkaProbe.java");
     let g = Group::up_with(3, "127.131.3", &["--mode", "slot"]);
-    let s = g.wait_converged();
-    // kafka-config reads the connection string the agents publish a pass after converging.
-    let connect = s["connect_string"].as_str().expect("connect").to_string();
-    g.wait_for("connection string published", |_| {
-        std::fs::read_to_string(g.path().join("connect-string")).is_ok_and(|c| c.trim() == connect)
-    });
+    g.wait_published(&g.wait_converged());
     let data = Data::new(&g);
     let addresses: Vec<String> = (1..=3).map(|n| format!("127.131.3.{}", 100 + n)).collect();
     let mut brokers: Vec<Broker> =

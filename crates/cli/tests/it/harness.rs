@@ -75,6 +75,15 @@ impl Group {
         g
     }
 
+    /// Three servers on the cached Apache release `version`, converged, every one reporting it.
+    pub fn up_on_release(version: &str, net: &str) -> (Self, Value) {
+        let home = zkpilot_zk::install::cached_home(version);
+        let g = Self::up_with(3, net, &["--zookeeper", home.to_str().expect("utf-8")]);
+        let s = g.wait_converged();
+        assert!(members(&s).iter().all(|m| m["version"] == version), "every member on {version}: {s:#}");
+        (g, s)
+    }
+
     /// A group directory to be filled by a command other than `local up` (e.g. `restore`), on
     /// the suite's install.
     pub fn empty() -> Self {
@@ -94,6 +103,15 @@ impl Group {
         let o = self.run(&["local", "status", "--json"]);
         assert!(o.status.success(), "status failed: {}", text(&o));
         serde_json::from_slice(&o.stdout).expect("status is JSON")
+    }
+
+    /// Waits until the agents have published the converged status `s`'s connection string
+    /// (`DIR/connect-string`, written a pass after they converge), which `kafka-config` reads.
+    pub fn wait_published(&self, s: &Value) {
+        let connect = s["connect_string"].as_str().expect("connect").to_string();
+        self.wait_for("connection string published", |_| {
+            std::fs::read_to_string(self.path().join("connect-string")).is_ok_and(|c| c.trim() == connect)
+        });
     }
 
     /// Polls `status` until `pred` holds.
@@ -206,8 +224,17 @@ pub fn leaders(s: &Value) -> Vec<u64> {
     members(s).iter().filter(|m| m["role"] == "leader").map(|m| m["id"].as_u64().expect("id")).collect()
 }
 
+pub fn member(s: &Value, id: u64) -> Option<&Value> {
+    members(s).iter().find(|m| m["id"] == id)
+}
+
+/// The instance serving server `id`, if one does (a slot between holders has none).
+pub fn holder(s: &Value, id: u64) -> Option<&str> {
+    member(s, id).and_then(|m| m["instance"].as_str())
+}
+
 pub fn instance_of(s: &Value, id: u64) -> String {
-    members(s).iter().find(|m| m["id"] == id).and_then(|m| m["instance"].as_str()).expect("member with instance").into()
+    holder(s, id).expect("member with instance").into()
 }
 
 pub fn follower(s: &Value) -> u64 {

@@ -62,10 +62,6 @@ fn signal(pid: u32, sig: &str) {
     assert!(o.status.success(), "kill {sig} {pid}: {}", text(&o));
 }
 
-fn member(s: &Value, id: u64) -> Option<&Value> {
-    members(s).iter().find(|m| m["id"] == id)
-}
-
 fn mntr(rt: &tokio::runtime::Runtime, address: &str) -> std::collections::BTreeMap<String, String> {
     rt.block_on(zkpilot_zk::probe::mntr(address)).unwrap_or_default()
 }
@@ -212,19 +208,7 @@ fn auto_learner_sync_closes_it_on_3_8_6() {
 
 /// Every leader's log lines about how it synced a learner, oldest file first.
 fn sync_lines(dir: &Path) -> Vec<String> {
-    let mut logs = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if p.file_name().is_some_and(|n| n == "zookeeper.log") {
-                logs.push(p);
-            }
-        }
-    }
-    logs.sort();
+    let logs = zkpilot_zk::synclog::logs_under(dir).expect("logs");
     let keep = [
         "Synchronizing with Learner",
         "Sending DIFF",
