@@ -259,13 +259,14 @@ impl Broker {
                  default.replication.factor=3\nmin.insync.replicas=2\noffsets.topic.replication.factor=3\n\
                  transaction.state.log.replication.factor=3\ntransaction.state.log.min.isr=2\n\
                  unclean.leader.election.enable=false\nauto.create.topics.enable=false\n\
-                 zookeeper.session.timeout.ms=18000\ngroup.initial.rebalance.delay.ms=0\n",
+                 zookeeper.session.timeout.ms=18000\nzookeeper.connection.timeout.ms=60000\n\
+                 group.initial.rebalance.delay.ms=0\n",
                 dir.join("data").display()
             ),
         )
         .expect("server.properties");
         let child = Command::new("java")
-            .args(["-Xmx256m", "-Xms128m"])
+            .args(["-Xmx512m", "-Xms256m"])
             .arg(format!("-Dkafka.logs.dir={}", dir.join("logs").display()))
             .arg(format!("-Dlog4j.configuration=file:{}", broker_log4j().display()))
             .arg("-cp")
@@ -306,8 +307,15 @@ fn broker_logs(g: &Group) -> String {
     for e in std::fs::read_dir(g.path().join("kafka")).into_iter().flatten().flatten() {
         for f in ["logs/stderr.txt", "logs/server.log"] {
             let text = std::fs::read_to_string(e.path().join(f)).unwrap_or_default();
-            let lines: Vec<&str> = text.lines().filter(|l| f.ends_with("stderr.txt") || l.contains("ERROR")).collect();
-            let tail = lines[lines.len().saturating_sub(10)..].join("\n");
+            // Each error with the three lines after it (the exception and its cause).
+            let all: Vec<&str> = text.lines().collect();
+            let mut lines = Vec::new();
+            for (i, l) in all.iter().enumerate() {
+                if f.ends_with("stderr.txt") || l.contains("ERROR") {
+                    lines.extend(all[i..all.len().min(i + 4)].iter().copied());
+                }
+            }
+            let tail = lines[lines.len().saturating_sub(16)..].join("\n");
             out.push_str(&format!("--- {}/{f}\n{tail}\n", e.path().display()));
         }
     }
@@ -344,22 +352,34 @@ fn kafka_brokers_ride_through_every_change_and_lose_no_acknowledged_message() {
     g.wait_published(&g.wait_converged());
     let data = Data::new(&g);
     let addresses: Vec<String> = (1..=3).map(|n| format!("127.131.3.{}", 100 + n)).collect();
-    let mut brokers: Vec<Broker> =
-        addresses.iter().enumerate().map(|(i, a)| Broker::start(&g, &project, &format!("broker-{i}"), a)).collect();
+    let registered = |s: &Value| data.owners(s, "/kafka/brokers/ids");
+    // One at a time, each registered before the next starts, as an operator brings a cluster
+    // up: it keeps the start-up's memory and CPU peaks apart on a 2-core machine. (A broker with
+    // a 256 MiB heap once died at start-up of OutOfMemoryError here; heaps are 512 MiB now.)
+    let mut brokers: Vec<Broker> = Vec::new();
+    let mut s = Value::Null;
+    for (i, a) in addresses.iter().enumerate() {
+        brokers.push(Broker::start(&g, &project, &format!("broker-{i}"), a));
+        let deadline = Instant::now() + Duration::from_secs(180);
+        s = loop {
+            let v = g.status();
+            if v["converged"] == true && registered(&v).len() == i + 1 {
+                break v;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} brokers registered: {:?}\n{}",
+                i + 1,
+                registered(&v),
+                broker_logs(&g)
+            );
+            std::thread::sleep(Duration::from_millis(500));
+        };
+    }
     let mut broker_ids: Vec<u64> = brokers.iter().map(|b| b.id).collect();
     broker_ids.sort_unstable();
     broker_ids.dedup();
     assert_eq!(broker_ids.len(), 3, "kafka-config gave three different ids: {broker_ids:?}");
-    let registered = |s: &Value| data.owners(s, "/kafka/brokers/ids");
-    let deadline = Instant::now() + Duration::from_secs(180);
-    let s = loop {
-        let v = g.status();
-        if v["converged"] == true && registered(&v).len() == 3 {
-            break v;
-        }
-        assert!(Instant::now() < deadline, "three brokers registered: {:?}\n{}", registered(&v), broker_logs(&g));
-        std::thread::sleep(Duration::from_millis(500));
-    };
     let sessions = registered(&s);
     let epoch = |s: &Value| data.get(s, "/kafka/controller_epoch").and_then(|e| e.trim().parse::<u64>().ok());
     let first_epoch = epoch(&s).expect("a controller epoch");
