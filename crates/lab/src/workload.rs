@@ -163,6 +163,9 @@ pub struct Stats {
     pub ops_ok: u64,
     /// Operations that failed or timed out, failed connects of the writer included.
     pub ops_failed: u64,
+    /// Of those, the writer's connect attempts that failed (a reconnect that needed more than one
+    /// pass over the servers).
+    pub connects_failed: u64,
     /// Reads that went back in time (see the module docs).
     pub stale_reads: Vec<StaleRead>,
     /// Reads made after `sync` and checked against the writer's acknowledged `last`.
@@ -177,6 +180,8 @@ pub struct Stats {
     /// Sessions of the reader that ended under it (expired, closed): it keeps its session
     /// through connection loss, so each is a session a client lost.
     pub reader_sessions_ended: u64,
+    /// The writer's failures and recoveries, in order.
+    pub trouble: Vec<Trouble>,
 }
 
 /// The writer's figures as reports have always shown them.
@@ -186,6 +191,8 @@ pub struct LoadSummary {
     pub ok: u64,
     /// Operations that failed or timed out (including failed connects).
     pub failed: u64,
+    /// Of those, failed connect attempts.
+    pub failed_connects: u64,
     /// Longest time between two acknowledged writes (or the start/stop and one), ms.
     pub longest_gap_ms: u64,
     /// When that gap began, ms since the Unix epoch.
@@ -203,6 +210,7 @@ impl Stats {
         LoadSummary {
             ok: self.acks.len() as u64,
             failed: self.ops_failed,
+            failed_connects: self.connects_failed,
             longest_gap_ms: self.longest_gap.as_millis() as u64,
             longest_gap_from_ms: self.longest_gap_from_ms,
         }
@@ -213,6 +221,7 @@ impl Stats {
 struct Shared {
     ok: AtomicU64,
     failed: AtomicU64,
+    connects_failed: AtomicU64,
     stale: Mutex<Vec<StaleRead>>,
     sync_reads: AtomicU64,
     /// The newest `last = n` acknowledged to the writer, and the zxid that wrote it.
@@ -221,6 +230,27 @@ struct Shared {
     acks: Mutex<Vec<Ack>>,
     gap: Mutex<(Duration, u64)>,
     reader_sessions_ended: AtomicU64,
+    trouble: Mutex<Vec<Trouble>>,
+}
+
+/// One thing that went wrong for the writer, or its first success after that: what a benchmark
+/// timeline lines up with a change's events.
+#[derive(Debug, Clone, Serialize)]
+pub struct Trouble {
+    /// When it ended, ms since the Unix epoch.
+    pub at_ms: u64,
+    /// How long the attempt took.
+    pub took_ms: u64,
+    /// What happened.
+    pub what: String,
+}
+
+impl Shared {
+    fn trouble(&self, started: Instant, what: String) {
+        if let Ok(mut t) = self.trouble.lock() {
+            t.push(Trouble { at_ms: epoch_ms(), took_ms: started.elapsed().as_millis() as u64, what });
+        }
+    }
 }
 
 /// A running workload; [`Workload::stop`] ends it.
@@ -278,12 +308,14 @@ impl Workload {
         Stats {
             ops_ok: s.ok.load(Ordering::SeqCst),
             ops_failed: s.failed.load(Ordering::SeqCst),
+            connects_failed: s.connects_failed.load(Ordering::SeqCst),
             stale_reads: s.stale.lock().map(|v| v.clone()).unwrap_or_default(),
             sync_reads: s.sync_reads.load(Ordering::SeqCst),
             acks: s.acks.lock().map(|a| a.clone()).unwrap_or_default(),
             longest_gap,
             longest_gap_from_ms,
             reader_sessions_ended: s.reader_sessions_ended.load(Ordering::SeqCst),
+            trouble: s.trouble.lock().map(|t| t.clone()).unwrap_or_default(),
         }
     }
 }
@@ -339,6 +371,8 @@ async fn write_loop(spec: Arc<Spec>, w: Arc<Shared>, stop: Arc<AtomicBool>) {
     let mut n: u64 = 0;
     let mut last_ok = (Instant::now(), epoch_ms());
     let mut buckets: BTreeSet<u64> = BTreeSet::new();
+    // Since the last failure: the next success is noted too.
+    let mut troubled = false;
     let record_gap = |w: &Shared, since: (Instant, u64)| {
         if let Ok(mut g) = w.gap.lock() {
             let gap = since.0.elapsed();
@@ -349,10 +383,15 @@ async fn write_loop(spec: Arc<Spec>, w: Arc<Shared>, stop: Arc<AtomicBool>) {
     };
     while !stop.load(Ordering::SeqCst) && spec.limit.is_none_or(|l| w.acked.load(Ordering::SeqCst) < l) {
         let Some(c) = client.as_ref() else {
+            let started = Instant::now();
             client = session(&spec.target, spec.auth.as_deref(), pace.connect_limit, pace.eager_reconnect).await;
             if client.is_none() {
                 w.failed.fetch_add(1, Ordering::SeqCst);
+                w.connects_failed.fetch_add(1, Ordering::SeqCst);
+                w.trouble(started, "connect failed".into());
                 pause(pace.after_failed_connect).await;
+            } else if troubled {
+                w.trouble(started, "connected".into());
             }
             continue;
         };
@@ -370,7 +409,9 @@ async fn write_loop(spec: Arc<Spec>, w: Arc<Shared>, stop: Arc<AtomicBool>) {
                 Ok(()) => {
                     buckets.insert(bucket);
                 }
-                Err(_) => {
+                Err(e) => {
+                    troubled = true;
+                    w.trouble(Instant::now(), format!("creating {root}/b{bucket}: {e}"));
                     w.failed.fetch_add(1, Ordering::SeqCst);
                     client = None;
                 }
@@ -381,9 +422,13 @@ async fn write_loop(spec: Arc<Spec>, w: Arc<Shared>, stop: Arc<AtomicBool>) {
         let path = format!("{root}/b{bucket}/w{n}");
         // The create is acknowledged the moment it returns: a kill right after it must find the
         // write checked, whatever happens to the marker update that follows.
+        let started = Instant::now();
         let created = tokio::time::timeout(pace.op_timeout, c.create(&path, n.to_string().as_bytes(), &opts())).await;
         let op = match created {
             Ok(Ok((stat, _))) => {
+                if std::mem::take(&mut troubled) {
+                    w.trouble(started, format!("write {n} acknowledged"));
+                }
                 record_gap(&w, last_ok);
                 let now = Instant::now();
                 last_ok = (now, epoch_ms());
@@ -402,17 +447,21 @@ async fn write_loop(spec: Arc<Spec>, w: Arc<Shared>, stop: Arc<AtomicBool>) {
                             }
                             Ok(())
                         }
-                        Ok(Err(_)) | Err(_) => Err(()),
+                        Ok(Err(e)) => Err(format!("marker update after write {n}: {e}")),
+                        Err(_) => Err(format!("marker update after write {n}: timed out")),
                     }
                 } else {
                     Ok(())
                 }
             }
-            Ok(Err(_)) | Err(_) => Err(()),
+            Ok(Err(e)) => Err(format!("write {n}: {e}")),
+            Err(_) => Err(format!("write {n}: timed out")),
         };
         match op {
             Ok(()) => {}
-            Err(()) => {
+            Err(why) => {
+                troubled = true;
+                w.trouble(started, why);
                 w.failed.fetch_add(1, Ordering::SeqCst);
                 // A fresh session (for a group, from its current connection string).
                 client = None;

@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use zkpilot_core::model::{EnsembleConfig, InstanceState, ServerId};
+use zkpilot_core::model::{EnsembleConfig, InstanceId, InstanceState, ServerId};
 use zkpilot_core::observed::{Health, Observed};
 use zkpilot_core::ports::{Group, Zookeeper};
 
@@ -13,9 +13,16 @@ use zkpilot_core::ports::{Group, Zookeeper};
 pub struct Observer {
     serving_since: BTreeMap<ServerId, u64>,
     down_since: BTreeMap<ServerId, u64>,
+    me: Option<InstanceId>,
 }
 
 impl Observer {
+    /// The observer of the agent on instance `me`: while `me` is leaving, the config is read
+    /// through the other servers (see [`Observer::observe`]).
+    pub fn of(me: InstanceId) -> Self {
+        Self { me: Some(me), ..Self::default() }
+    }
+
     /// One snapshot. `client_port` is used for instances not (yet) in the config.
     pub async fn observe<G: Group, Z: Zookeeper>(
         &mut self,
@@ -32,12 +39,23 @@ impl Observer {
             }
         }
         let mut health = probe_all(zk, &targets).await;
-        let serving: Vec<String> = targets
+        let serving: Vec<(ServerId, String)> = targets
             .iter()
             .filter(|(id, _)| health.get(id).is_some_and(|h| h.mode.is_serving()))
-            .map(|(_, a)| a.clone())
+            .map(|(id, a)| (*id, a.clone()))
             .collect();
-        let config = read_config(zk, &serving).await;
+        // A leaving server may be a removed leader: from the reconfig's commit until its next
+        // tick's quorum check it still says "leader" but commits nothing, so a session on it
+        // stalls (ZooKeeper's Leader: allowedToCommit=false once it is not the designated
+        // leader). Its own agent, which must see the removal to stop it, reads through the others.
+        let mine = instances
+            .iter()
+            .flatten()
+            .find(|i| self.me.as_ref() == Some(&i.id) && i.state.is_leaving())
+            .and_then(|i| i.server_id);
+        let others: Vec<String> = serving.iter().filter(|(id, _)| Some(*id) != mine).map(|(_, a)| a.clone()).collect();
+        let all: Vec<String> = serving.into_iter().map(|(_, a)| a).collect();
+        let config = read_config(zk, if others.is_empty() { &all } else { &others }).await;
         if let Some(cfg) = &config {
             // Members nobody claims (unknown to the backend) are still probed, for status.
             let extra: BTreeMap<ServerId, String> = cfg

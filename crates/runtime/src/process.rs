@@ -115,6 +115,13 @@ impl ServerProcess for JvmProcess {
         }
     }
 
+    async fn halt(&mut self) -> PortResult<()> {
+        match self.running.take() {
+            Some(mut s) => s.halt().await,
+            None => Ok(()),
+        }
+    }
+
     fn try_exited(&mut self) -> Option<ExitInfo> {
         let exit = self.running.as_mut()?.try_exited()?;
         self.running = None;

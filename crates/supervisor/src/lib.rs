@@ -124,6 +124,18 @@ impl Supervisor {
         Ok(())
     }
 
+    /// SIGKILL of the whole process group at once, then reaps it.
+    pub async fn halt(&mut self) -> PortResult<()> {
+        let Some(mut child) = self.child.take() else {
+            return Ok(());
+        };
+        if let Some(pg) = child.id().and_then(|p| i32::try_from(p).ok()).map(Pid::from_raw) {
+            let _ignored = killpg(pg, Signal::SIGKILL);
+        }
+        child.wait().await.map_err(|e| PortError::new("process", "wait after SIGKILL", e))?;
+        Ok(())
+    }
+
     /// Reaps an exit without blocking.
     pub fn try_exited(&mut self) -> Option<ExitInfo> {
         use std::os::unix::process::ExitStatusExt;

@@ -29,6 +29,7 @@ struct State {
     running: bool,
     launches: Vec<Launch>,
     stops: usize,
+    halts: usize,
     next_pid: u32,
     pid: Option<u32>,
     exit: Option<ExitInfo>,
@@ -97,6 +98,11 @@ impl FakeProcess {
         lock(&self.state).stops
     }
 
+    /// How many of the stops were halts (SIGKILL at once).
+    pub fn halts(&self) -> usize {
+        lock(&self.state).halts
+    }
+
     /// The process exits with `code` (reaped by the agent's next `try_exited`); its server stops
     /// answering at once.
     pub fn exit(&self, code: i32) {
@@ -151,6 +157,13 @@ impl ServerProcess for FakeProcess {
             s.set_model(false);
         }
         Ok(())
+    }
+
+    async fn halt(&mut self) -> PortResult<()> {
+        if lock(&self.state).running {
+            lock(&self.state).halts += 1;
+        }
+        self.stop().await
     }
 
     fn try_exited(&mut self) -> Option<ExitInfo> {

@@ -3,7 +3,9 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::Outcome;
 use crate::model::{EnsembleConfig, ServerId};
+use crate::plan::MembershipChange;
 
 /// Where the agent is in its life. (Not `Copy`: status readers borrow it for serde.)
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -69,7 +71,10 @@ pub struct Seen {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
     /// The server is out of the committed config and its instance is terminating: the scale-in
-    /// lifecycle is complete. Stop the server, publish [`Phase::Removed`], end the agent.
+    /// lifecycle is complete. Confirm the new config with a write that commits through the other
+    /// servers (only then is it active everywhere and the removed server safe to stop), then stop
+    /// the server, publish [`Phase::Removed`], end the agent. Unconfirmed, stay
+    /// [`Phase::Leaving`].
     Removed,
     /// Publish this phase and why.
     Stay {
@@ -113,6 +118,18 @@ pub fn verdict(seen: &Seen, previous: &Phase) -> Verdict {
 }
 
 const JOINING: &str = "running as a non-voting follower until the lease holder adds it";
+
+/// Whether a config read between passes shows a leaving agent's server removed: the pass that
+/// acts on it (and may end in [`Verdict::Removed`]) runs at once instead of after the wait.
+pub fn removal_read(previous: &Phase, listed: Listed) -> bool {
+    *previous == Phase::Leaving && listed == Listed::No
+}
+
+/// Whether this agent's own reconfig removed its server and a write confirmed it: the next pass,
+/// which ends in [`Verdict::Removed`], runs at once.
+pub fn removed_itself(change: &MembershipChange, outcome: &Outcome, me: Option<ServerId>) -> bool {
+    *outcome == Outcome::Applied && me.is_some_and(|id| change.leaving.contains(&id))
+}
 
 /// The phase of an agent still waiting to start its server: quorum lost once a marker says an
 /// ensemble was born and nothing has served for the debounce time, else waiting.
@@ -211,6 +228,28 @@ mod tests {
         assert_eq!(waiting(true, true), Phase::QuorumLost);
         assert_eq!(waiting(false, true), Phase::Waiting, "no marker: nothing was ever born");
         assert_eq!(waiting(true, false), Phase::Waiting);
+    }
+
+    #[test]
+    fn only_a_leaving_agent_reading_itself_out_passes_early() {
+        assert!(removal_read(&Phase::Leaving, Listed::No));
+        assert!(!removal_read(&Phase::Leaving, Listed::Yes));
+        assert!(!removal_read(&Phase::Leaving, Listed::Unknown), "an unread config says nothing");
+        for p in ALL.iter().filter(|p| **p != Phase::Leaving) {
+            assert!(!removal_read(p, Listed::No), "{p:?}: a joiner is not listed either, and must not hurry");
+        }
+    }
+
+    #[test]
+    fn an_agent_removed_itself_only_by_a_confirmed_change_that_names_it() {
+        let change =
+            MembershipChange { joining: vec![], leaving: vec![ServerId(4)], from_version: 1, why: String::new() };
+        assert!(removed_itself(&change, &Outcome::Applied, Some(ServerId(4))));
+        assert!(!removed_itself(&change, &Outcome::Applied, Some(ServerId(3))));
+        assert!(!removed_itself(&change, &Outcome::Applied, None));
+        let unconfirmed = Outcome::AppliedUnconfirmed { why: "lost".into() };
+        assert!(!removed_itself(&change, &unconfirmed, Some(ServerId(4))), "not confirmed: the next pass decides");
+        assert!(!removed_itself(&change, &Outcome::Failed { why: "x".into() }, Some(ServerId(4))));
     }
 
     #[test]

@@ -183,6 +183,9 @@ impl Pace {
     pub const BOOT_PASS_MS: u64 = 100;
     /// How long after its creation a booting agent polls fast.
     pub const BOOT_FAST_FOR_MS: u64 = 30_000;
+    /// How often a leaving agent reads the committed config between passes, to stop its server
+    /// the moment it is removed (ZooKeeper reads only; the backend is not asked).
+    pub const LEAVING_POLL_MS: u64 = 100;
 
     /// The wait after a pass: `settled` once the agent was ever a member, `fenced` while recovery
     /// holds it.

@@ -50,6 +50,9 @@ pub trait ServerProcess: Send {
     fn start(&mut self, launch: &Launch) -> PortResult<()>;
     /// Graceful stop (SIGTERM, grace, SIGKILL of the whole process group).
     fn stop(&mut self) -> impl Future<Output = PortResult<()>> + Send;
+    /// Stop at once (SIGKILL of the whole process group), for a server nobody needs any more:
+    /// its connections close the moment it is asked, not when the JVM has finished exiting.
+    fn halt(&mut self) -> impl Future<Output = PortResult<()>> + Send;
     /// Reaps an exit without blocking.
     fn try_exited(&mut self) -> Option<ExitInfo>;
     /// Process id while running.

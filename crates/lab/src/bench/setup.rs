@@ -42,6 +42,9 @@ pub struct BenchArgs {
     /// How leaders sync learners that are behind (`zkpilot local up --learner-sync`).
     #[arg(long, default_value = "auto", value_name = "auto|snapshot|no-log-diff|zookeeper")]
     pub learner_sync: zkpilot_core::version::LearnerSync,
+    /// Keep each B1/B2 run's directory (servers' and agents' logs) under `--dir`.
+    #[arg(long)]
+    pub keep: bool,
 }
 
 impl BenchArgs {

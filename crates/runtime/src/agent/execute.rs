@@ -10,7 +10,7 @@ use zkpilot_core::backup::BackupReason;
 use zkpilot_core::model::ServerId;
 use zkpilot_core::observed::Observed;
 use zkpilot_core::plan::{Action, MembershipChange, Plan};
-use zkpilot_core::ports::{Backend, Clock, ReconfigError, ServerProcess, Zookeeper};
+use zkpilot_core::ports::{Backend, Clock, PortResult, ReconfigError, ServerProcess, Zookeeper};
 
 use super::Agent;
 
@@ -41,6 +41,8 @@ impl<B: Backend, Z: Zookeeper, P: ServerProcess, C: Clock> Agent<B, Z, P, C> {
                     let started = Instant::now();
                     let outcome = self.reconfig(obs, change).await;
                     self.memo.counters.reconfig(&outcome, started.elapsed().as_millis() as u64);
+                    self.memo.pass_now |=
+                        zkpilot_core::agent::phase::removed_itself(change, &outcome, self.identity.id);
                     outcome
                 }
                 Action::ReleaseId { id, instance } => Outcome::of(self.backend.release_id(*id, instance).await),
@@ -192,6 +194,23 @@ pub fn serving_connect_string(obs: &Observed, leaving: &[ServerId]) -> String {
 fn staying_connect_string(obs: &Observed, leaving: &[ServerId]) -> String {
     let staying = serving_connect_string(obs, leaving);
     if staying.is_empty() { serving_connect_string(obs, &[]) } else { staying }
+}
+
+/// `attempt` until it succeeds, within one [`Budget`], [`CONFIRM_PAUSE`] apart; the last error
+/// if it never does.
+pub(super) async fn retrying<T, F, Fut>(mut attempt: F) -> PortResult<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = PortResult<T>>,
+{
+    let mut budget = Budget::new();
+    loop {
+        match attempt().await {
+            Ok(v) => return Ok(v),
+            Err(e) if !budget.another() => return Err(e),
+            Err(_) => tokio::time::sleep(CONFIRM_PAUSE).await,
+        }
+    }
 }
 
 /// What is left of one reconfig's retries: [`CONFIRM_ATTEMPTS`] and [`CONFIRM_BUDGET`], shared by

@@ -120,13 +120,14 @@ impl<B: Backend, Z: Zookeeper, P: ServerProcess, C: Clock> Agent<B, Z, P, C> {
         let pid_file = cfg.server.base_dir.parent().unwrap_or(&cfg.server.base_dir).join("zk.pid");
         let status = watch::channel(Arc::new(publish::initial_status(&cfg))).0;
         let memo = Memo::new(&cfg, clock.now_ms());
+        let observer = Observer::of(cfg.instance.id.clone());
         Ok(Self {
             cfg,
             backend,
             zk,
             clock,
             secret,
-            observer: Observer::default(),
+            observer,
             control: Arc::new(Control::default()),
             status,
             identity: Identity { id: None, slot: None, layout, pid_file },
@@ -166,7 +167,7 @@ impl<B: Backend, Z: Zookeeper, P: ServerProcess, C: Clock> Agent<B, Z, P, C> {
             let wait = self.memo.pace.wait_ms(self.memo.settled, self.recovery.fence.is_some(), self.clock.now_ms());
             tokio::select! {
                 () = &mut shutdown => break Ok(()),
-                () = tokio::time::sleep(Duration::from_millis(wait)) => {}
+                () = self.between_passes(Duration::from_millis(wait)) => {}
             }
         };
         self.stop_server().await;
@@ -230,17 +231,28 @@ impl<B: Backend, Z: Zookeeper, P: ServerProcess, C: Clock> Agent<B, Z, P, C> {
             quorum_lost: self.quorum_lost(now),
             backend_answered: obs.instances.is_some(),
         };
+        tracing::debug!(?seen, "pass observed");
         let (phase, detail) = match phase::verdict(&seen, &self.memo.phase) {
-            Verdict::Removed => {
-                // Out of the committed config (the lease holder removed it and confirmed with a
-                // write): the scale-in lifecycle is complete.
-                self.stop_server().await;
-                let detail = "removed from the ensemble; instance may terminate".to_string();
-                self.publish(Phase::Removed, detail, Some(&obs), &plan, false).await;
-                return Ok(PassEnd::Removed);
-            }
+            Verdict::Removed => match self.confirm_removal(&obs).await {
+                Ok(()) => {
+                    tracing::info!("removed from the ensemble and the new config confirmed; stopping the server");
+                    self.halt_server().await;
+                    let detail = "removed from the ensemble; instance may terminate".to_string();
+                    self.publish(Phase::Removed, detail, Some(&obs), &plan, false).await;
+                    return Ok(PassEnd::Removed);
+                }
+                Err(e) => (
+                    Phase::Leaving,
+                    format!("removed; the new config is not confirmed yet, so the server keeps running: {e}"),
+                ),
+            },
             Verdict::Stay { phase, detail } => (phase, detail),
         };
+        // The last set that served: right after a leader change none may, for a moment.
+        let others = self.identity.id.map(|id| serving_connect_string(&obs, &[id])).unwrap_or_default();
+        if !others.is_empty() {
+            self.memo.others = others;
+        }
         let lease = match gate(&mut plan, self.memo.operator.paused) {
             Gate::Idle | Gate::Paused => false,
             Gate::Lease => self.take_lease(now).await,
@@ -251,6 +263,47 @@ impl<B: Backend, Z: Zookeeper, P: ServerProcess, C: Clock> Agent<B, Z, P, C> {
         self.maybe_periodic_backup(&obs).await;
         self.publish(phase, detail, Some(&obs), &plan, lease).await;
         Ok(PassEnd::Continue)
+    }
+
+    /// The wait between passes. A leaving agent also reads the committed config through the other
+    /// servers every [`zkpilot_core::agent::Pace::LEAVING_POLL_MS`] and ends the wait once it lacks
+    /// this server, so the removed server stops within moments of its removal instead of at the
+    /// next pass: removed as leader, it stalls its clients until it stops. ZooKeeper reads only:
+    /// the backend is asked once per pass, as always.
+    async fn between_passes(&mut self, wait: Duration) {
+        if std::mem::take(&mut self.memo.pass_now) {
+            return;
+        }
+        let until = tokio::time::Instant::now() + wait;
+        if self.memo.phase != Phase::Leaving || self.memo.others.is_empty() {
+            tokio::time::sleep_until(until).await;
+            return;
+        }
+        let poll = Duration::from_millis(zkpilot_core::agent::Pace::LEAVING_POLL_MS);
+        while tokio::time::Instant::now() + poll < until {
+            tokio::time::sleep(poll).await;
+            let read = self.zk.committed_config(&self.memo.others).await;
+            tracing::debug!(outcome = ?read.as_ref().map(|c| c.version), "leaving: config read between passes");
+            let cfg = read.ok();
+            if phase::removal_read(&self.memo.phase, Listed::of(cfg.as_ref(), self.identity.id)) {
+                tracing::info!("the committed config no longer lists this server; passing now");
+                return;
+            }
+        }
+        tokio::time::sleep_until(until).await;
+    }
+
+    /// Before a removed server stops: a write through the servers that stay must commit, which
+    /// proves the new config active everywhere (ZooKeeper admin guide, "Dynamic
+    /// Reconfiguration", progress guarantees: "in order to know that it is safe to shut down old
+    /// servers that were removed"). The agent that ran the reconfig confirmed too; this agent may
+    /// have read the config between that reconfig's commit and its confirmation.
+    async fn confirm_removal(&self, obs: &zkpilot_core::observed::Observed) -> Result<(), PortError> {
+        let others = self.identity.id.map(|id| serving_connect_string(obs, &[id])).unwrap_or_default();
+        if others.is_empty() {
+            return Err(PortError::msg("zookeeper", "no other server serves"));
+        }
+        execute::retrying(|| self.zk.confirm_write(&others)).await
     }
 
     /// The membership-change lease: only its holder executes plans. A backend error is no lease.

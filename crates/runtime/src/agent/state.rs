@@ -96,6 +96,11 @@ pub(super) struct Memo {
     pub(super) settled: bool,
     /// The wait between passes.
     pub(super) pace: Pace,
+    /// The other serving servers' client addresses, as the last pass saw them: where a leaving
+    /// agent watches for its removal between passes.
+    pub(super) others: String,
+    /// The next pass runs without waiting (this agent's reconfig removed its own server).
+    pub(super) pass_now: bool,
 }
 
 /// Quorum-loss recovery.
@@ -130,6 +135,8 @@ impl Memo {
             phase: Phase::Booting,
             settled: false,
             pace: Pace { born_ms: now_ms, pass_ms: cfg.agent.pass_interval_ms },
+            others: String::new(),
+            pass_now: false,
         }
     }
 }

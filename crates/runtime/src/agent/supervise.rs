@@ -116,9 +116,24 @@ impl<B: Backend, Z: Zookeeper, P: ServerProcess, C: Clock> Agent<B, Z, P, C> {
 
     /// Stops the server gracefully, if the agent runs it.
     pub(super) async fn stop_server(&mut self) {
+        self.end_server(false).await;
+    }
+
+    /// Stops a server that was removed from the ensemble and confirmed out, at once (SIGKILL).
+    /// Its clients' connections stay open and, if it led, stalled until its process is gone,
+    /// and a JVM takes ~300 ms to exit after SIGTERM (BENCHMARKS.md, B2). Nothing is lost by not
+    /// waiting: ZooKeeper registers no shutdown hook that writes anything (only an audit-log
+    /// line, when audit logging is on), and every transaction it acknowledged is already in its
+    /// transaction log.
+    pub(super) async fn halt_server(&mut self) {
+        self.end_server(true).await;
+    }
+
+    async fn end_server(&mut self, at_once: bool) {
         self.memo.detail.clear();
         if std::mem::take(&mut self.server.running) {
-            if let Err(e) = self.server.process.stop().await {
+            let stopped = if at_once { self.server.process.halt().await } else { self.server.process.stop().await };
+            if let Err(e) = stopped {
                 tracing::warn!(error = %e, "stopping ZooKeeper");
             }
             self.remove_pid_file();

@@ -203,6 +203,15 @@ lease_ttl_ms = 15000
         self.agent_with(n, extra)
     }
 
+    /// [`Self::member`] passing every `pass_ms` (the others pass every 100 ms): to tell what
+    /// happens between passes from what happens at the next one.
+    pub fn member_passing_every(&self, n: u32, pass_ms: u64) -> Node {
+        self.seed_local_state(n, CLUSTER, &EnsembleConfig { version: 0, ..self.zk.config() });
+        let mut cfg = self.config(n, "");
+        cfg.agent.pass_interval_ms = pass_ms;
+        self.agent_from(cfg, ServerId(n), &client(n))
+    }
+
     /// Every file below instance `n`'s dir with its content: to show nothing changed.
     pub fn files_of(&self, n: u32) -> BTreeMap<PathBuf, Vec<u8>> {
         let mut out = BTreeMap::new();
