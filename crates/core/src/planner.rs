@@ -402,15 +402,18 @@ fn grow_voters(ctx: &Ctx, plan: &mut Plan) -> Option<MembershipChange> {
 /// Voters wanted now: the target, but never more than the largest odd number of members whose
 /// instances run (a crashed ZooKeeper on a running instance still counts: a restart is not a
 /// reason to demote). A configured server no instance holds is not known to be gone (a slot
-/// waiting for its replacement instance, an id the backend cannot attribute) and counts too:
-/// demoting it would only be undone when it returns. So does a voter awaiting a planned swap:
+/// waiting for its replacement instance, an id the backend cannot attribute) and counts too if it
+/// votes: demoting it would only be undone when it returns. An observer no instance holds does not
+/// count: it holds no vote to keep, and counting it would keep a voter count that cannot shrink by
+/// the one a leaving voter needs (five voters, one leaving, nobody to swap in: stuck in the
+/// config; found by `planner_props::plans_converge`). So does a voter awaiting a planned swap:
 /// demoting it would dip the voter count the swap exists to keep.
 fn desired_voters(ctx: &Ctx) -> usize {
     let eligible = ctx
         .members
         .iter()
         .filter(|m| {
-            let awaited = m.spec.is_some() && m.instance.is_none() && !m.retired;
+            let awaited = m.spec.is_some_and(|s| s.role == Role::Participant) && m.instance.is_none() && !m.retired;
             awaited
                 || (m.is_running() && (m.spec.is_some() || m.health.mode == Mode::Follower))
                 || awaits_planned_swap(ctx, m)

@@ -74,6 +74,16 @@ impl LearnerSync {
             LearnerSync::Zookeeper | LearnerSync::Auto => Vec::new(),
         }
     }
+
+    /// The zoo.cfg keys it owns on any release (a zoo.cfg key becomes the `zookeeper.<key>`
+    /// system property and would override the `-D` flag): a base config may not set them.
+    pub fn owned_keys(self) -> &'static [&'static str] {
+        match self {
+            LearnerSync::NoLogDiff => &["snapshotSizeFactor"],
+            // `forceSnapshotSync` (snapshot, and auto on older releases) is protected everywhere.
+            LearnerSync::Snapshot | LearnerSync::Auto | LearnerSync::Zookeeper => &[],
+        }
+    }
 }
 
 /// A ZooKeeper install a server can be started on: its home and, when known, its release.

@@ -242,14 +242,22 @@ fn prepare(
     write_atomic(&layout.zoo_cfg(), cfg.render().as_bytes())
 }
 
-/// Brings zkpilot's static keys up to date on restart, leaving `dynamicConfigFile=` (ZooKeeper's)
-/// and unknown keys alone. Returns whether the file changed.
+/// Brings zkpilot's static keys up to date on restart, leaving `dataDir` and `dynamicConfigFile=`
+/// (ZooKeeper's) alone, and removes every other key: zoo.cfg holds exactly what zkpilot decided
+/// (its own keys and the base config's), so a key added by hand or left by an older base config
+/// (`skipACL`, however spelled) is gone at the next start. Returns whether the file changed.
 pub fn update_static(
     layout: &Layout,
     state: &mut LocalState,
     static_keys: &[(String, String)],
 ) -> Result<bool, FilesError> {
-    let mut changed = false;
+    let foreign = state
+        .zoo_cfg
+        .retain(|k| k == "dynamicConfigFile" || k == "dataDir" || static_keys.iter().any(|(own, _)| own == k));
+    if !foreign.is_empty() {
+        tracing::warn!(file = %layout.zoo_cfg().display(), removed = ?foreign, "zoo.cfg keys zkpilot did not set, removed");
+    }
+    let mut changed = !foreign.is_empty();
     for (k, v) in static_keys {
         if k != "dynamicConfigFile" && k != "dataDir" {
             changed |= state.zoo_cfg.set(k, v);
@@ -357,6 +365,30 @@ mod tests {
         let before = fs::read_to_string(layout.zoo_cfg()).expect("zoo.cfg");
         assert!(matches!(prepare_new(&layout, &stamp, &keys, &sample(), false), Err(FilesError::Refused { .. })));
         assert_eq!(before, fs::read_to_string(layout.zoo_cfg()).expect("zoo.cfg"));
+    }
+
+    /// A key zkpilot did not set, however it is spelled in the file, is gone after a restart's
+    /// update; zkpilot's own keys, `dataDir` and ZooKeeper's `dynamicConfigFile` stay.
+    #[test]
+    fn update_static_removes_every_key_zkpilot_did_not_set() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let layout = Layout::new(dir.path().join("s1"));
+        let stamp = Stamp { cluster_id: "c1".into(), server_id: ServerId(1) };
+        let keys = vec![("tickTime".to_string(), "2000".to_string()), ("maxClientCnxns".to_string(), "9".to_string())];
+        prepare_new(&layout, &stamp, &keys, &sample(), true).expect("prepares");
+        let text = fs::read_to_string(layout.zoo_cfg()).expect("zoo.cfg");
+        fs::write(layout.zoo_cfg(), format!("{text}skip\\\n  ACL=yes\nreconfig\\Enabled : false\n")).expect("tamper");
+        let mut st = LocalState::read(&layout).expect("reads").expect("present");
+        assert_eq!(st.zoo_cfg.get("skipACL"), Some("yes"), "read as ZooKeeper reads it");
+        let keys = vec![("tickTime".to_string(), "2000".to_string())];
+        assert!(update_static(&layout, &mut st, &keys).expect("updates"));
+        let after = LocalState::read(&layout).expect("reads").expect("present");
+        let entries: Vec<&str> = after.zoo_cfg.entries().map(|(k, _)| k).collect();
+        assert_eq!(entries, vec!["tickTime", "dataDir", "dynamicConfigFile"], "{}", after.zoo_cfg.render());
+        assert!(
+            !update_static(&layout, &mut LocalState::read(&layout).expect("reads").expect("present"), &keys)
+                .expect("updates")
+        );
     }
 
     #[test]

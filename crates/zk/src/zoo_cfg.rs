@@ -1,16 +1,77 @@
-//! zoo.cfg: the file itself (a line-preserving parser) and zkpilot's policy for it: which static
-//! keys zkpilot writes ([`static_keys`]), which keys a shared base config may not set
-//! ([`PROTECTED_KEYS`]) and how the two are merged ([`merge_base`]).
+//! zoo.cfg: the file itself and zkpilot's policy for it: which static keys zkpilot writes
+//! ([`static_keys`]), which keys a shared base config may set ([`BASE_KEYS`], an allow-list) and
+//! how the two are merged ([`merge_base`]).
 //!
-//! Why a parser of our own rather than `java-properties`: zkpilot must edit zoo.cfg in place,
-//! keeping ZooKeeper's own `dynamicConfigFile=` rewrite, key order and comments, and must reject
-//! malformed input with a file and line number. ZooKeeper writes plain `key=value` lines (no
-//! escapes), and a line-preserving reader for that is a few dozen lines; `java-properties` would
-//! accept almost any text (a line with no `=` is a key) and re-escape `:` in server lines on write.
+//! ZooKeeper reads zoo.cfg with `java.util.Properties.load` (`QuorumPeerConfig.parse`, from a
+//! `FileInputStream`, so ISO-8859-1): a key ends at the first unescaped `=`, `:` or whitespace,
+//! `\` escapes and is dropped before an ordinary character (`skip\ACL` is `skipACL`), `\uXXXX`
+//! is a character, a line ending in `\` continues on the next, `#` and `!` start comments, a later
+//! duplicate wins, and every key ZooKeeper does not know becomes a `zookeeper.<key>` system
+//! property that overrides a `-D` flag of that name. Every file zkpilot reads as zoo.cfg or as a
+//! base config is therefore read by [`read_properties`], which is `java-properties` (a
+//! line-by-line implementation of that grammar, checked against the JVM's own `Properties` in
+//! `crates/zk/tests/java_properties.rs`), never by splitting lines. What zkpilot writes is plain
+//! `key=value` whose keys and values need no escape, so ZooKeeper reads back exactly that (and
+//! so does its own rewrite of the file, which writes entries back unescaped).
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use crate::error::FilesError;
+
+/// One entry as `java.util.Properties` reads it, with the line it starts on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Property {
+    /// The key, unescaped.
+    pub key: String,
+    /// The value, unescaped.
+    pub value: String,
+    /// 1-based physical line where the entry starts.
+    pub line: usize,
+}
+
+/// Reads `text` as `java.util.Properties.load(InputStream)` does: entries in file order
+/// (duplicates kept, so a caller can refuse them), comments dropped. `path` names the file in
+/// errors.
+pub fn read_properties(text: &str, path: &Path) -> Result<Vec<Property>, FilesError> {
+    read_lines(text, path).map(|lines| {
+        lines
+            .into_iter()
+            .filter_map(|(line, c)| match c {
+                Content::Entry(key, value) => Some(Property { key, value, line }),
+                Content::Comment(_) => None,
+            })
+            .collect()
+    })
+}
+
+enum Content {
+    Comment(String),
+    Entry(String, String),
+}
+
+fn read_lines(text: &str, path: &Path) -> Result<Vec<(usize, Content)>, FilesError> {
+    // ISO-8859-1, like `Properties.load(InputStream)`: every byte is one character, so no byte
+    // of a UTF-8 sequence can turn into a separator, an escape or a line end.
+    let iter = java_properties::PropertiesIter::new(text.as_bytes());
+    let mut out = Vec::new();
+    for line in iter {
+        let line = line.map_err(|e| FilesError::Malformed {
+            path: path.to_path_buf(),
+            line: e.line_number().unwrap_or(0),
+            why: e.to_string(),
+        })?;
+        let n = line.line_number();
+        out.push((
+            n,
+            match line.consume_content() {
+                java_properties::LineContent::Comment(c) => Content::Comment(c),
+                java_properties::LineContent::KVPair(k, v) => Content::Entry(k, v),
+            },
+        ));
+    }
+    Ok(out)
+}
 
 /// zoo.cfg as an ordered list of lines, edited in place.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,27 +91,26 @@ impl ZooCfg {
         Self { lines: Vec::new() }
     }
 
-    /// Parses zoo.cfg text; `path` is only used in errors.
+    /// Parses zoo.cfg text as ZooKeeper reads it ([`read_properties`]); `path` is only used in
+    /// errors. A key set twice is refused: ZooKeeper would take the last, a reader of the file
+    /// the first.
     pub fn parse(text: &str, path: &Path) -> Result<Self, FilesError> {
         let mut lines = Vec::new();
-        let mut seen = std::collections::BTreeSet::new();
-        for (n, raw) in text.lines().enumerate() {
-            let trimmed = raw.trim();
-            if trimmed.is_empty() || trimmed.starts_with('#') || trimmed.starts_with('!') {
-                lines.push(Line::Verbatim(raw.to_string()));
-                continue;
+        let mut seen = BTreeMap::new();
+        for (n, content) in read_lines(text, path)? {
+            match content {
+                Content::Comment(c) => lines.push(Line::Verbatim(format!("# {c}"))),
+                Content::Entry(key, value) => {
+                    if let Some(first) = seen.insert(key.clone(), n) {
+                        return Err(FilesError::Malformed {
+                            path: path.to_path_buf(),
+                            line: n,
+                            why: format!("key {key:?} set twice (lines {first} and {n}; ZooKeeper takes the last)"),
+                        });
+                    }
+                    lines.push(Line::Entry(key, value));
+                }
             }
-            let malformed = |why: String| FilesError::Malformed { path: path.to_path_buf(), line: n + 1, why };
-            let (k, v) =
-                trimmed.split_once('=').ok_or_else(|| malformed(format!("expected key=value, found {trimmed:?}")))?;
-            let key = k.trim();
-            if key.is_empty() || key.contains(char::is_whitespace) {
-                return Err(malformed(format!("invalid key {key:?}")));
-            }
-            if !seen.insert(key.to_string()) {
-                return Err(malformed(format!("duplicate key {key:?}")));
-            }
-            lines.push(Line::Entry(key.to_string(), v.trim().to_string()));
         }
         Ok(Self { lines })
     }
@@ -93,6 +153,19 @@ impl ZooCfg {
         }
         self.lines.push(Line::Entry(key.to_string(), value.to_string()));
         true
+    }
+
+    /// Removes every entry whose key `keep` refuses; returns the keys removed.
+    pub fn retain(&mut self, keep: impl Fn(&str) -> bool) -> Vec<String> {
+        let mut removed = Vec::new();
+        self.lines.retain(|l| match l {
+            Line::Entry(k, _) if !keep(k) => {
+                removed.push(k.clone());
+                false
+            }
+            _ => true,
+        });
+        removed
     }
 
     /// Adds a comment line.
@@ -166,8 +239,10 @@ pub fn static_keys(s: &StaticSettings<'_>) -> Vec<(String, String)> {
     .collect()
 }
 
-/// zoo.cfg keys a shared base config may not set: they carry zkpilot's safety and security
-/// guarantees, or belong in the dynamic file.
+/// zoo.cfg keys that carry zkpilot's safety and security guarantees, or belong to the dynamic
+/// file, named so that a base config setting one is told why it is refused (anything not in
+/// [`BASE_KEYS`] is refused anyway). Several are ZooKeeper system properties zkpilot passes as
+/// `-D` flags, which a zoo.cfg key of the same name would override.
 pub const PROTECTED_KEYS: &[&str] = &[
     "reconfigEnabled",
     "standaloneEnabled",
@@ -182,30 +257,155 @@ pub const PROTECTED_KEYS: &[&str] = &[
     "4lw.commands.whitelist",
     "clientPort",
     "clientPortAddress",
+    "secureClientPort",
+    "secureClientPortAddress",
     "peerType",
+    "db.autocreate",
+    "forceSnapshotSync",
+    "forceSync",
+    "syncEnabled",
+    "serverCnxnFactory",
+    "portUnification",
+    "sslQuorum",
+    "snapshot.trust.empty",
+    "quorumListenOnAllIPs",
+    "electionAlg",
 ];
 
-/// Key prefixes that belong in the dynamic file: ZooKeeper refuses them in the static file once
-/// `dynamicConfigFile` is set (Dynamic Reconfiguration guide, "Dynamic configuration file").
-const DYNAMIC_PREFIXES: [&str; 3] = ["server.", "group.", "weight."];
+/// Key prefixes of the same kind: authentication, TLS, SASL, and the dynamic file's
+/// (`server.`, `group.`, `weight.`: ZooKeeper refuses them in the static file once
+/// `dynamicConfigFile` is set, Dynamic Reconfiguration guide, "Dynamic configuration file").
+const PROTECTED_PREFIXES: &[&str] =
+    &["authProvider.", "ssl.", "quorum.auth.", "enforce.auth.", "sasl", "server.", "group.", "weight.", "zookeeper."];
 
-/// Merges a shared base config into zkpilot's static keys: base keys win, except protected ones
-/// and `server.*`/`group.*`/`weight.*` (dynamic), which are reported back as ignored.
-pub fn merge_base(own: &[(String, String)], base: &ZooCfg) -> (Vec<(String, String)>, Vec<String>) {
-    let mut merged: Vec<(String, String)> = own.to_vec();
-    let mut ignored = Vec::new();
-    for (k, v) in base.entries() {
-        let dynamic = DYNAMIC_PREFIXES.iter().any(|p| k.starts_with(p));
-        if dynamic || PROTECTED_KEYS.contains(&k) {
-            ignored.push(k.to_string());
-            continue;
-        }
-        match merged.iter_mut().find(|(mk, _)| mk == k) {
-            Some(e) => e.1 = v.to_string(),
-            None => merged.push((k.to_string(), v.to_string())),
+/// What a value of a base-config key may be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ValueKind {
+    /// A non-negative whole number.
+    Count,
+    /// A decimal number, possibly negative.
+    Decimal,
+    /// `true`, `false`, `yes` or `no`.
+    Flag,
+    /// One of these words.
+    OneOf(&'static [&'static str]),
+}
+
+/// The keys a shared base config may set, and what their values may be: ZooKeeper's tuning
+/// settings (Administrator's Guide, "Configuration Parameters"), none of which can open the
+/// ensemble, move its data or change how it syncs, votes or authenticates.
+pub const BASE_KEYS: &[(&str, ValueKind)] = &[
+    ("tickTime", ValueKind::Count),
+    ("initLimit", ValueKind::Count),
+    ("syncLimit", ValueKind::Count),
+    ("maxClientCnxns", ValueKind::Count),
+    ("maxCnxns", ValueKind::Count),
+    ("minSessionTimeout", ValueKind::Count),
+    ("maxSessionTimeout", ValueKind::Count),
+    ("globalOutstandingLimit", ValueKind::Count),
+    ("preAllocSize", ValueKind::Count),
+    ("snapCount", ValueKind::Count),
+    ("snapSizeLimitInKb", ValueKind::Count),
+    ("commitLogCount", ValueKind::Count),
+    ("snapshotSizeFactor", ValueKind::Decimal),
+    ("autopurge.snapRetainCount", ValueKind::Count),
+    ("autopurge.purgeInterval", ValueKind::Count),
+    ("fsync.warningthresholdms", ValueKind::Count),
+    ("connectToLearnerMasterLimit", ValueKind::Count),
+    ("clientPortListenBacklog", ValueKind::Count),
+    ("cnxTimeout", ValueKind::Count),
+    ("electionPortBindRetry", ValueKind::Count),
+    ("jute.maxbuffer", ValueKind::Count),
+    ("largeRequestMaxBytes", ValueKind::Count),
+    ("largeRequestThreshold", ValueKind::Count),
+    ("maxResponseCacheSize", ValueKind::Count),
+    ("maxGetChildrenResponseCacheSize", ValueKind::Count),
+    ("localSessionsEnabled", ValueKind::Flag),
+    ("localSessionsUpgradingEnabled", ValueKind::Flag),
+    ("leaderServes", ValueKind::Flag),
+    ("advancedFlowControlEnabled", ValueKind::Flag),
+    ("digest.enabled", ValueKind::Flag),
+    ("audit.enable", ValueKind::Flag),
+    ("snapshot.compression.method", ValueKind::OneOf(&["gz", "snappy"])),
+];
+
+impl ValueKind {
+    fn accepts(self, v: &str) -> bool {
+        match self {
+            Self::Count => !v.is_empty() && v.len() <= 19 && v.bytes().all(|b| b.is_ascii_digit()),
+            Self::Decimal => {
+                let digits = v.strip_prefix('-').unwrap_or(v);
+                !digits.is_empty()
+                    && digits.len() <= 24
+                    && digits.bytes().all(|b| b.is_ascii_digit() || b == b'.')
+                    && digits.bytes().filter(|b| *b == b'.').count() <= 1
+            }
+            Self::Flag => ["true", "false", "yes", "no"].contains(&v),
+            Self::OneOf(words) => words.contains(&v),
         }
     }
-    (merged, ignored)
+
+    fn describe(self) -> String {
+        match self {
+            Self::Count => "a whole number".into(),
+            Self::Decimal => "a decimal number".into(),
+            Self::Flag => "true, false, yes or no".into(),
+            Self::OneOf(words) => format!("one of {}", words.join(", ")),
+        }
+    }
+}
+
+/// Why `key` may not be set by a base config, if it may not.
+fn refusal(key: &str, also_owned: &[&str]) -> Option<String> {
+    if PROTECTED_KEYS.contains(&key) || also_owned.contains(&key) {
+        return Some(format!("{key} is protected: zkpilot sets it (reconfig, authentication, admin, data, sync)"));
+    }
+    if let Some(p) = PROTECTED_PREFIXES.iter().find(|p| key.starts_with(*p)) {
+        return Some(format!("{key} is protected: zkpilot owns every {p}* key"));
+    }
+    if !BASE_KEYS.iter().any(|(k, _)| *k == key) {
+        let allowed: Vec<&str> = BASE_KEYS.iter().map(|(k, _)| *k).collect();
+        return Some(format!("{key:?} is not a key a base config may set (allowed: {})", allowed.join(", ")));
+    }
+    None
+}
+
+/// Reads a shared base config (`path` names it in errors) and merges it into zkpilot's static
+/// keys: its keys win. Every entry must be on [`BASE_KEYS`] with a value of its kind, and none
+/// may be set twice; otherwise nothing is merged and the error names the line and the key as
+/// ZooKeeper would read it. `also_owned` are keys zkpilot sets on this server beyond
+/// [`PROTECTED_KEYS`] (through `-D` flags: `LearnerSync::owned_properties`).
+pub fn merge_base(
+    own: &[(String, String)],
+    text: &str,
+    path: &Path,
+    also_owned: &[&str],
+) -> Result<Vec<(String, String)>, FilesError> {
+    let malformed = |line: usize, why: String| FilesError::Malformed { path: path.to_path_buf(), line, why };
+    let mut merged: Vec<(String, String)> = own.to_vec();
+    let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+    for p in read_properties(text, path)? {
+        if let Some(first) = seen.insert(p.key.clone(), p.line) {
+            return Err(malformed(
+                p.line,
+                format!("{} set twice (lines {first} and {}; ZooKeeper takes the last)", p.key, p.line),
+            ));
+        }
+        if let Some(why) = refusal(&p.key, also_owned) {
+            return Err(malformed(p.line, why));
+        }
+        let kind = BASE_KEYS.iter().find(|(k, _)| *k == p.key).map(|(_, kind)| *kind);
+        if let Some(kind) = kind
+            && !kind.accepts(&p.value)
+        {
+            return Err(malformed(p.line, format!("{} = {:?}: must be {}", p.key, p.value, kind.describe())));
+        }
+        match merged.iter_mut().find(|(mk, _)| *mk == p.key) {
+            Some(e) => e.1 = p.value,
+            None => merged.push((p.key, p.value)),
+        }
+    }
+    Ok(merged)
 }
 
 #[cfg(test)]
@@ -233,25 +433,78 @@ mod tests {
 
     #[test]
     fn zoo_cfg_errors_name_file_and_line() {
-        let err = ZooCfg::parse("a=1\nthis is not a property\n", Path::new("/c/zoo.cfg")).expect_err("malformed");
-        assert_eq!(err.to_string(), "/c/zoo.cfg:2: expected key=value, found \"this is not a property\"");
-        let dup = ZooCfg::parse("a=1\na=2\n", Path::new("z")).expect_err("duplicate");
-        assert!(dup.to_string().contains("duplicate key"));
+        let err = ZooCfg::parse("a=1\nb=\\u12\n", Path::new("/c/zoo.cfg")).expect_err("malformed escape");
+        assert!(err.to_string().starts_with("/c/zoo.cfg:2: "), "{err}");
+        let dup = ZooCfg::parse("a=1\nb=2\na : 3\n", Path::new("z")).expect_err("duplicate");
+        assert_eq!(dup.to_string(), "z:3: key \"a\" set twice (lines 1 and 3; ZooKeeper takes the last)");
     }
 
     #[test]
-    fn base_config_cannot_weaken_safety() {
-        let own = static_keys(&SETTINGS);
-        let base = ZooCfg::parse(
-            "tickTime=1000\nmaxClientCnxns=123\nskipACL=yes\nreconfigEnabled=false\nserver.9=h:1:2;h:3\n",
-            Path::new("base.cfg"),
-        )
-        .expect("base");
-        let (merged, ignored) = merge_base(&own, &base);
-        let get = |k: &str| merged.iter().find(|(mk, _)| mk == k).map(|(_, v)| v.as_str());
+    fn zoo_cfg_is_read_as_java_reads_it() {
+        let text = "skip\\ACL=yes\nmaxClientCnxns 10\ntick\\\n   Time : 2000\n\\u0073yncLimit=5\n! note\n";
+        let c = ZooCfg::parse(text, Path::new("zoo.cfg")).expect("parses");
+        let entries: Vec<(&str, &str)> = c.entries().collect();
+        assert_eq!(
+            entries,
+            vec![("skipACL", "yes"), ("maxClientCnxns", "10"), ("tickTime", "2000"), ("syncLimit", "5")]
+        );
+    }
+
+    fn merged(text: &str) -> Result<Vec<(String, String)>, FilesError> {
+        merge_base(&static_keys(&SETTINGS), text, Path::new("/g/base.cfg"), &[])
+    }
+
+    #[test]
+    fn base_config_keys_on_the_list_are_merged_and_win() {
+        let m = merged("tickTime=1000\nmaxClientCnxns=123\nsnapshot.compression.method=gz\n").expect("allowed");
+        let get = |k: &str| m.iter().find(|(mk, _)| mk == k).map(|(_, v)| v.as_str());
         assert_eq!((get("tickTime"), get("maxClientCnxns")), (Some("1000"), Some("123")));
-        assert_eq!((get("reconfigEnabled"), get("skipACL")), (Some("true"), None));
-        assert_eq!(ignored, vec!["skipACL", "reconfigEnabled", "server.9"]);
+        assert_eq!(get("snapshot.compression.method"), Some("gz"));
+        assert_eq!(get("reconfigEnabled"), Some("true"));
+    }
+
+    /// Every way to spell a protected key that java.util.Properties reads as that key is refused,
+    /// naming the file, the line and the key as ZooKeeper would read it.
+    #[test]
+    fn base_config_cannot_smuggle_a_protected_key() {
+        for (text, line) in [
+            ("skipACL=yes\n", 1),
+            ("skip\\ACL=yes\n", 1),
+            ("skipACL:yes\n", 1),
+            ("skipACL yes\n", 1),
+            ("  skipACL\t=  yes\n", 1),
+            ("maxClientCnxns=10\nskip\\\n    ACL=yes\n", 2),
+            ("\\u0073kipACL=yes\n", 1),
+            ("# comment\n\nsk\\u0069pACL=yes\n", 3),
+        ] {
+            let err = merged(text).expect_err(text).to_string();
+            assert!(err.starts_with(&format!("/g/base.cfg:{line}: skipACL is protected")), "{text:?}: {err}");
+        }
+        for key in ["reconfigEnabled", "db.autocreate", "forceSnapshotSync", "4lw.commands.whitelist", "dataDir"] {
+            let err = merged(&format!("{key}=x\n")).expect_err(key).to_string();
+            assert!(err.contains(&format!("{key} is protected")), "{err}");
+        }
+        for key in ["server.9", "ssl.keyStore.location", "authProvider.1", "zookeeper.forceSnapshotSync"] {
+            let err = merged(&format!("{key}=x\n")).expect_err(key).to_string();
+            assert!(err.contains("is protected: zkpilot owns every"), "{err}");
+        }
+    }
+
+    #[test]
+    fn base_config_refuses_unknown_keys_duplicates_and_bad_values() {
+        let err = merged("metricsProvider.className=Evil\n").expect_err("not on the list").to_string();
+        assert!(err.starts_with("/g/base.cfg:1: \"metricsProvider.className\" is not a key"), "{err}");
+        let err = merged("tickTime=1000\nmaxClientCnxns=5\ntickTime=10\n").expect_err("twice").to_string();
+        assert_eq!(err, "/g/base.cfg:3: tickTime set twice (lines 1 and 3; ZooKeeper takes the last)");
+        let err = merged("maxClientCnxns=12 34\n").expect_err("not a number").to_string();
+        assert_eq!(err, "/g/base.cfg:1: maxClientCnxns = \"12 34\": must be a whole number");
+        let err = merged("localSessionsEnabled=maybe\n").expect_err("not a flag").to_string();
+        assert!(err.ends_with("must be true, false, yes or no"), "{err}");
+        let err = merged("snapshotSizeFactor=0.33\\\n=x\n").expect_err("escaped continuation").to_string();
+        assert!(err.contains("snapshotSizeFactor"), "{err}");
+        assert!(merged("snapshotSizeFactor=-1\n").is_ok());
+        let owned = merge_base(&[], "snapshotSizeFactor=1000\n", Path::new("b"), &["snapshotSizeFactor"]);
+        assert!(owned.expect_err("owned").to_string().contains("snapshotSizeFactor is protected"));
     }
 
     #[test]

@@ -60,7 +60,8 @@ fn malformed_zoo_cfg_names_file_and_line() {
     let zk = dir.path().join("zk");
     std::fs::create_dir_all(zk.join("conf")).expect("mkdir");
     std::fs::create_dir_all(zk.join("data")).expect("mkdir");
-    std::fs::write(zk.join("conf/zoo.cfg"), "tickTime=2000\nthis line is broken\n").expect("zoo.cfg");
+    // A line java.util.Properties (and so ZooKeeper) refuses: a malformed \uXXXX escape.
+    std::fs::write(zk.join("conf/zoo.cfg"), "tickTime=2000\nbroken=\\u12zz\n").expect("zoo.cfg");
     std::fs::write(zk.join("data/myid"), "1\n").expect("myid");
     let before = snapshot(&zk);
     let o = zkpilot(&["agent", "--config", p.to_str().expect("utf-8")]);
@@ -68,6 +69,29 @@ fn malformed_zoo_cfg_names_file_and_line() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains(&format!("{}:2:", zk.join("conf/zoo.cfg").display())), "{err}");
     assert_eq!(before, snapshot(&zk), "the server's files are untouched");
+}
+
+/// A base config that sets a protected key, however java.util.Properties lets it be spelled,
+/// stops `local up` before anything starts; the error names the file, the line and the key as
+/// ZooKeeper would read it, and the directory holds what it held.
+#[test]
+fn base_config_smuggling_a_protected_key_stops_local_up() {
+    for (cfg, line) in [
+        ("skip\\ACL=yes\n", 1),
+        ("maxClientCnxns=10\nskipACL:yes\n", 2),
+        ("maxClientCnxns=10\nskip\\\n   ACL yes\n", 2),
+        ("\\u0073kipACL=yes\n", 1),
+    ] {
+        let g = Group::empty();
+        std::fs::write(g.path().join("base.cfg"), cfg).expect("base.cfg");
+        let before = snapshot(g.path());
+        let o = g.run(&["local", "up", "--size", "3", "--net", "127.112.250", "--timeout", "30"]);
+        assert!(!o.status.success(), "{cfg:?}: {}", text(&o));
+        let err = String::from_utf8_lossy(&o.stderr);
+        let at = format!("{}:{line}: skipACL is protected", g.path().join("base.cfg").display());
+        assert!(err.contains(&at), "{cfg:?}: {err}");
+        assert_eq!(before, snapshot(g.path()), "{cfg:?}: nothing on disk changed");
+    }
 }
 
 #[test]

@@ -275,28 +275,52 @@ fn kafka_config_allocates_stable_unique_broker_ids() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("warning: this group runs in elastic mode"), "{}", text(&o));
 }
 
-/// The group's shared base config reaches every member's zoo.cfg and ZooKeeper itself, but cannot
-/// switch off zkpilot's safety settings.
+/// The group's shared base config reaches every member's zoo.cfg and ZooKeeper itself. A protected
+/// key that got into members' zoo.cfg anyway (by hand, or through an older zkpilot's filter, which
+/// `skip\ACL=yes` passed) is removed when the servers restart, so ZooKeeper keeps refusing an
+/// unauthenticated reconfig. (`local up` refusing such a base config: `bad_input`.)
 #[test]
 fn shared_base_config_is_merged_but_cannot_weaken_safety() {
     let g = Group::up_prepared(3, "127.112.1", &[], |dir| {
-        std::fs::write(dir.join("base.cfg"), "maxClientCnxns=123\nskipACL=yes\nreconfigEnabled=false\n")
-            .expect("base.cfg");
+        std::fs::write(dir.join("base.cfg"), "maxClientCnxns=123\n").expect("base.cfg");
     });
     let s = g.wait_converged();
+    let zoo_cfg = |m: &serde_json::Value| {
+        g.path().join("instances").join(m["instance"].as_str().expect("instance")).join("zk/conf/zoo.cfg")
+    };
     for m in members(&s) {
-        let instance = m["instance"].as_str().expect("instance");
-        let cfg = std::fs::read_to_string(g.path().join("instances").join(instance).join("zk/conf/zoo.cfg"))
-            .expect("zoo.cfg");
-        assert!(cfg.contains("maxClientCnxns=123"), "{cfg}");
-        assert!(cfg.contains("reconfigEnabled=true") && !cfg.contains("skipACL"), "{cfg}");
+        let cfg = std::fs::read_to_string(zoo_cfg(m)).expect("zoo.cfg");
+        assert!(cfg.contains("maxClientCnxns=123") && cfg.contains("reconfigEnabled=true"), "{cfg}");
+        // What ZooKeeper would read as skipACL=yes.
+        std::fs::write(zoo_cfg(m), format!("{cfg}skip\\ACL=yes\n")).expect("tamper");
     }
-    // ZooKeeper runs with it: its AdminServer reports the setting.
+    // ZooKeeper runs with the base config: its AdminServer reports the setting.
     let leader = members(&s).iter().find(|m| m["role"] == "leader").expect("leader");
     let addr = leader["address"].as_str().expect("address");
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
     let conf = rt.block_on(zkpilot_zk::probe::admin_command(addr, 8080, "configuration")).expect("admin configuration");
     assert_eq!(conf["max_client_cnxns"], 123, "{conf}");
+
+    let o = g.run(&["rolling-restart"]);
+    assert!(o.status.success(), "rolling-restart: {}", text(&o));
+    let s = g.wait_converged();
+    for m in members(&s) {
+        let cfg = std::fs::read_to_string(zoo_cfg(m)).expect("zoo.cfg");
+        assert!(!cfg.contains("ACL") && cfg.contains("maxClientCnxns=123"), "{cfg}");
+    }
+    // Every server restarted on the cleaned file: without the superuser's digest, a reconfig is
+    // refused by ACL (with skipACL it would get past the check and fail on its arguments).
+    let connect = s["connect_string"].as_str().expect("connect string").to_string();
+    let refused = rt.block_on(async {
+        let c = zookeeper_client::Client::connector().connect(&connect).await.expect("connect");
+        let (joining, leaving): (Vec<&str>, Vec<&str>) = (vec![], vec!["99"]);
+        let update = zookeeper_client::EnsembleUpdate::Incremental {
+            joinings: joining.into_iter(),
+            leavings: leaving.into_iter(),
+        };
+        c.update_ensemble(update, None).await
+    });
+    assert!(matches!(refused, Err(zookeeper_client::Error::NoAuth)), "{refused:?}");
 }
 
 /// Slot mode: a lost instance's replacement takes over its address and data dir and restarts the

@@ -34,6 +34,9 @@ pub enum GroupError {
     /// No usable ZooKeeper install.
     #[error("--zookeeper")]
     Install(#[source] zkpilot_zk::InstallError),
+    /// The group's shared base config would be refused by every agent.
+    #[error("base config")]
+    BaseConfig(#[source] zkpilot_zk::FilesError),
     /// Separate uids need root.
     #[error("--separate-uids: only root can start servers as other uids")]
     NotRoot,

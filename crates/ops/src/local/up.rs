@@ -164,6 +164,7 @@ pub async fn up(opts: &UpOptions, seed: Option<Seed<'_>>, progress: &mut Sink<'_
         return Err(GroupError::ControllerRunning { pid, dir: dir.clone() });
     }
     addresses_free(&opts.net, opts.size)?;
+    check_base_config(dir, opts.learner_sync)?;
     std::fs::create_dir_all(dir).map_err(GroupError::io("creating", dir))?;
     let state = match StateDir::open(dir) {
         Ok(existing) if seed.is_some() && existing.marker()?.is_some() => {
@@ -187,6 +188,18 @@ pub async fn up(opts: &UpOptions, seed: Option<Seed<'_>>, progress: &mut Sink<'_
     start_controller(&state, &opts.zkpilot)?;
     progress(Progress::ControllerStarted { dir, size: opts.size });
     view::wait_converged(dir, opts.timeout, progress).await
+}
+
+/// The group's `base.cfg`, if there is one, checked as every agent checks it before it writes a
+/// zoo.cfg: an error here, before anything starts, rather than agents that stop one by one.
+fn check_base_config(dir: &Path, sync: LearnerSync) -> Result<(), GroupError> {
+    let path = dir.join("base.cfg");
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(GroupError::BaseConfig(zkpilot_zk::FilesError::Io { path, source: e })),
+    };
+    zkpilot_zk::zoo_cfg::merge_base(&[], &text, &path, sync.owned_keys()).map(|_| ()).map_err(GroupError::BaseConfig)
 }
 
 /// With separate uids: `home` if the servers' uids can read it, else a copy inside the group

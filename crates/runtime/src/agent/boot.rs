@@ -248,20 +248,24 @@ impl<B: Backend, Z: Zookeeper, P: ServerProcess, C: Clock> Agent<B, Z, P, C> {
         Ok(Some(slot))
     }
 
-    /// zkpilot's static zoo.cfg keys with the shared base config merged in. A malformed base
-    /// config stops the boot (nothing is written); keys it may not set are ignored loudly.
+    /// [`Self::static_keys`] for a restart of a running server: any failure, a backend blip
+    /// included, is the restart's.
+    pub(super) async fn static_keys_now(&self) -> Result<Vec<(String, String)>, AgentError> {
+        match self.static_keys().await {
+            Ok(k) => Ok(k),
+            Err(Stop::Backend(e)) => Err(AgentError::Port(e)),
+            Err(Stop::Fatal(e)) => Err(e),
+        }
+    }
+
+    /// zkpilot's static zoo.cfg keys with the shared base config merged in. A base config that
+    /// is malformed or sets a key not on the allow-list stops the agent, naming the line and the
+    /// key (`zkpilot_zk::zoo_cfg::merge_base`); nothing is written.
     async fn static_keys(&self) -> Result<Vec<(String, String)>, Stop> {
         let own = self.cfg.static_keys(&self.secret.super_digest());
         let Some(text) = self.backend.base_config().await.map_err(Stop::Backend)? else { return Ok(own) };
-        let base = zkpilot_zk::ZooCfg::parse(&text, std::path::Path::new("<backend base.cfg>"))?;
-        let (merged, ignored) = zkpilot_zk::zoo_cfg::merge_base(&own, &base);
-        if !ignored.is_empty() {
-            tracing::warn!(
-                ?ignored,
-                "base config keys ignored: zkpilot owns them (or they belong in the dynamic file)"
-            );
-        }
-        Ok(merged)
+        let path = std::path::Path::new("<backend base.cfg>");
+        Ok(zkpilot_zk::zoo_cfg::merge_base(&own, &text, path, self.cfg.server.learner_sync.owned_keys())?)
     }
 }
 

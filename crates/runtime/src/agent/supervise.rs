@@ -167,9 +167,17 @@ impl<B: Backend, Z: Zookeeper, P: ServerProcess, C: Clock> Agent<B, Z, P, C> {
     /// ensemble sees one member leave and come back, exactly as in a rolling restart by hand.
     /// With `install`, the server comes back on that install (a rolling upgrade's step), unless
     /// that is a downgrade.
+    /// The restart applies zkpilot's static keys and the base config as they are now, as a boot
+    /// does (a rolling restart is how a base-config change reaches every server); a base config
+    /// that would be refused fails the restart before the server is touched.
     pub(super) async fn restart_server(&mut self, install: Option<PathBuf>) -> Result<(), AgentError> {
+        let keys = self.static_keys_now().await?;
         self.server.requested = install;
         self.stop_server().await;
+        let layout = &self.identity.layout;
+        if let Some(mut state) = zkpilot_zk::LocalState::read(layout)? {
+            zkpilot_zk::files::update_static(layout, &mut state, &keys)?;
+        }
         self.start_server()
     }
 

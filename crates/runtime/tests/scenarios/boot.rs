@@ -117,6 +117,28 @@ async fn foreign_cluster_data_is_refused_and_nothing_on_disk_changes() {
     assert_eq!(node.process.starts(), 0);
 }
 
+/// A base config that sets a protected key, here spelled with a `:` separator, stops the agent
+/// with the line and the key before a joiner's files are written, and before a member's
+/// restart changes its zoo.cfg.
+#[tokio::test(start_paused = true)]
+async fn a_refused_base_config_stops_the_agent_and_nothing_on_disk_changes() {
+    let w = World::serving(3, 0);
+    w.backend.with_state(|s| s.base_config = Some("maxClientCnxns=9\nreconfigEnabled : false\n".into()));
+    w.joiner(4);
+    let mut node = w.agent(4);
+    let err = node.try_pass().await.expect_err("refused").to_string();
+    assert!(err.contains(":2: reconfigEnabled is protected"), "{err}");
+    assert!(w.files_of(4).is_empty(), "{:?}", w.files_of(4).keys());
+    assert_eq!(node.process.starts(), 0);
+
+    w.seed_local_state(3, CLUSTER, &config(&[1, 2, 3], &[], 0));
+    let before = w.files_of(3);
+    let mut node = w.agent(3);
+    assert!(node.try_pass().await.is_err());
+    assert_eq!(w.files_of(3), before);
+    assert_eq!(node.process.starts(), 0);
+}
+
 /// A backend claim for another id than the local myid is refused, and nothing on disk changes.
 #[tokio::test(start_paused = true)]
 async fn claimed_id_other_than_myid_is_refused() {

@@ -61,3 +61,31 @@ async fn an_upgrade_sticks_and_an_old_config_or_request_never_undoes_it() {
     assert_eq!(node.process.launches().len(), 3);
     assert_eq!(last_install(&node).as_deref(), Some("3.9.5"));
 }
+
+/// A restart asked through the API applies the shared base config as it is now, so a rolling
+/// restart is how a change to it reaches every server; a base config that would be refused fails
+/// the restart with its line and key, and the server keeps running untouched.
+#[tokio::test(start_paused = true)]
+async fn a_restart_applies_the_base_config_and_a_refused_one_leaves_the_server_running() {
+    let w = World::serving(3, 0);
+    let mut node = w.member(1);
+    node.passes(2).await;
+    let zoo_cfg = || std::fs::read_to_string(w.base(1).join("conf/zoo.cfg")).expect("zoo.cfg");
+    assert!(!zoo_cfg().contains("maxClientCnxns"));
+
+    w.backend.with_state(|s| s.base_config = Some("maxClientCnxns=77\n".into()));
+    node.agent.control().push(Change::RestartServer(None));
+    node.passes(2).await;
+    assert!(zoo_cfg().contains("maxClientCnxns=77"), "{}", zoo_cfg());
+    assert_eq!(node.process.launches().len(), 2);
+
+    w.backend.with_state(|s| s.base_config = Some("maxClientCnxns=77\nskip\\ACL=yes\n".into()));
+    let before = zoo_cfg();
+    node.agent.control().push(Change::RestartServer(None));
+    node.passes(2).await;
+    assert_eq!(node.process.launches().len(), 2, "not restarted");
+    assert!(node.process.running());
+    assert_eq!(zoo_cfg(), before);
+    let failed = node.outcomes("operator: restart server");
+    assert!(failed.last().is_some_and(|o| o.contains(":2: skipACL is protected")), "{failed:?}");
+}
