@@ -185,7 +185,7 @@ impl Pace {
     pub const BOOT_FAST_FOR_MS: u64 = 30_000;
     /// How often a leaving agent reads the committed config between passes, to stop its server
     /// the moment it is removed (ZooKeeper reads only; the backend is not asked).
-    pub const LEAVING_POLL_MS: u64 = 100;
+    pub const LEAVING_POLL_MS: u64 = 50;
 
     /// The wait after a pass: `settled` once the agent was ever a member, `fenced` while recovery
     /// holds it.

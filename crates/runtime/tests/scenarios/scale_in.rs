@@ -155,7 +155,8 @@ async fn agent_that_removed_its_own_server_stops_it_without_waiting() {
     node.agent.run(std::future::pending()).await.expect("agent ends");
     let took = start.elapsed();
     assert_eq!(w.zk.reconfigs().iter().map(|c| c.leaving.clone()).collect::<Vec<_>>(), vec![vec![ServerId(4)]]);
-    assert!(took < Duration::from_millis(100), "ended {took:?} after its reconfig; the poll would take 100 ms");
+    let poll = Duration::from_millis(zkpilot_core::agent::Pace::LEAVING_POLL_MS);
+    assert!(took < poll, "ended {took:?} after its reconfig; the poll between passes would take {poll:?}");
     assert_eq!(node.process.halts(), 1);
 }
 
