@@ -22,6 +22,8 @@ command -v javac >/dev/null 2>&1 || missing+=(default-jdk-headless)
 command -v mvn >/dev/null 2>&1 || missing+=(maven)
 # nft: the chaos suite's one-member network partitions (per-uid rules on loopback).
 command -v nft >/dev/null 2>&1 || [ -x /usr/sbin/nft ] || missing+=(nftables)
+# openssl: the TLS tests verify every member's certificate with `openssl s_client`.
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 # chromium: the status-page test renders the page headless and keeps a screenshot.
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 

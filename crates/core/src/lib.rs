@@ -39,6 +39,7 @@ pub mod ports;
 pub mod recovery;
 pub mod rollout;
 pub mod safety;
+pub mod tls;
 pub mod version;
 
 pub use model::{EnsembleConfig, Instance, InstanceState, Role, ServerId, ServerSpec};

@@ -20,6 +20,19 @@ pub fn compare(a: &str, b: &str) -> Ordering {
 /// from here on ZooKeeper's own sync choice never sends an empty learner a DIFF.
 pub const FIRST_WITH_ZOOKEEPER_4925: &str = "3.9.4";
 
+/// The first release whose client port reloads its certificate when the file changes
+/// (`client.certReload`, ZOOKEEPER-3806 in 3.7.2/3.8.1/3.9.0); the quorum's reload
+/// (`sslQuorumReloadCertFiles`) is older (3.5.5).
+pub const FIRST_WITH_CLIENT_CERT_RELOAD: &str = "3.8.1";
+
+/// Whether zkpilot's TLS can run on `version`: without client certificate reload a renewed
+/// certificate would not be served until a restart, and an agent that renews on schedule would
+/// let its server's certificate expire under it. A release that cannot be told is let through
+/// (installs always tell: `Install::version`).
+pub fn supports_managed_tls(version: Option<&str>) -> bool {
+    version.is_none_or(|v| compare(v, FIRST_WITH_CLIENT_CERT_RELOAD) != Ordering::Less)
+}
+
 /// How a leader brings a learner that is behind up to date (ZooKeeper's
 /// `LearnerHandler.syncFollower` picks DIFF, TRUNC or SNAP unless told otherwise).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -102,6 +102,26 @@ pub struct AgentStatus {
     /// The ZooKeeper install (home and release) the server was last started on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub release: Option<zkpilot_core::version::Release>,
+    /// The server's TLS certificate, when `[tls]` is on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsStatus>,
+}
+
+/// The server certificate the agent keeps current (`[tls]`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TlsStatus {
+    /// End of the current certificate's validity, seconds since the Unix epoch.
+    pub not_after_s: Option<u64>,
+    /// The addresses and names it is valid for.
+    pub names: Vec<String>,
+    /// When the agent last issued one, ms since the Unix epoch, and why.
+    pub renewed_at_ms: Option<u64>,
+    /// Why it was last issued (`no certificate yet`, `renewal due (...)`, `... expired`, ...).
+    pub renewed_because: Option<String>,
+    /// Certificates issued since the agent started.
+    pub renewals: u64,
+    /// The last failure to check or renew it, if it has not succeeded since.
+    pub error: Option<String>,
 }
 
 /// A plan refused by the safety check (`zkpilot_core::agent::vet`).

@@ -90,6 +90,16 @@ pub struct ClusterView {
     /// The leader's synced learners, from its agent's status (a rolling restart waits for them).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub synced_learners: Option<u64>,
+    /// With TLS: the connection string of the secure client ports (`connect_string` stays the
+    /// plaintext one, for four-letter words and clients without TLS).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secure_connect_string: Option<String>,
+    /// With TLS: the CA bundle (PEM) clients verify the servers with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<String>,
+    /// Agents that cannot keep their server's certificate current, `instance: error`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tls_errors: Vec<String>,
 }
 
 impl ClusterView {
@@ -209,6 +219,12 @@ pub fn build(obs: &Observed, statuses: &[AgentStatus], desired: usize, target_vo
         refusals: statuses
             .iter()
             .filter_map(|s| s.refused.as_ref().map(|r| format!("{}: {}", s.instance, r.violation)))
+            .collect(),
+        secure_connect_string: None,
+        ca_file: None,
+        tls_errors: statuses
+            .iter()
+            .filter_map(|s| s.tls.as_ref()?.error.as_ref().map(|e| format!("{}: {e}", s.instance)))
             .collect(),
     }
 }

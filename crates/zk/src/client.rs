@@ -88,7 +88,58 @@ pub const CONFIRM_PATH: &str = "/zkpilot-confirm";
 #[derive(Debug)]
 pub struct ZkClient {
     secret: Secret,
+    tls: Option<ClientTls>,
     session: Mutex<Option<(String, zk::Client)>>,
+}
+
+/// How the agent's sessions use the secure client port (`[tls] client`): the digest secret
+/// they carry never crosses the network in clear.
+///
+/// Connect strings name the plaintext client addresses (the dynamic config's, before 3.10 the
+/// only ones it can hold: ZOOKEEPER-4276); every server's secure port is on the same address,
+/// so each `host:port` becomes `host:secure_port`. The client certificate (ZooKeeper's
+/// `ssl.clientAuth=need`) is made in memory from the cluster CA for each new session, so it
+/// never needs renewing on disk.
+#[derive(Debug, Clone)]
+pub struct ClientTls {
+    /// `[tls] secure_client_port`.
+    pub secure_port: u16,
+    /// The CA bundle servers' certificates are checked against.
+    pub ca_file: std::path::PathBuf,
+    /// The CA key the client certificate is signed with.
+    pub ca_key_file: std::path::PathBuf,
+    /// Who the client certificate names (its common name).
+    pub identity: String,
+}
+
+impl ClientTls {
+    /// `connect` with every server's port replaced by the secure one.
+    pub fn secure_connect_string(&self, connect: &str) -> String {
+        connect
+            .split(',')
+            .filter(|s| !s.is_empty())
+            .map(|hp| {
+                let host = hp.rsplit_once(':').map_or(hp, |(h, _)| h);
+                format!("{host}:{}", self.secure_port)
+            })
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    fn options(&self) -> Result<zk::TlsOptions, String> {
+        // rustls needs one process-wide crypto provider when more than one is compiled in.
+        if rustls::crypto::CryptoProvider::get_default().is_none() {
+            drop(rustls::crypto::aws_lc_rs::default_provider().install_default());
+        }
+        let ca = crate::tls::Authority::load(&self.ca_file, &self.ca_key_file).map_err(|e| e.to_string())?;
+        let names = crate::tls::CertNames { common_name: self.identity.clone(), names: Default::default() };
+        let store =
+            ca.issue(&names, std::time::SystemTime::now(), Duration::from_secs(86_400)).map_err(|e| e.to_string())?;
+        zk::TlsOptions::new()
+            .with_pem_ca(ca.bundle())
+            .and_then(|o| o.with_pem_identity(&store, &store))
+            .map_err(|e| format!("TLS options: {e}"))
+    }
 }
 
 /// ZooKeeper error codes the client crate does not name (`KeeperException.Code` NEWCONFIGNOQUORUM
@@ -99,7 +150,13 @@ const RECONFIG_IN_PROGRESS: i32 = -14;
 impl ZkClient {
     /// A client that authenticates with `secret`.
     pub fn new(secret: Secret) -> Self {
-        Self { secret, session: Mutex::new(None) }
+        Self { secret, tls: None, session: Mutex::new(None) }
+    }
+
+    /// Sessions over TLS to the secure client port ([`ClientTls`]).
+    pub fn with_tls(mut self, tls: ClientTls) -> Self {
+        self.tls = Some(tls);
+        self
     }
 
     async fn client(&self, connect: &str) -> PortResult<zk::Client> {
@@ -115,7 +172,19 @@ impl ZkClient {
             .with_session_timeout(Duration::from_secs(6))
             .with_connection_timeout(Duration::from_millis(1500))
             .with_fail_eagerly();
-        let client = tokio::time::timeout(Duration::from_secs(8), connector.connect(connect))
+        let tls = match &self.tls {
+            None => None,
+            Some(tls) => {
+                Some((tls.options().map_err(|e| PortError::msg("zookeeper", e))?, tls.secure_connect_string(connect)))
+            }
+        };
+        let connecting = async move {
+            match tls {
+                None => connector.connect(connect).await,
+                Some((options, secure)) => connector.with_tls(options).secure_connect(&secure).await,
+            }
+        };
+        let client = tokio::time::timeout(Duration::from_secs(8), connecting)
             .await
             .map_err(|_| PortError::msg("zookeeper", format!("connect to {connect}: timed out")))?
             .map_err(|e| PortError::new("zookeeper", format!("connect to {connect}"), e))?;

@@ -31,6 +31,31 @@ pub fn write_atomic(path: &Path, content: &[u8]) -> Result<(), FilesError> {
     fs::rename(&tmp, path).map_err(io(path))
 }
 
+/// Writes a file only its owner may read (a private key, a trust store): a new file under a
+/// random name created exclusively with mode 0600 (so neither a planted symlink nor a file
+/// another user made in its place is followed), handed to `owner` (the uid ZooKeeper runs as)
+/// before it holds anything, synced, renamed over `path`, and the directory synced.
+pub fn write_private(path: &Path, content: &[u8], owner: Option<u32>) -> Result<(), FilesError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.{:016x}", fastrand::u64(..)));
+    let mut f = fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp).map_err(io(&tmp))?;
+    let written = (|| {
+        if let Some(uid) = owner {
+            std::os::unix::fs::fchown(&f, Some(uid), Some(uid))?;
+        }
+        f.write_all(content)?;
+        f.sync_all()
+    })();
+    if let Err(e) = written {
+        drop(fs::remove_file(&tmp));
+        return Err(FilesError::Io { path: tmp, source: e });
+    }
+    fs::rename(&tmp, path).map_err(io(path))?;
+    fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))
+}
+
 /// Written into every data dir: which ensemble and which server the data belongs to. A server
 /// never starts on a stamp that is not its own.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -81,6 +106,18 @@ impl Layout {
     /// Snapshots and transaction logs.
     pub fn version2(&self) -> PathBuf {
         self.data_dir().join("version-2")
+    }
+    /// Where the server's TLS files are.
+    pub fn tls_dir(&self) -> PathBuf {
+        self.conf_dir().join("tls")
+    }
+    /// The PEM key store: the server's private key, then its certificate (0600).
+    pub fn keystore(&self) -> PathBuf {
+        self.tls_dir().join("server.pem")
+    }
+    /// The PEM trust store: the cluster CA bundle.
+    pub fn truststore(&self) -> PathBuf {
+        self.tls_dir().join("ca.pem")
     }
     /// ZooKeeper's log file.
     pub fn log_file(&self) -> PathBuf {

@@ -11,6 +11,7 @@
 //! * [`client`]: the reconfig client (`zookeeper-client`), implementing the core's `Zookeeper` port.
 //! * [`install`]: where ZooKeeper's jars are and how the JVM is launched.
 //! * [`position`]: a stopped server's (currentEpoch, last zxid), read from its data dir.
+//! * [`tls`]: the cluster CA, each server's certificate, and what the agent reads off them.
 #![deny(missing_docs)]
 
 pub mod backup;
@@ -21,9 +22,10 @@ pub mod install;
 pub mod position;
 pub mod probe;
 pub mod synclog;
+pub mod tls;
 pub mod zoo_cfg;
 
-pub use client::{Secret, SecretError, SecretProblem, ZkClient};
+pub use client::{ClientTls, Secret, SecretError, SecretProblem, ZkClient};
 pub use files::{FilesError, LocalState, Stamp};
 pub use install::{Install, InstallError};
 pub use zoo_cfg::ZooCfg;

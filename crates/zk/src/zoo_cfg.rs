@@ -239,6 +239,61 @@ pub fn static_keys(s: &StaticSettings<'_>) -> Vec<(String, String)> {
     .collect()
 }
 
+/// How a server's TLS is set up; the files are those the agent keeps current
+/// (`crate::files::Layout::keystore`, `truststore`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TlsKeys<'a> {
+    /// Quorum and election connections over TLS (`sslQuorum`).
+    pub quorum: bool,
+    /// A secure client port on this address (`secureClientPort`, `secureClientPortAddress`).
+    pub client: Option<(&'a str, u16)>,
+    /// `ssl.clientAuth` of the secure client port: `need`, `want` or `none`.
+    pub client_auth: &'a str,
+    /// The PEM key store: the server's key, then its certificate.
+    pub keystore: &'a str,
+    /// The PEM trust store: the cluster CA bundle.
+    pub truststore: &'a str,
+}
+
+/// The zoo.cfg keys of [`TlsKeys`] (Administrator's Guide, "Quorum TLS" and "Encryption,
+/// Authentication, Authorization Options").
+///
+/// * The secure client port is a static key, not part of the dynamic server line: before 3.10
+///   a dynamic line cannot carry one (ZOOKEEPER-4276), so every server keeps its plaintext
+///   client port there (probes and four-letter words, which carry no secret, use it) and the
+///   agent's authenticated sessions use the secure port on the same address.
+/// * Both reload flags are on: the agent renews certificates in place and ZooKeeper picks the
+///   new files up without a restart (ZOOKEEPER-3174 for the quorum, ZOOKEEPER-3806 for clients).
+/// * Hostname verification stays at ZooKeeper's default (on): each certificate names its
+///   server's address.
+pub fn tls_keys(t: &TlsKeys<'_>) -> Vec<(String, String)> {
+    let mut keys: Vec<(&str, String)> = Vec::new();
+    if t.quorum {
+        keys.extend([
+            ("sslQuorum", "true".to_string()),
+            ("sslQuorumReloadCertFiles", "true".into()),
+            ("ssl.quorum.keyStore.location", t.keystore.into()),
+            ("ssl.quorum.keyStore.type", "PEM".into()),
+            ("ssl.quorum.trustStore.location", t.truststore.into()),
+            ("ssl.quorum.trustStore.type", "PEM".into()),
+        ]);
+    }
+    if let Some((address, port)) = t.client {
+        keys.extend([
+            ("serverCnxnFactory", "org.apache.zookeeper.server.NettyServerCnxnFactory".to_string()),
+            ("secureClientPort", port.to_string()),
+            ("secureClientPortAddress", address.into()),
+            ("client.certReload", "true".into()),
+            ("ssl.keyStore.location", t.keystore.into()),
+            ("ssl.keyStore.type", "PEM".into()),
+            ("ssl.trustStore.location", t.truststore.into()),
+            ("ssl.trustStore.type", "PEM".into()),
+            ("ssl.clientAuth", t.client_auth.into()),
+        ]);
+    }
+    keys.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
+}
+
 /// zoo.cfg keys that carry zkpilot's safety and security guarantees, or belong to the dynamic
 /// file, named so that a base config setting one is told why it is refused (anything not in
 /// [`BASE_KEYS`] is refused anyway). Several are ZooKeeper system properties zkpilot passes as
@@ -267,6 +322,9 @@ pub const PROTECTED_KEYS: &[&str] = &[
     "serverCnxnFactory",
     "portUnification",
     "sslQuorum",
+    "sslQuorumReloadCertFiles",
+    "client.certReload",
+    "client.portUnification",
     "snapshot.trust.empty",
     "quorumListenOnAllIPs",
     "electionAlg",
@@ -275,8 +333,18 @@ pub const PROTECTED_KEYS: &[&str] = &[
 /// Key prefixes of the same kind: authentication, TLS, SASL, and the dynamic file's
 /// (`server.`, `group.`, `weight.`: ZooKeeper refuses them in the static file once
 /// `dynamicConfigFile` is set, Dynamic Reconfiguration guide, "Dynamic configuration file").
-const PROTECTED_PREFIXES: &[&str] =
-    &["authProvider.", "ssl.", "quorum.auth.", "enforce.auth.", "sasl", "server.", "group.", "weight.", "zookeeper."];
+const PROTECTED_PREFIXES: &[&str] = &[
+    "authProvider.",
+    "X509AuthenticationProvider.",
+    "ssl.",
+    "quorum.auth.",
+    "enforce.auth.",
+    "sasl",
+    "server.",
+    "group.",
+    "weight.",
+    "zookeeper.",
+];
 
 /// What a value of a base-config key may be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -514,6 +582,20 @@ mod tests {
         let tunable = ["tickTime", "initLimit", "syncLimit", "autopurge.snapRetainCount", "autopurge.purgeInterval"];
         for (k, _) in static_keys(&SETTINGS) {
             assert!(tunable.contains(&k.as_str()) || PROTECTED_KEYS.contains(&k.as_str()), "{k}");
+        }
+        // Every TLS key is refused in a base config, by name or by prefix.
+        let tls = TlsKeys {
+            quorum: true,
+            client: Some(("127.0.1.1", 2281)),
+            client_auth: "need",
+            keystore: "/k",
+            truststore: "/t",
+        };
+        let keys = tls_keys(&tls);
+        assert_eq!(keys.len(), 15);
+        for (k, v) in keys {
+            let err = merge_base(&[], &format!("{k}={v}\n"), Path::new("b"), &[]).expect_err(&k).to_string();
+            assert!(err.contains(&format!("{k} is protected")), "{err}");
         }
     }
 }

@@ -29,7 +29,10 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
         if AgentConfig::wants_instance_metadata(&table) { Some(instance_from_metadata(path).await?) } else { None };
     let cfg = AgentConfig::from_table_with_instance(table, path, instance)?;
     let secret = zkpilot_zk::Secret::from_file(&cfg.cluster.secret_file).map_err(anyhow::Error::msg)?;
-    let zk = zkpilot_zk::ZkClient::new(secret);
+    let zk = match cfg.client_tls() {
+        Some(tls) => zkpilot_zk::ZkClient::new(secret).with_tls(tls),
+        None => zkpilot_zk::ZkClient::new(secret),
+    };
     let process = JvmProcess::detect(&cfg.server.install, cfg.server.java.as_deref())?;
     match cfg.backend.clone() {
         BackendSection::Local { dir } => {

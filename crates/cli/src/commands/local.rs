@@ -71,6 +71,15 @@ pub struct UpArgs {
     /// ZooKeeper release (docs/versions.md); `snapshot`, `no-log-diff`, `zookeeper` force one.
     #[arg(long, default_value = "auto", value_name = "auto|snapshot|no-log-diff|zookeeper")]
     pub learner_sync: LearnerSync,
+    /// TLS for the quorum and the clients: a CA in `<dir>/tls/` (key 0600), every agent issues
+    /// its server a certificate and renews it in place; the agents' sessions use the secure port
+    /// (2281). `local status --json` names `secure_connect_string` and `ca_file`. A new group
+    /// only; docs/tls.md.
+    #[arg(long)]
+    pub tls: bool,
+    /// Lifetime of the servers' certificates, seconds (renewed when a third is left).
+    #[arg(long, value_name = "SECONDS", default_value_t = 30 * 86_400, value_parser = clap::value_parser!(u64).range(60..))]
+    pub cert_lifetime: u64,
 }
 
 impl UpArgs {
@@ -94,6 +103,8 @@ impl UpArgs {
                 .map_err(|e| anyhow::anyhow!("--failure-detected-after {}: {e}", self.failure_detected_after))?,
             learner_sync: self.learner_sync,
             zkpilot: zkpilot_exe()?,
+            tls: self.tls,
+            cert_lifetime: Duration::from_secs(self.cert_lifetime),
         })
     }
 }

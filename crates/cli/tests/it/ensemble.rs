@@ -34,14 +34,7 @@ fn genesis_of_three() {
     // Each agent reads its own server's AdminServer (bound to the member's address), and the
     // leader's agent reads the synced counts from mntr.
     let leader = leaders(&s)[0];
-    let agent_statuses = || -> Vec<serde_json::Value> {
-        std::fs::read_dir(g.path().join("status"))
-            .expect("status dir")
-            .flatten()
-            .filter(|e| e.file_name().to_string_lossy().ends_with(".json"))
-            .map(|e| read_json(e.path()))
-            .collect()
-    };
+    let agent_statuses = || agent_statuses(&g);
     g.wait_for("agents report zabstate and the leader's synced followers", |_| {
         let st = agent_statuses();
         st.len() == 3

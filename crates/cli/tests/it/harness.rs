@@ -303,19 +303,31 @@ impl Data {
     /// `host:port` reads what that server has).
     pub fn missing_via(&self, connect: &str, prefix: &str, n: usize) -> usize {
         let connect = connect.to_string();
-        self.rt.block_on(async {
-            let c = self.client(&connect).await;
-            c.sync(&format!("/{prefix}")).await.expect("sync");
-            let mut missing = 0;
-            for i in 0..n {
-                match c.get_data(&format!("/{prefix}/k{i}")).await {
-                    Ok((d, _)) if d == i.to_string().as_bytes() => {}
-                    _ => missing += 1,
-                }
-            }
-            missing
-        })
+        self.rt.block_on(async { count_missing(&self.client(&connect).await, prefix, n).await })
     }
+}
+
+/// After a `sync`, how many of `/<prefix>/k0..k<n>` (each holding its number) are missing or wrong.
+pub async fn count_missing(c: &zk::Client, prefix: &str, n: usize) -> usize {
+    c.sync(&format!("/{prefix}")).await.expect("sync");
+    let mut missing = 0;
+    for i in 0..n {
+        match c.get_data(&format!("/{prefix}/k{i}")).await {
+            Ok((d, _)) if d == i.to_string().as_bytes() => {}
+            _ => missing += 1,
+        }
+    }
+    missing
+}
+
+/// Every agent status the group's agents have published (`DIR/status/*.json`).
+pub fn agent_statuses(g: &Group) -> Vec<Value> {
+    std::fs::read_dir(g.path().join("status"))
+        .expect("status dir")
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".json"))
+        .map(|e| read_json(e.path()))
+        .collect()
 }
 
 impl Data {

@@ -12,3 +12,4 @@ mod ensemble;
 mod harness;
 mod recovery;
 mod sync;
+mod tls;

@@ -35,6 +35,8 @@ pub async fn claims_bench(args: &BenchArgs, out: &mut String) -> anyhow::Result<
         unhealthy_after_ms: 0,
         quorum_loss_after_ms: 10_000,
         separate_uids: false,
+        tls: false,
+        cert_lifetime_s: 3600,
         backup_interval_ms: 0,
         failure_detected_after_ms: zkpilot_local::DEFAULT_FAILURE_DETECTED_MS,
         learner_sync: Default::default(),

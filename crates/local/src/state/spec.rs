@@ -55,6 +55,16 @@ pub struct GroupSpec {
     /// `[server] learner_sync` of every agent.
     #[serde(default)]
     pub learner_sync: zkpilot_core::version::LearnerSync,
+    /// TLS for the quorum and the clients, from the CA in `<dir>/tls/`.
+    #[serde(default)]
+    pub tls: bool,
+    /// `[tls] cert_lifetime_s` of every agent.
+    #[serde(default = "default_cert_lifetime_s")]
+    pub cert_lifetime_s: u64,
+}
+
+const fn default_cert_lifetime_s() -> u64 {
+    30 * 86_400
 }
 
 /// Local groups notice a failed instance after 5 s: long enough that the agents face a dead

@@ -25,6 +25,8 @@ fn spec() -> GroupSpec {
         failure_detected_after_ms: 5_000,
         learner_sync: Default::default(),
         separate_uids: false,
+        tls: false,
+        cert_lifetime_s: 3600,
     }
 }
 

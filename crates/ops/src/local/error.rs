@@ -37,6 +37,18 @@ pub enum GroupError {
     /// The group's shared base config would be refused by every agent.
     #[error("base config")]
     BaseConfig(#[source] zkpilot_zk::FilesError),
+    /// `--tls` on a release that cannot reload certificates.
+    #[error(
+        "--tls needs ZooKeeper {} or later (client certificate reload, ZOOKEEPER-3806); this install is {version}",
+        zkpilot_core::version::FIRST_WITH_CLIENT_CERT_RELOAD
+    )]
+    TlsRelease {
+        /// The install's release.
+        version: String,
+    },
+    /// The group's CA cannot be made.
+    #[error("making the group's TLS CA: {0}")]
+    Tls(String),
     /// Separate uids need root.
     #[error("--separate-uids: only root can start servers as other uids")]
     NotRoot,

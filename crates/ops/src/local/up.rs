@@ -13,7 +13,7 @@ use zkpilot_runtime::config::IdentityMode;
 use zkpilot_runtime::view::ClusterView;
 use zkpilot_zk::Install;
 
-use super::agent_config::api_token_path;
+use super::agent_config::{api_token_path, tls_ca_key_path, tls_ca_path};
 use super::error::GroupError;
 use super::{control, view};
 use crate::progress::{Progress, Sink};
@@ -54,6 +54,10 @@ pub struct UpOptions {
     pub learner_sync: LearnerSync,
     /// The `zkpilot` binary the controller and the agents run as.
     pub zkpilot: PathBuf,
+    /// TLS for the quorum and the clients (a new group only: see docs/tls.md).
+    pub tls: bool,
+    /// Lifetime of the servers' certificates (renewed when a third is left).
+    pub cert_lifetime: Duration,
 }
 
 impl UpOptions {
@@ -76,6 +80,8 @@ impl UpOptions {
             failure_detected_after: Duration::from_millis(zkpilot_local::DEFAULT_FAILURE_DETECTED_MS),
             learner_sync: LearnerSync::Auto,
             zkpilot: zkpilot.to_path_buf(),
+            tls: false,
+            cert_lifetime: Duration::from_secs(30 * 86_400),
         }
     }
 
@@ -99,6 +105,8 @@ impl UpOptions {
             backup_interval_ms: self.backup_every.as_millis() as u64,
             failure_detected_after_ms: self.failure_detected_after.as_millis() as u64,
             learner_sync: self.learner_sync,
+            tls: self.tls,
+            cert_lifetime_s: self.cert_lifetime.as_secs(),
         }
     }
 }
@@ -125,7 +133,7 @@ pub fn validate_net(net: &str) -> Result<(), GroupError> {
 /// servers fail to bind, or worse, talk to a foreign ensemble: refuse up front.
 pub fn addresses_free(net: &str, size: u32) -> Result<(), GroupError> {
     for n in 1..=size {
-        for port in [2181u16, 2888, 3888, 8080] {
+        for port in [2181u16, 2888, 3888, 8080, super::agent_config::SECURE_CLIENT_PORT] {
             let addr = format!("{net}.{n}:{port}");
             if std::net::TcpListener::bind(&addr).is_err() {
                 return Err(GroupError::AddressInUse { addr, net: net.to_string() });
@@ -150,6 +158,9 @@ pub async fn up(opts: &UpOptions, seed: Option<Seed<'_>>, progress: &mut Sink<'_
         return Err(GroupError::BadNames { domain: d.clone() });
     }
     let install = Install::detect(&opts.zookeeper, None).map_err(GroupError::Install)?;
+    if opts.tls && !zkpilot_core::version::supports_managed_tls(install.version.as_deref()) {
+        return Err(GroupError::TlsRelease { version: install.version.clone().unwrap_or_default() });
+    }
     if opts.separate_uids && !nix::unistd::Uid::effective().is_root() {
         return Err(GroupError::NotRoot);
     }
@@ -185,6 +196,9 @@ pub async fn up(opts: &UpOptions, seed: Option<Seed<'_>>, progress: &mut Sink<'_
     }
     ensure_secret(&state.secret_path())?;
     ensure_secret(&api_token_path(&state))?;
+    if state.group()?.tls {
+        ensure_ca(&state)?;
+    }
     start_controller(&state, &opts.zkpilot)?;
     progress(Progress::ControllerStarted { dir, size: opts.size });
     view::wait_converged(dir, opts.timeout, progress).await
@@ -266,6 +280,24 @@ fn ensure_secret(path: &Path) -> Result<(), GroupError> {
         .open(path)
         .map_err(GroupError::io("creating", path))?;
     writeln!(f, "{hex}").map_err(GroupError::io("writing", path))?;
+    Ok(())
+}
+
+/// The group's CA (`<dir>/tls/ca.pem`, and its key 0600), unless it exists. Ten years: rotating
+/// it is a deliberate act (docs/tls.md), not an expiry to race.
+fn ensure_ca(state: &StateDir) -> Result<(), GroupError> {
+    let (cert, key) = (tls_ca_path(state), tls_ca_key_path(state));
+    if cert.exists() && key.exists() {
+        return Ok(());
+    }
+    let dir = state.root().join("tls");
+    std::fs::create_dir_all(&dir).map_err(GroupError::io("creating", &dir))?;
+    let name = state.root().file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let ten_years = Duration::from_secs(10 * 365 * 86_400);
+    let (cert_pem, key_pem) = zkpilot_zk::tls::new_authority(&name, std::time::SystemTime::now(), ten_years)
+        .map_err(|e| GroupError::Tls(e.to_string()))?;
+    zkpilot_zk::files::write_private(&key, key_pem.as_bytes(), None).map_err(|e| GroupError::Tls(e.to_string()))?;
+    std::fs::write(&cert, cert_pem).map_err(GroupError::io("writing", &cert))?;
     Ok(())
 }
 

@@ -38,7 +38,21 @@ pub fn effective_policy(group: &GroupSpec, operator: Option<&OperatorSettings>) 
 pub(crate) fn group_client(backend: &LocalBackend) -> Result<ZkClient, GroupError> {
     let path = backend.state().secret_path();
     let secret = Secret::from_file(&path).map_err(|e| GroupError::Secret { path, reason: e.to_string() })?;
-    Ok(ZkClient::new(secret))
+    Ok(match group_tls(backend.state())? {
+        Some(tls) => ZkClient::new(secret).with_tls(tls),
+        None => ZkClient::new(secret),
+    })
+}
+
+/// With TLS, how the group's tools reach the secure port (as the agents do: the superuser
+/// digest never crosses in clear).
+pub fn group_tls(state: &zkpilot_local::StateDir) -> Result<Option<zkpilot_zk::ClientTls>, GroupError> {
+    Ok(state.group()?.tls.then(|| zkpilot_zk::ClientTls {
+        secure_port: super::agent_config::SECURE_CLIENT_PORT,
+        ca_file: super::agent_config::tls_ca_path(state),
+        ca_key_file: super::agent_config::tls_ca_key_path(state),
+        identity: "zkpilot local tools".into(),
+    }))
 }
 
 /// Observes the group once, exactly as its agents do, and joins the agents' statuses.
@@ -69,6 +83,10 @@ pub async fn cluster_view(dir: &Path) -> Result<ClusterView, GroupError> {
     let versions = futures::future::join_all(targets.iter().map(|a| zkpilot_zk::probe::version(a))).await;
     for (m, version) in v.members.iter_mut().zip(versions) {
         m.version = version;
+    }
+    if let Some(tls) = group_tls(backend.state())? {
+        v.secure_connect_string = v.connect_string.as_deref().map(|c| tls.secure_connect_string(c));
+        v.ca_file = Some(tls.ca_file.display().to_string());
     }
     Ok(v)
 }

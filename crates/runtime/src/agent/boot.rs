@@ -262,7 +262,7 @@ impl<B: Backend, Z: Zookeeper, P: ServerProcess, C: Clock> Agent<B, Z, P, C> {
     /// is malformed or sets a key not on the allow-list stops the agent, naming the line and the
     /// key (`zkpilot_zk::zoo_cfg::merge_base`); nothing is written.
     async fn static_keys(&self) -> Result<Vec<(String, String)>, Stop> {
-        let own = self.cfg.static_keys(&self.secret.super_digest());
+        let own = self.cfg.static_keys(&self.secret.super_digest(), &self.identity.layout);
         let Some(text) = self.backend.base_config().await.map_err(Stop::Backend)? else { return Ok(own) };
         let path = std::path::Path::new("<backend base.cfg>");
         Ok(zkpilot_zk::zoo_cfg::merge_base(&own, &text, path, self.cfg.server.learner_sync.owned_keys())?)

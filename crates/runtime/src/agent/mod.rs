@@ -55,6 +55,7 @@ mod publish;
 mod recovery;
 mod state;
 mod supervise;
+mod tls;
 
 pub use execute::serving_connect_string;
 pub use names::NamesError;
@@ -80,6 +81,22 @@ pub enum AgentError {
         path: PathBuf,
         /// What it contradicts.
         refusal: zkpilot_core::boot::Refusal,
+    },
+    /// The server's TLS certificate cannot be issued (the CA files are missing, unreadable or
+    /// do not match); names the file.
+    #[error("TLS: {0}")]
+    Tls(zkpilot_zk::tls::TlsError),
+    /// `[tls]` is on but the release cannot reload certificates.
+    #[error(
+        "TLS needs ZooKeeper {first} or later (client certificate reload, ZOOKEEPER-3806); {} is {version}",
+        home.display(),
+        first = zkpilot_core::version::FIRST_WITH_CLIENT_CERT_RELOAD
+    )]
+    TlsRelease {
+        /// The install.
+        home: PathBuf,
+        /// Its release.
+        version: String,
     },
     /// Recovery chose this server as the survivor, but it holds no server to rebuild from.
     #[error("refusing to start: chosen as recovery survivor but {} holds no server", base.display())]
@@ -201,6 +218,7 @@ impl<B: Backend, Z: Zookeeper, P: ServerProcess, C: Clock> Agent<B, Z, P, C> {
             }
         }
         self.sync_operator_settings().await;
+        self.keep_certificate(false)?;
         let now = self.clock.now_ms();
         let obs = self.observer.observe(&self.backend, &self.zk, self.cfg.server.client_port, now).await;
         self.note_served_release(&obs);

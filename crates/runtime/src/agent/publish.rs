@@ -41,6 +41,7 @@ pub(super) fn initial_status(cfg: &AgentConfig) -> AgentStatus {
         api: cfg.api.as_ref().map(|a| a.listen.to_string()),
         refused: None,
         release: None,
+        tls: None,
     }
 }
 
@@ -90,6 +91,7 @@ impl<B: Backend, Z: Zookeeper, P: ServerProcess, C: Clock> Agent<B, Z, P, C> {
             api: self.cfg.api.as_ref().map(|a| a.listen.to_string()),
             refused: self.memo.refused.clone(),
             release: self.server.started_on.clone(),
+            tls: self.memo.tls.clone(),
         };
         match serde_json::to_string_pretty(&status) {
             Ok(json) => {

@@ -101,6 +101,8 @@ pub(super) struct Memo {
     pub(super) others: String,
     /// The next pass runs without waiting (this agent's reconfig removed its own server).
     pub(super) pass_now: bool,
+    /// The server certificate, with `[tls]`.
+    pub(super) tls: Option<crate::status::TlsStatus>,
 }
 
 /// Quorum-loss recovery.
@@ -137,6 +139,7 @@ impl Memo {
             pace: Pace { born_ms: now_ms, pass_ms: cfg.agent.pass_interval_ms },
             others: String::new(),
             pass_now: false,
+            tls: cfg.tls.as_ref().map(|_| crate::status::TlsStatus::default()),
         }
     }
 }

@@ -101,6 +101,10 @@ impl<B: Backend, Z: Zookeeper, P: ServerProcess, C: Clock> Agent<B, Z, P, C> {
     /// Starts the server and records its pid for the local controller.
     pub(super) fn start_server(&mut self) -> Result<(), AgentError> {
         let install = self.decide_install()?;
+        if self.cfg.tls.is_some() && !zkpilot_core::version::supports_managed_tls(install.version.as_deref()) {
+            return Err(AgentError::TlsRelease { home: install.home, version: install.version.unwrap_or_default() });
+        }
+        self.keep_certificate(true)?;
         let launch = self.launch(install.clone());
         self.server.process.start(&launch)?;
         self.server.started_on = Some(install);

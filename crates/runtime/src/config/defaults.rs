@@ -105,3 +105,12 @@ impl Default for LogsSection {
         Self { ship: yes(), agent_log: None }
     }
 }
+
+pub(super) const fn secure_client_port() -> u16 {
+    2281
+}
+
+/// 30 days: renewed after 20, so an agent down or cut off from the CA has ten days to return.
+pub(super) const fn cert_lifetime_s() -> u64 {
+    30 * 86_400
+}

@@ -19,13 +19,15 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use zkpilot_core::model::{Role, ServerId, ServerSpec};
 use zkpilot_core::policy::Policy;
-use zkpilot_zk::zoo_cfg::{StaticSettings, static_keys};
+use zkpilot_zk::files::Layout;
+use zkpilot_zk::zoo_cfg::{StaticSettings, TlsKeys, static_keys, tls_keys};
 
 pub use error::ConfigError;
 pub use schema::{
     AgentSection, ApiSection, AwsSection, BackendSection, BackupSection, ClusterSection, IdentityMode, InstanceSection,
     LogsSection, NamesSection, RecoverySection, ServerSection,
 };
+pub use schema::{ClientAuth, TlsSection};
 pub use validate::is_dns_name;
 
 /// `[backend] kind` of a table not yet validated.
@@ -66,6 +68,9 @@ pub struct AgentConfig {
     /// `[logs]`.
     #[serde(default)]
     pub logs: LogsSection,
+    /// `[tls]`, if the ensemble uses TLS.
+    #[serde(default)]
+    pub tls: Option<TlsSection>,
 }
 
 impl AgentConfig {
@@ -143,18 +148,40 @@ impl AgentConfig {
         }
     }
 
+    /// How the agent's ZooKeeper sessions use TLS: with `[tls] client`, through the secure port.
+    pub fn client_tls(&self) -> Option<zkpilot_zk::ClientTls> {
+        let t = self.tls.as_ref().filter(|t| t.client)?;
+        Some(zkpilot_zk::ClientTls {
+            secure_port: t.secure_client_port,
+            ca_file: t.ca_file.clone(),
+            ca_key_file: t.ca_key_file.clone(),
+            identity: format!("zkpilot agent {}", self.instance.id),
+        })
+    }
+
     /// zoo.cfg keys zkpilot owns, from this config's `[server]` and `[instance]` (the policy is
     /// [`zkpilot_zk::zoo_cfg::static_keys`]).
-    pub fn static_keys(&self, super_digest: &str) -> Vec<(String, String)> {
+    pub fn static_keys(&self, super_digest: &str, layout: &Layout) -> Vec<(String, String)> {
         let s = &self.server;
-        static_keys(&StaticSettings {
+        let mut keys = static_keys(&StaticSettings {
             tick_time_ms: s.tick_time_ms,
             init_limit: s.init_limit,
             sync_limit: s.sync_limit,
             admin_address: &self.instance.address,
             admin_port: s.admin_port,
             super_digest,
-        })
+        });
+        if let Some(t) = &self.tls {
+            let (keystore, truststore) = (layout.keystore(), layout.truststore());
+            keys.extend(tls_keys(&TlsKeys {
+                quorum: t.quorum,
+                client: t.client.then_some((self.instance.address.as_str(), t.secure_client_port)),
+                client_auth: t.client_auth.as_str(),
+                keystore: &keystore.to_string_lossy(),
+                truststore: &truststore.to_string_lossy(),
+            }));
+        }
+        keys
     }
 }
 
@@ -201,11 +228,30 @@ mod tests {
     fn static_keys_come_from_server_and_instance() {
         let c = AgentConfig::parse(&GOOD.replace("[server]\n", "[server]\ntick_time_ms = 1000\n"), Path::new("a.toml"))
             .expect("valid");
-        let keys = c.static_keys("super:x");
+        let layout = Layout::new("/tmp/x/zk");
+        let keys = c.static_keys("super:x", &layout);
         let get = |k: &str| keys.iter().find(|(mk, _)| mk == k).map(|(_, v)| v.as_str());
         assert_eq!((get("tickTime"), get("initLimit")), (Some("1000"), Some("10")));
         assert_eq!((get("admin.serverAddress"), get("admin.serverPort")), (Some("127.0.1.1"), Some("8080")));
         assert_eq!(get("DigestAuthenticationProvider.superDigest"), Some("super:x"));
+        assert_eq!(get("sslQuorum"), None);
+    }
+
+    #[test]
+    fn tls_puts_the_secure_port_on_the_instance_address_and_the_stores_under_conf() {
+        let tls = "\n[tls]\nca_file = \"/tmp/x/ca.pem\"\nca_key_file = \"/tmp/x/ca.key\"\n";
+        let c = AgentConfig::parse(&format!("{GOOD}{tls}"), Path::new("a.toml")).expect("valid");
+        let keys = c.static_keys("super:x", &Layout::new("/tmp/x/zk"));
+        let get = |k: &str| keys.iter().find(|(mk, _)| mk == k).map(|(_, v)| v.as_str());
+        assert_eq!(get("sslQuorum"), Some("true"));
+        assert_eq!((get("secureClientPort"), get("secureClientPortAddress")), (Some("2281"), Some("127.0.1.1")));
+        assert_eq!(get("ssl.quorum.keyStore.location"), Some("/tmp/x/zk/conf/tls/server.pem"));
+        assert_eq!(get("ssl.trustStore.location"), Some("/tmp/x/zk/conf/tls/ca.pem"));
+        assert_eq!(get("ssl.clientAuth"), Some("need"));
+        let quorum_only = format!("{GOOD}{tls}client = false\n");
+        let c = AgentConfig::parse(&quorum_only, Path::new("a.toml")).expect("valid");
+        let keys = c.static_keys("super:x", &Layout::new("/tmp/x/zk"));
+        assert!(keys.iter().all(|(k, _)| k != "secureClientPort"), "{keys:?}");
     }
 
     fn without_instance(text: &str) -> toml::Table {

@@ -226,3 +226,61 @@ pub struct NamesSection {
     #[serde(default)]
     pub route53_zone: Option<String>,
 }
+
+/// `[tls]`: TLS for the quorum and the clients, with certificates the agent issues itself from
+/// the cluster CA and renews in place (docs/tls.md).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSection {
+    /// Quorum and election connections over TLS (`sslQuorum`).
+    #[serde(default = "defaults::yes")]
+    pub quorum: bool,
+    /// A secure client port beside the plaintext one; the agent's own sessions (which carry
+    /// the superuser digest) use it.
+    #[serde(default = "defaults::yes")]
+    pub client: bool,
+    /// The secure client port, on the instance address.
+    #[serde(default = "defaults::secure_client_port")]
+    pub secure_client_port: u16,
+    /// The cluster CA bundle (PEM): every CA servers and clients trust.
+    pub ca_file: PathBuf,
+    /// The signing CA's private key (PEM, mode 0600): it must belong to a certificate in
+    /// `ca_file`.
+    pub ca_key_file: PathBuf,
+    /// Lifetime of the server certificates the agent issues, seconds; renewed when a third is
+    /// left.
+    #[serde(default = "defaults::cert_lifetime_s")]
+    pub cert_lifetime_s: u64,
+    /// Addresses the certificate names besides the instance's own (and its `[names]` name).
+    /// The local backend adds `127.0.0.1`: on loopback every connection leaves from it, and
+    /// ZooKeeper checks a connecting quorum peer's certificate against its source address.
+    #[serde(default)]
+    pub also_valid_for: Vec<std::net::IpAddr>,
+    /// Client certificates on the secure client port (`ssl.clientAuth`).
+    #[serde(default)]
+    pub client_auth: ClientAuth,
+}
+
+/// `[tls] client_auth`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ClientAuth {
+    /// Every client presents a certificate signed by a trusted CA (ZooKeeper's default).
+    #[default]
+    Need,
+    /// A certificate is checked if presented.
+    Want,
+    /// Certificates are not asked for.
+    None,
+}
+
+impl ClientAuth {
+    /// The `ssl.clientAuth` value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Need => "need",
+            Self::Want => "want",
+            Self::None => "none",
+        }
+    }
+}

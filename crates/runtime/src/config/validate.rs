@@ -90,6 +90,25 @@ impl AgentConfig {
         if ports.contains(&0) || (1..ports.len()).any(|i| ports[..i].contains(&ports[i])) {
             return Err(invalid("server.*_port", format!("ports must be distinct and non-zero, got {ports:?}")));
         }
+        if let Some(t) = &self.tls {
+            if !t.quorum && !t.client {
+                return Err(invalid("tls", "turns neither `quorum` nor `client` on: leave the section out".into()));
+            }
+            if t.client && (t.secure_client_port == 0 || ports.contains(&t.secure_client_port)) {
+                return Err(invalid(
+                    "tls.secure_client_port",
+                    format!("{} must be non-zero and differ from the server's ports", t.secure_client_port),
+                ));
+            }
+            for (field, f) in [("tls.ca_file", &t.ca_file), ("tls.ca_key_file", &t.ca_key_file)] {
+                if !f.is_absolute() {
+                    return Err(invalid(field, "must be an absolute path".into()));
+                }
+            }
+            if t.cert_lifetime_s < 60 {
+                return Err(invalid("tls.cert_lifetime_s", format!("{} s is under a minute", t.cert_lifetime_s)));
+            }
+        }
         if self.agent.pass_interval_ms == 0 || self.agent.lease_ttl_ms < 2 * self.agent.pass_interval_ms {
             return Err(invalid("agent.lease_ttl_ms", "must be at least two pass intervals".into()));
         }
@@ -136,6 +155,20 @@ mod tests {
                     "secret_file = \"/tmp/x/secret\"\nidentity = \"sticky\"",
                 ),
                 "identity",
+            ),
+            (format!("{GOOD}\n[tls]\nca_file = \"/c\"\nca_key_file = \"/k\"\nquorum = false\nclient = false\n"), "tls"),
+            (
+                format!("{GOOD}\n[tls]\nca_file = \"/c\"\nca_key_file = \"/k\"\nsecure_client_port = 2181\n"),
+                "tls.secure_client_port",
+            ),
+            (format!("{GOOD}\n[tls]\nca_file = \"c.pem\"\nca_key_file = \"/k\"\n"), "tls.ca_file"),
+            (
+                format!("{GOOD}\n[tls]\nca_file = \"/c\"\nca_key_file = \"/k\"\ncert_lifetime_s = 5\n"),
+                "tls.cert_lifetime_s",
+            ),
+            (
+                format!("{GOOD}\n[tls]\nca_file = \"/c\"\nca_key_file = \"/k\"\nclient_auth = \"maybe\"\n"),
+                "client_auth",
             ),
         ];
         for (text, needle) in cases {

@@ -14,4 +14,5 @@ mod reconfig;
 mod recovery;
 mod scale_in;
 mod supervise;
+mod tls;
 mod upgrade;
