@@ -48,14 +48,16 @@ MATRIX='binary(it) & (test(=ensemble::genesis_of_three) | test(=ensemble::scale_
   | test(=recovery::empty_disk_rejoins_by_sync_and_gets_every_key)
   | test(=backup::restore_drill_recovers_every_key)
   | test(=ensemble::slot_mode_replacement_keeps_identity_and_data_without_reconfig))'
+# `--workspace` with `package(...)` in the filter, not `-p`: `-p` unifies features for that
+# package alone and rebuilds most dependencies (the AWS SDK among them) a second time.
 for zk in "$HOME/.cache/zkpilot/zookeeper-3.8.6" /usr/share/java; do
   echo "== version matrix: the named subset on $zk"
-  ZKPILOT_ZOOKEEPER="$zk" cargo nextest run --locked -p zkpilot --all-features --profile ci -E "$MATRIX"
+  ZKPILOT_ZOOKEEPER="$zk" cargo nextest run --locked --workspace --all-features --profile ci -E "package(zkpilot) & ($MATRIX)"
 done
 # Mounting a slot volume needs root and a block device (on EC2 the agent runs as root); here a
 # loop device stands in for the EBS volume. Said loudly when the machine cannot do it.
 if [ "$(id -u)" = 0 ] && losetup -f >/dev/null 2>&1; then
-  cargo nextest run --locked -p zkpilot-aws --all-features --profile ci --run-ignored only -E 'test(loop_volume)'
+  cargo nextest run --locked --workspace --all-features --profile ci --run-ignored only -E 'package(zkpilot-aws) & test(loop_volume)'
 else
   echo "zkpilot-aws volume::tests::loop_volume_is_formatted_once_and_mounted (needs root and a loop device)" >>"$ZKPILOT_SKIPS"
 fi
