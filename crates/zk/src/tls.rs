@@ -15,7 +15,7 @@
 use std::collections::BTreeSet;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
@@ -45,6 +45,9 @@ pub enum TlsError {
         /// What is wrong.
         why: String,
     },
+    /// Writing a key or trust store failed (names the file).
+    #[error(transparent)]
+    Files(#[from] crate::FilesError),
     /// Making a key or a certificate failed.
     #[error("issuing a certificate: {0}")]
     Issue(#[from] rcgen::Error),
@@ -72,10 +75,6 @@ fn certificates(pem: &str, path: &Path) -> Result<Vec<Vec<u8>>, TlsError> {
 
 fn parse<'a>(der: &'a [u8], path: &Path) -> Result<X509Certificate<'a>, TlsError> {
     X509Certificate::from_der(der).map(|(_, c)| c).map_err(|e| bad(path, format!("not an X.509 certificate: {e}")))
-}
-
-fn unix_s(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
 fn offset(t: SystemTime) -> time::OffsetDateTime {
@@ -258,11 +257,6 @@ pub fn check_private(path: &Path) -> Result<(), TlsError> {
     Ok(())
 }
 
-/// The seconds-since-epoch of `t` (for [`zkpilot_core::tls`]).
-pub fn epoch_s(t: SystemTime) -> u64 {
-    unix_s(t)
-}
-
 #[cfg(test)]
 mod tests {
     use std::os::unix::fs::PermissionsExt;
@@ -270,6 +264,10 @@ mod tests {
     use zkpilot_core::tls::{Renewal, certificate_verdict};
 
     use super::*;
+
+    fn epoch_s(t: SystemTime) -> u64 {
+        t.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    }
 
     fn authority(dir: &Path, name: &str) -> Authority {
         let (cert, key) = new_authority(name, SystemTime::now(), Duration::from_secs(86_400)).expect("ca");

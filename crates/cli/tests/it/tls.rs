@@ -214,7 +214,7 @@ fn agent_connections(g: &Group, port: u16) -> std::collections::BTreeSet<u64> {
 
 /// The agents' sessions (which carry the superuser digest) are on the secure port; on the
 /// plaintext port they only probe (`srvr`, `mntr`: a connection lives for milliseconds), so no
-/// connection there is seen twice two seconds apart.
+/// connection there outlives two passes of every agent (each publishes its status once a pass).
 fn agent_sessions_are_on_the_secure_port(g: &Group) {
     let start = Instant::now();
     while agent_connections(g, 2281).is_empty() {
@@ -222,7 +222,18 @@ fn agent_sessions_are_on_the_secure_port(g: &Group) {
         std::thread::sleep(Duration::from_millis(250));
     }
     let first = agent_connections(g, 2181);
-    std::thread::sleep(Duration::from_secs(2));
+    let published =
+        |g: &Group| -> Vec<u64> { agent_statuses(g).iter().map(|a| a["updated_ms"].as_u64().unwrap_or(0)).collect() };
+    let before = published(g);
+    let mut passes = 0;
+    while passes < 2 {
+        assert!(start.elapsed() < Duration::from_secs(120), "agents stopped publishing their status");
+        std::thread::sleep(Duration::from_millis(250));
+        let now = published(g);
+        if now.len() == before.len() && now.iter().zip(&before).all(|(n, b)| n > b) {
+            passes += 1;
+        }
+    }
     let lasting: Vec<u64> = agent_connections(g, 2181).intersection(&first).copied().collect();
     assert!(lasting.is_empty(), "agents hold connections to the plaintext client port: {lasting:?}");
 }
@@ -345,8 +356,11 @@ fn renewal_under_load(net: &str, extra: &[&str]) {
         c.create("/renew", b"", &opts).await.expect("create /renew");
         let (mut acked, mut failed, mut expired) = (Vec::new(), 0u32, 0u32);
         let start = Instant::now();
+        // One write every 20 ms: a steady load, paced by an interval rather than waits.
+        let mut pace = tokio::time::interval(Duration::from_millis(20));
         let mut i = 0u64;
         while start.elapsed() < Duration::from_secs(150) {
+            pace.tick().await;
             match c.create(&format!("/renew/k{i}"), b"x", &opts).await {
                 Ok(_) => acked.push(i),
                 Err(zk::Error::SessionExpired) => expired += 1,
@@ -356,7 +370,6 @@ fn renewal_under_load(net: &str, extra: &[&str]) {
                 }
             }
             i += 1;
-            tokio::time::sleep(Duration::from_millis(20)).await;
         }
         (acked, failed, expired)
     });

@@ -68,21 +68,17 @@ impl<B: Backend, Z: Zookeeper, P: ServerProcess, C: Clock> Agent<B, Z, P, C> {
         };
         let verdict = certificate_verdict(facts.as_ref().map(Option::as_ref).map_err(Clone::clone), &wanted, now_s);
         let owner = self.cfg.server.run_as_uid;
-        let io = |path: &std::path::Path| {
-            let path = path.to_path_buf();
-            move |e: zkpilot_zk::FilesError| TlsError::Bad { path, why: e.to_string() }
-        };
         let dir = layout.tls_dir();
         std::fs::create_dir_all(&dir).map_err(|source| TlsError::Io { path: dir.clone(), source })?;
         if std::fs::read_to_string(&truststore).ok().as_deref() != Some(ca.bundle()) {
-            write_private(&truststore, ca.bundle().as_bytes(), owner).map_err(io(&truststore))?;
+            write_private(&truststore, ca.bundle().as_bytes(), owner)?;
         }
         let status = self.memo.tls.get_or_insert_with(Default::default);
         if let Some(reason) = &verdict {
             let names = CertNames { common_name: self.cfg.instance.id.to_string(), names: wanted.clone() };
             let now = std::time::UNIX_EPOCH + std::time::Duration::from_millis(now_ms);
             let store = ca.issue(&names, now, std::time::Duration::from_secs(tls.cert_lifetime_s))?;
-            write_private(&keystore, store.as_bytes(), owner).map_err(io(&keystore))?;
+            write_private(&keystore, store.as_bytes(), owner)?;
             let facts = ca.facts(&store, &keystore)?;
             status.not_after_s = Some(facts.not_after_s);
             status.names = facts.names.into_iter().collect();
